@@ -1,0 +1,96 @@
+"""`seg-pipeline`: generate demo data, materialize a version, run the demo.
+
+Runs are real Dagster runs of the code location's jobs, recorded in `$DAGSTER_HOME`
+(default `./.dagster`), so they show in `dagster dev` afterwards and can be re-executed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+from seg_pipeline.runs import RunFailed
+from seg_pipeline.settings import PipelineSettings, SettingsError
+
+SAMPLE_QUERY = (
+    "select rfm_segment, count(*) as customers, round(avg(churn_risk), 3) as churn_risk "
+    "from current_segments group by all order by customers desc"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="seg-pipeline", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    gen = commands.add_parser("generate", help="write seeded demo landing data")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--customers", type=int, default=20_000)
+    gen.add_argument("--days", type=int, default=730)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--end-date", type=date.fromisoformat, default=None, help="last landed day (default 2026-11-21)")
+    gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    mat = commands.add_parser("materialize", help="make the segment version for an as-of date exist")
+    mat.add_argument("--as-of", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    commands.add_parser("demo", help="generate demo data if absent, materialize the latest day")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            return _generate(args)
+        settings = PipelineSettings.from_env()
+        if args.command == "materialize":
+            return _materialize(settings, args.as_of)
+        return _demo(settings)
+    except (SettingsError, RunFailed) as error:
+        print(f"seg-pipeline: {error}", file=sys.stderr)
+        return 1
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from seg_pipeline.core.demo_data import generate_landing
+
+    extra = {"end_date": args.end_date} if args.end_date else {}
+    summary = generate_landing(
+        args.out, customers=args.customers, days=args.days, seed=args.seed, file_format=args.format, **extra
+    )
+    print(f"wrote {summary.orders_rows:,} orders of {summary.customers:,} customers to {args.out}")
+    return 0
+
+
+def _materialize(settings: PipelineSettings, as_of: date) -> int:
+    from seg_pipeline.runs import materialize_as_of
+
+    instance_dir()
+    print(materialize_as_of(settings, as_of))
+    return 0
+
+
+def _demo(settings: PipelineSettings) -> int:
+    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.landing import scan
+
+    if not scan(settings.landing_dir, "orders"):
+        print(f"generating demo landing data in {settings.landing_dir} ...")
+        generate_landing(Path(settings.landing_dir))
+    latest = max(scan(settings.landing_dir, "orders"))
+    _materialize(settings, latest)
+    print(f"\nanalyst file: {settings.warehouse_path}")
+    print(f'try: duckdb -readonly {settings.warehouse_path} "{SAMPLE_QUERY}"')
+    return 0
+
+
+def instance_dir() -> Path:
+    """`$DAGSTER_HOME` (default ./.dagster), with the project's dagster.yaml installed if absent."""
+    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        shutil.copyfile(Path(__file__).with_name("dagster.yaml"), config)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""great-expectations run of a rule table on a prepared batch, for operators.
+
+GX is imported lazily (about 4 s) and its ephemeral context and suites are built once per
+process. Only the columns the expectations read are converted to pandas. Results come back
+as JSON-serialisable dicts, one per expectation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from functools import cache
+from typing import Any
+
+import polars as pl
+
+from seg_pipeline.core.validation.rules import RULES, Kind, Rule
+
+SAMPLE_SIZE = 20
+_LOCK = threading.Lock()
+
+
+@cache
+def _context() -> Any:
+    """The process-wide ephemeral GX context with one pandas dataframe asset per kind."""
+    os.environ["GX_ANALYTICS_ENABLED"] = "false"
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    source = context.data_sources.add_pandas("seg_pipeline")
+    for kind in RULES:
+        source.add_dataframe_asset(kind).add_batch_definition_whole_dataframe("batch")
+    return context
+
+
+@cache
+def _suite(kind: Kind, settings_items: tuple[tuple[str, object], ...]) -> tuple[Any, Any]:
+    """(batch definition, expectation suite) of `kind` for these settings, built once."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    context = _context()
+    settings = dict(settings_items)
+    name = f"{kind}[{','.join(f'{k}={v}' for k, v in settings_items)}]"
+    suite = context.suites.add(gx.ExpectationSuite(name=name))
+    position = 0
+    for rule in RULES[kind]:
+        for expect in rule.expectations:
+            expectation_class = getattr(gxe, expect.type)
+            meta = {"rule": rule.name, "position": position}
+            suite.add_expectation(expectation_class(**expect.resolve(settings), meta=meta))
+            position += 1
+    batch_definition = context.data_sources.get("seg_pipeline").get_asset(kind).get_batch_definition("batch")
+    return batch_definition, suite
+
+
+def gx_columns(rules: Sequence[Rule]) -> list[str]:
+    """Prepared-frame columns read by the expectations of `rules`, in first-use order."""
+    return list(dict.fromkeys(c for rule in rules for e in rule.expectations for c in e.columns))
+
+
+def run_suite(
+    kind: Kind,
+    prepared: pl.DataFrame,
+    settings: Mapping[str, object],
+    failed_rows: Mapping[str, int],
+) -> list[dict[str, Any]]:
+    """Validate `prepared` with the GX suite of `kind`; one JSON-ready dict per expectation.
+
+    `failed_rows` (rule -> polars count) is reported beside GX's `unexpected_count`.
+    `sample_rows` names the source rows behind `partial_unexpected_list`.
+    """
+    frame = prepared.select(gx_columns(RULES[kind])).to_pandas()
+    with _LOCK:
+        batch_definition, suite = _suite(kind, tuple(sorted(settings.items())))
+        result = batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(
+            suite, result_format="SUMMARY"
+        )
+    sources = prepared.select("source_file", "source_row")
+    report = []
+    for item in sorted(result.results, key=lambda r: r.expectation_config.meta["position"]):
+        config = item.expectation_config
+        kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+        columns = [kwargs.pop(k) for k in ("column", "column_A", "column_B") if k in kwargs]
+        details = item.result or {}
+        indexes = details.get("partial_unexpected_index_list") or []
+        rule = config.meta["rule"]
+        report.append(
+            _jsonable(
+                {
+                    "rule": rule,
+                    "expectation": config.type,
+                    "column": ", ".join(columns) if columns else None,
+                    "kwargs": kwargs,
+                    "success": bool(item.success),
+                    "element_count": details.get("element_count", prepared.height),
+                    "missing_count": details.get("missing_count"),
+                    "unexpected_count": details.get("unexpected_count"),
+                    "unexpected_percent": details.get("unexpected_percent"),
+                    "observed_value": details.get("observed_value"),
+                    "partial_unexpected_list": details.get("partial_unexpected_list", [])[:SAMPLE_SIZE],
+                    "sample_rows": [f"{sources.item(i, 0)}:{sources.item(i, 1)}" for i in indexes[:SAMPLE_SIZE]],
+                    "failed_rows": failed_rows.get(rule),
+                    "exception": (item.exception_info or {}).get("exception_message")
+                    if (item.exception_info or {}).get("raised_exception")
+                    else None,
+                }
+            )
+        )
+    return report
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy/pandas scalars unwrapped, NaN -> None, timestamps -> ISO text."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 0) == 0:
+        if type(value).__name__ == "datetime64":
+            import pandas as pd
+
+            value = None if pd.isna(value) else pd.Timestamp(value).to_pydatetime()
+        else:
+            value = value.item()
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return json.loads(json.dumps(value, default=str))

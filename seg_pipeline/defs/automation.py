@@ -1,0 +1,92 @@
+"""Jobs, the daily schedule and the sensors: how versions get made without anyone asking."""
+
+import hashlib
+from datetime import timedelta, timezone
+
+import dagster as dg
+
+from seg_pipeline import ingest
+from seg_pipeline.landing import scan
+from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.store import StoreBusy, WorkingStore
+
+SEGMENTS_JOB = "segments_job"
+INGEST_ORDERS_JOB = "ingest_orders_job"
+
+
+def jobs(partitions: dg.PartitionsDefinition) -> list[dg.UnresolvedAssetJobDefinition]:
+    return [
+        dg.define_asset_job(
+            SEGMENTS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions,
+            description="Ingest, validate, build features, models, segments and marts, publish: one as-of date.",
+        ),
+        dg.define_asset_job(
+            INGEST_ORDERS_JOB, selection=dg.AssetSelection.assets("raw_orders", "orders", "quarantine_orders"),
+            partitions_def=partitions, description="Ingest and validate the order files of a range of days.",
+        ),
+    ]  # fmt: skip
+
+
+def daily_schedule(settings: PipelineSettings, partitions: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        job_name=SEGMENTS_JOB,
+        cron_schedule=settings.schedule_cron,
+        execution_timezone=settings.schedule_timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def daily_segments(context: dg.ScheduleEvaluationContext):
+        """Yesterday's version (UTC), every day at SEG_SCHEDULE_CRON in SEG_SCHEDULE_TIMEZONE."""
+        day = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()
+        if day not in partitions.get_partition_keys(context.scheduled_execution_time):
+            return dg.SkipReason(f"{day} is outside the partitions (SEG_PARTITION_START={settings.partition_start})")
+        return dg.RunRequest(run_key=day, partition_key=day)
+
+    return daily_segments
+
+
+def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
+    @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    def landing_files(context: dg.SensorEvaluationContext):
+        """Ingest new or re-delivered order days, then rebuild the latest version once they are in."""
+        landed = sorted(scan(settings.landing_dir, "orders"))
+        if not landed:
+            return dg.SkipReason(f"no order files in {settings.landing_dir}/orders")
+        try:
+            store = WorkingStore(settings.store_path, wait=False)
+            stale = ingest.stale_days(store, settings.landing_dir, "orders", landed[-1])
+            if stale:
+                key = hashlib.sha256(",".join(map(str, stale)).encode()).hexdigest()[:12]
+                return dg.RunRequest(
+                    run_key=f"ingest-{stale[0]}-{stale[-1]}-{key}",
+                    job_name=INGEST_ORDERS_JOB,
+                    partition_key_range=dg.PartitionKeyRange(stale[0].isoformat(), stale[-1].isoformat()),
+                )
+            ingested_at = store.scalar("select max(ingested_at) from landing_files where kind = 'orders'")
+            published = store.scalar("select max(created_at) from segment_versions where as_of = ?", [landed[-1]])
+        except StoreBusy:
+            return dg.SkipReason("the working store is busy with a run; trying again next tick")
+        if published is not None and published >= ingested_at:
+            return dg.SkipReason(f"version {landed[-1]} is up to date with the landed files")
+        return dg.RunRequest(run_key=f"segments-{landed[-1]}-{ingested_at}", job_name=SEGMENTS_JOB, partition_key=landed[-1].isoformat())
+
+    return landing_files
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING)
+def run_failure_summary(context: dg.RunFailureSensorContext):
+    """One paragraph per failed run: what failed, for which partition, and the error line."""
+    run = context.dagster_run
+    tags = run.tags
+    partition = tags.get("dagster/partition") or "{}..{}".format(
+        tags.get("dagster/asset_partition_range_start", "?"), tags.get("dagster/asset_partition_range_end", "?")
+    )
+    steps = context.get_step_failure_events()
+    failed = ", ".join(sorted({e.step_key for e in steps})) or "the run"
+    error = (steps[0].step_failure_data.error.message if steps and steps[0].step_failure_data.error else None) or (
+        context.failure_event.message or ""
+    )
+    line = error.strip().splitlines()[0] if error.strip() else "no error message"
+    context.log.error(
+        f"Run {run.run_id[:8]} of {run.job_name} for partition {partition} failed in {failed}: {line} "
+        f"Re-run it from the UI (Runs > Re-execute) or with `seg-pipeline materialize --as-of <day>` once fixed."
+    )

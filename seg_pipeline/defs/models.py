@@ -1,0 +1,215 @@
+"""Models and segments: churn model, cluster model, and the versioned customer_segments table.
+
+Models are trained per as-of date (or reused within `SEG_RETRAIN_EVERY_DAYS`), saved under
+their content hash and registered, so a version can be rebuilt with exactly its models.
+"""
+
+import hashlib
+import json
+from datetime import date, datetime, timezone
+
+import dagster as dg
+import numpy as np
+import polars as pl
+
+from seg_pipeline import __version__
+from seg_pipeline.core import actions, bgnbd, churn, clusters, clv, lifecycle, rfm, value_tiers
+from seg_pipeline.defs.features import orders_until, profiles_at
+from seg_pipeline.defs.ingestion import STORE_POOL
+from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.model_store import ModelStore
+from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.store import WorkingStore, replace_rows
+
+SEGMENT_COLUMNS = {
+    "as_of": "the version's as-of date: everything known up to the end of this UTC day",
+    "customer_id": "customer identifier from the landing files",
+    "segment_version": "version id: as_of + hash of the models and code that made it",
+    "r_score": "recency quintile 1-5 (5 = most recent purchase); null for prospects",
+    "f_score": "frequency quintile 1-5 from order_count; null for prospects",
+    "m_score": "monetary quintile 1-5 from total_spend; null for prospects",
+    "rfm_score": "R, F and M scores as text, e.g. '545'",
+    "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
+    "cluster_label": "behavioural k-means cluster, named from its centroid, stable across versions",
+    "value_tier": "customer pyramid by trailing 12-month spend: platinum/gold/silver/bronze",
+    "lifecycle_stage": "prospect/new/growing/stable/declining/lapsed (rules in README)",
+    "churn_risk": "calibrated P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of)",
+    "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
+    "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
+    "recommended_action": "one action from value tier x lifecycle stage x churn band",
+}
+
+
+def _model_due(registry: ModelStore, kind: str, as_of: date, every_days: int) -> dict | None:
+    """The registered model to reuse for `as_of`, or None when one must be trained."""
+    entry = registry.in_force(kind, as_of)
+    if entry and (as_of - entry["trained_as_of"]).days < every_days:
+        return entry
+    return None
+
+
+def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    common = dict(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=STORE_POOL,
+        group_name="models",
+    )
+
+    @dg.asset(deps=["customer_features"], **common)
+    def churn_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """Calibrated churn classifier trained on point-in-time snapshots before each as-of date."""
+        working = store.open()
+        registry = ModelStore(settings.model_dir, working)
+        for key in context.partition_keys:
+            as_of = date.fromisoformat(key)
+            entry = _model_due(registry, "churn", as_of, settings.retrain_every_days)
+            if entry is None:
+                result = churn.train_churn_model(
+                    orders_until(working, as_of), profiles_at(working, as_of), as_of, settings.churn_horizon_days
+                )
+                version = result.model.content_hash()
+                registry.save("churn", version, result.model, as_of, result.metrics)
+                metrics, reused = result.metrics, False
+            else:
+                version, metrics, reused = entry["version"], entry["metrics"], True
+        return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
+
+    @dg.asset(deps=["customer_features"], **common)
+    def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """K-means behavioural clusters with names matched to the previous version's."""
+        working = store.open()
+        registry = ModelStore(settings.model_dir, working)
+        for key in context.partition_keys:
+            as_of = date.fromisoformat(key)
+            entry = _model_due(registry, "clusters", as_of, settings.retrain_every_days)
+            if entry is None:
+                previous = registry.in_force("clusters", as_of, before=True)
+                features = working.frame("select * from customer_features where as_of = ?", [as_of])
+                model = clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
+                version = model.content_hash()
+                metrics = {"k": model.k, "silhouette": model.silhouette, "labels": list(model.labels)}
+                registry.save("clusters", version, model, as_of, metrics)
+            else:
+                version, metrics = entry["version"], entry["metrics"]
+        return dg.MaterializeResult(
+            metadata={"model_version": version, "k": metrics["k"], "silhouette": metrics["silhouette"],
+                      "labels": ", ".join(metrics["labels"])}
+        )  # fmt: skip
+
+    @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
+    def customer_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """Exactly one row per known customer per version: RFM, cluster, tier, lifecycle, churn, CLV, action."""
+        working = store.open()
+        for key in context.partition_keys:
+            as_of = date.fromisoformat(key)
+            segments, version_row = build_segments(working, settings, as_of, context.run_id)
+            with working.transaction() as con:
+                replace_rows(con, "customer_segments", "as_of = ?", [as_of], segments)
+                replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)
+            context.log.info(f"customer_segments {as_of}: {segments.height} customers, version {version_row['segment_version'][0]}")
+        metrics = json.loads(version_row["metrics"][0])
+        sizes = segments.group_by("rfm_segment").len().sort("len", descending=True)
+        return dg.MaterializeResult(
+            metadata={
+                **frame_metadata(segments, SEGMENT_COLUMNS),
+                "segment_version": version_row["segment_version"][0],
+                "rfm segments": dg.MetadataValue.md(markdown_table(["rfm_segment", "customers"], sizes.rows())),
+                "tier revenue shares": dg.MetadataValue.md(_tier_table(metrics["value_tiers"])),
+                "top 20% revenue share": metrics["value_tiers"]["top20_revenue_share"],
+                "cluster label keep share": metrics["cluster_label_keep_share"],
+            }
+        )
+
+    return [churn_model, cluster_model, customer_segments]
+
+
+def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The customer_segments rows and the segment_versions row of one as-of date."""
+    registry = ModelStore(settings.model_dir, store)
+    churn_entry = registry.in_force("churn", as_of)
+    cluster_entry = registry.in_force("clusters", as_of)
+    if churn_entry is None or cluster_entry is None:
+        raise dg.Failure(f"no churn or cluster model registered for {as_of}: materialize churn_model and cluster_model first")
+    features = store.frame("select * from customer_features where as_of = ? order by customer_id", [as_of])
+    buyers = features.filter(pl.col("frequency").is_not_null())
+    churn_risk = ModelStore.load(churn_entry).predict_risk(features)
+    cluster_model = ModelStore.load(cluster_entry)
+    params = bgnbd.fit_bgnbd(*_btyd_sample(buyers))
+    scored = features.with_columns(
+        pl.Series("churn_risk", churn_risk, dtype=pl.Float64).fill_nan(None),
+        cluster_model.predict_labels(features).alias("cluster_label"),
+    )
+    scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
+    rfm_scores = rfm.score_rfm(features)
+    tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(settings.value_tier_cuts))
+    value = clv.compute_clv(features, params, churn_risk, monthly_discount=settings.clv_monthly_discount)
+    segments = (
+        scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d")
+        .join(rfm_scores, on="customer_id", how="left")
+        .join(tiers, on="customer_id", how="left")
+        .join(value, on="customer_id", how="left")
+    )
+    segments = segments.with_columns(actions.recommend_actions(segments).alias("recommended_action"))
+    model_versions = f"{churn_entry['version']}:{cluster_entry['version']}:{__version__}"
+    segment_version = f"{as_of.isoformat()}+{hashlib.sha256(model_versions.encode()).hexdigest()[:8]}"
+    segments = segments.with_columns(pl.lit(segment_version).alias("segment_version")).select(list(SEGMENT_COLUMNS))
+
+    previous = store.frame(
+        "select customer_id, cluster_label from customer_segments "
+        "where as_of = (select max(as_of) from customer_segments where as_of < ?)",
+        [as_of],
+    )
+    tier_shares = value_tiers.tier_revenue_shares(
+        tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
+    )
+    metrics = {
+        "churn": churn_entry["metrics"],
+        "clusters": cluster_entry["metrics"],
+        "cluster_label_keep_share": clusters.label_keep_share(previous, segments.select("customer_id", "cluster_label"))
+        if not previous.is_empty() else None,
+        "value_tiers": tier_shares,
+        "bgnbd": params.to_dict(),
+    }  # fmt: skip
+    counts = store.frame(
+        "select (select count(*) from orders where order_day <= ?) as accepted, "
+        "(select count(*) from quarantine_orders where order_day <= ?) as quarantined",
+        [as_of, as_of],
+    )
+    version_row = pl.DataFrame(
+        {
+            "as_of": [as_of],
+            "segment_version": [segment_version],
+            "run_id": [run_id],
+            "code_version": [__version__],
+            "churn_model_version": [churn_entry["version"]],
+            "cluster_model_version": [cluster_entry["version"]],
+            "metrics": [json.dumps(metrics, default=float)],
+            "customers": [segments.height],
+            "prospects": [segments.filter(pl.col("lifecycle_stage") == "prospect").height],
+            "orders_accepted": [counts["accepted"][0]],
+            "orders_quarantined": [counts["quarantined"][0]],
+            "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)],
+        }
+    )
+    return segments, version_row
+
+
+def _btyd_sample(buyers: pl.DataFrame, size: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded sample of buyers' (frequency, recency, T) to fit BG/NBD on quickly."""
+    sample = buyers.sample(min(size, buyers.height), seed=0) if buyers.height > size else buyers
+    return tuple(sample[c].to_numpy() for c in ("frequency", "recency", "T"))
+
+
+def _churn_metadata(metrics: dict) -> dict:
+    rows = [(name, m.get("auc"), m.get("logloss"), m.get("brier")) for name, m in metrics.get("holdout", {}).items()]
+    return {
+        "holdout": dg.MetadataValue.md(markdown_table(["model", "AUC", "log loss", "Brier"], rows)),
+        "metrics": dg.MetadataValue.json(metrics),
+    }
+
+
+def _tier_table(shares: dict) -> str:
+    rows = [(tier, v["customers"], v["revenue_share"]) for tier, v in shares["tiers"].items()]
+    return markdown_table(["tier", "customers", "revenue share"], rows)

@@ -1,0 +1,46 @@
+"""The analyst file: the final asset publishes each version atomically (see seg_pipeline.warehouse)."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from seg_pipeline import warehouse
+from seg_pipeline.core.features import FEATURE_COLUMNS
+from seg_pipeline.defs.ingestion import STORE_POOL
+from seg_pipeline.defs.models import SEGMENT_COLUMNS
+from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.sql_models import SqlModel
+
+
+def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel]) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=STORE_POOL,
+        deps=["customer_features", "customer_segments", "quarantine_orders", "quarantine_profiles",
+              *[m.name for m in marts]],
+        group_name="warehouse",
+        # the daily schedule publishes yesterday's version each morning; a day late is a failure
+        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
+    )  # fmt: skip
+    def current_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """The analyst DuckDB file (SEG_WAREHOUSE_PATH), published whole by atomic rename.
+
+        Its `current_segments` view shows the latest version of `customer_segments`.
+        """
+        days = [date.fromisoformat(key) for key in context.partition_keys]
+        with store.open().connect() as con:
+            counts = warehouse.publish(
+                con,
+                settings.warehouse_path,
+                days,
+                [m.name for m in marts],
+                {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS},
+                {m.name: m.description for m in marts},
+            )
+        return dg.MaterializeResult(
+            metadata={"path": dg.MetadataValue.path(settings.warehouse_path), **{f"rows {t}": n for t, n in counts.items()}}
+        )
+
+    return [current_segments]

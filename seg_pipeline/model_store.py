@@ -1,0 +1,56 @@
+"""Versioned model files plus their registry in the working store.
+
+A model is saved under its content hash and registered with the as-of date it was trained
+for, so any version can be re-applied and no run ever uses a model trained on a later day.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from seg_pipeline.store import WorkingStore
+
+
+class ModelStore:
+    """Model files in `folder`, registry rows in the working store's `model_registry`."""
+
+    def __init__(self, folder: str | Path, store: WorkingStore) -> None:
+        self.folder = Path(folder)
+        self.store = store
+
+    def save(self, kind: str, version: str, model: Any, trained_as_of: date, metrics: dict) -> Path:
+        """Write the model file (once per version) and (re)register it for `trained_as_of`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{kind}-{version}.pkl"
+        if not path.exists():
+            staging = path.with_suffix(".tmp")
+            staging.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+            staging.replace(path)
+        with self.store.transaction() as con:
+            con.execute("delete from model_registry where kind = ? and trained_as_of = ?", [kind, trained_as_of])
+            con.execute(
+                "insert into model_registry values (?, ?, ?, ?, ?, ?)",
+                [kind, version, trained_as_of, str(path), json.dumps(metrics), datetime.now(timezone.utc).replace(tzinfo=None)],
+            )
+        return path
+
+    def in_force(self, kind: str, as_of: date, *, before: bool = False) -> dict | None:
+        """The latest registered model of `kind` trained on or before `as_of` (strictly before if asked)."""
+        op = "<" if before else "<="
+        rows = self.store.frame(
+            f"select version, trained_as_of, path, metrics from model_registry where kind = ? and trained_as_of {op} ? "
+            "order by trained_as_of desc limit 1",
+            [kind, as_of],
+        )
+        if rows.is_empty():
+            return None
+        row = rows.row(0, named=True)
+        return {**row, "metrics": json.loads(row["metrics"])}
+
+    @staticmethod
+    def load(entry: dict) -> Any:
+        return pickle.loads(Path(entry["path"]).read_bytes())

@@ -1,0 +1,119 @@
+"""Every setting of the pipeline, read from the environment in this one module.
+
+The CONTRACT's settings (`SEG_LANDING_DIR`, `SEG_WAREHOUSE_PATH`, `SEG_PARTITION_START`,
+`SEG_CHURN_HORIZON_DAYS`, `SEG_CURRENCY`) plus the project's own tuning knobs. Each has a
+default that works for the demo; relative paths resolve against the working directory.
+A bad value fails at once with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+#: variable -> (default, one-line description); the README's settings table is generated from it.
+SETTINGS_DOC: dict[str, tuple[str, str]] = {
+    "SEG_LANDING_DIR": ("./data/landing", "landing directory with `orders/` and `profiles/`"),
+    "SEG_WAREHOUSE_PATH": ("./data/segments.duckdb", "the analyst DuckDB file"),
+    "SEG_PARTITION_START": ("2024-01-01", "first daily partition (as-of date)"),
+    "SEG_CHURN_HORIZON_DAYS": ("90", "churn = no completed order within this many days"),
+    "SEG_CURRENCY": ("USD", "currency of amounts; orders in other currencies are quarantined"),
+    "SEG_STORE_PATH": (
+        "<warehouse>_store.duckdb",
+        "the pipeline's own working DuckDB store (raw, validated, models); never opened by analysts",
+    ),
+    "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
+    "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
+    "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
+    "SEG_RETRAIN_EVERY_DAYS": ("1", "retrain churn and cluster models when the last is this old"),
+    "SEG_SCHEDULE_CRON": ("0 6 * * *", "when the daily schedule runs yesterday's partition"),
+    "SEG_SCHEDULE_TIMEZONE": ("UTC", "timezone of the schedule"),
+}
+
+
+class SettingsError(ValueError):
+    """A setting has an unusable value; the message names the variable."""
+
+
+class PipelineSettings(dg.ConfigurableResource):
+    """The pipeline's settings as a Dagster resource, visible in the UI's resource tab."""
+
+    landing_dir: str
+    warehouse_path: str
+    store_path: str
+    partition_start: str
+    churn_horizon_days: int
+    currency: str
+    quarantine_threshold: float
+    value_tier_cuts: list[float]
+    clv_monthly_discount: float
+    retrain_every_days: int
+    schedule_cron: str
+    schedule_timezone: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
+        """Read and validate every setting; unset ones take their documented default."""
+        env = os.environ if environ is None else environ
+
+        def raw(name: str) -> str:
+            return env.get(name) or SETTINGS_DOC[name][0]
+
+        warehouse = Path(raw("SEG_WAREHOUSE_PATH")).expanduser().resolve()
+        store = env.get("SEG_STORE_PATH") or str(warehouse.with_name(f"{warehouse.stem}_store.duckdb"))
+        cuts = [_number("SEG_VALUE_TIER_CUTS", part, float) for part in raw("SEG_VALUE_TIER_CUTS").split(",")]
+        if len(cuts) != 3 or not 0 < cuts[0] < cuts[1] < cuts[2] < 1:
+            raise SettingsError(
+                f"SEG_VALUE_TIER_CUTS: expected three increasing shares in (0, 1), got {raw('SEG_VALUE_TIER_CUTS')!r}"
+            )
+        start = raw("SEG_PARTITION_START")
+        try:
+            date.fromisoformat(start)
+        except ValueError:
+            raise SettingsError(f"SEG_PARTITION_START: expected a date YYYY-MM-DD, got {start!r}") from None
+        currency = raw("SEG_CURRENCY").strip().upper()
+        if len(currency) != 3 or not currency.isalpha():
+            raise SettingsError(f"SEG_CURRENCY: expected a 3-letter ISO 4217 code, got {currency!r}")
+        horizon = _number("SEG_CHURN_HORIZON_DAYS", raw("SEG_CHURN_HORIZON_DAYS"), int)
+        retrain = _number("SEG_RETRAIN_EVERY_DAYS", raw("SEG_RETRAIN_EVERY_DAYS"), int)
+        threshold = _number("SEG_QUARANTINE_THRESHOLD", raw("SEG_QUARANTINE_THRESHOLD"), float)
+        discount = _number("SEG_CLV_MONTHLY_DISCOUNT", raw("SEG_CLV_MONTHLY_DISCOUNT"), float)
+        for name, value, ok in [
+            ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
+            ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
+            ("SEG_QUARANTINE_THRESHOLD", threshold, 0 <= threshold <= 1),
+            ("SEG_CLV_MONTHLY_DISCOUNT", discount, 0 <= discount < 1),
+        ]:
+            if not ok:
+                raise SettingsError(f"{name}: value {value} is out of range")
+        return cls(
+            landing_dir=str(Path(raw("SEG_LANDING_DIR")).expanduser().resolve()),
+            warehouse_path=str(warehouse),
+            store_path=str(Path(store).expanduser().resolve()),
+            partition_start=start,
+            churn_horizon_days=horizon,
+            currency=currency,
+            quarantine_threshold=threshold,
+            value_tier_cuts=cuts,
+            clv_monthly_discount=discount,
+            retrain_every_days=retrain,
+            schedule_cron=raw("SEG_SCHEDULE_CRON"),
+            schedule_timezone=raw("SEG_SCHEDULE_TIMEZONE"),
+        )
+
+    @property
+    def model_dir(self) -> Path:
+        """Where versioned model files live, beside the working store."""
+        store = Path(self.store_path)
+        return store.with_name(f"{store.stem}_models")
+
+
+def _number(name: str, text: str, kind: type[int] | type[float]) -> int | float:
+    try:
+        return kind(text.strip())
+    except ValueError:
+        raise SettingsError(f"{name}: expected a {kind.__name__}, got {text!r}") from None

@@ -1,0 +1,111 @@
+"""The analyst DuckDB file: published whole, swapped in atomically, never locked by the pipeline.
+
+DuckDB admits one writing process or many readers, never both, and analysts hold read-only
+connections for hours. So the pipeline never writes the analyst file in place: it copies the
+published file to a temporary sibling, replaces the versions it (re)built there, rebuilds
+the small tables, checkpoints, and renames the result over the analyst file. A reader that
+had the old file open keeps seeing that whole old version; the next one opens the new file.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+PERSONAL_COLUMNS = ("name", "email", "phone")
+
+#: tables copied from the working store as whole versions (as_of) on each publish
+VERSIONED_TABLES = ("customer_features", "customer_segments")
+#: small tables copied whole on each publish (personal columns dropped)
+WHOLE_TABLES = ("segment_versions", "quarantine_orders", "quarantine_profiles")
+
+TABLE_COMMENTS = {
+    "customer_features": "Point-in-time customer features, one row per (as_of, customer_id).",
+    "customer_segments": "Versioned customer segments, exactly one row per known customer per as_of.",
+    "current_segments": "The latest version (max as_of) of customer_segments.",
+    "segment_versions": "One row per published as_of: run id, model versions, quality metrics, row counts.",
+    "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason.",
+    "quarantine_profiles": "Rejected raw profile rows (personal data removed) with source_file and reason.",
+}
+
+
+def publish(
+    store: duckdb.DuckDBPyConnection,
+    warehouse_path: str | Path,
+    as_of_dates: Sequence[date],
+    marts: Sequence[str],
+    column_comments: Mapping[str, Mapping[str, str]],
+    table_comments: Mapping[str, str],
+) -> dict[str, int]:
+    """Publish versions `as_of_dates` from the working store into the analyst file; rows per table."""
+    target = Path(warehouse_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.publishing")
+    staging.unlink(missing_ok=True)
+    if target.exists():
+        shutil.copyfile(target, staging)
+    store.execute(f"attach '{staging}' as analyst")
+    try:
+        days = list(as_of_dates)
+        for table in (*VERSIONED_TABLES, *marts):
+            _replace_versions(store, table, days)
+        for table in WHOLE_TABLES:
+            keep = ", ".join(c for c in _columns(store, table) if c not in PERSONAL_COLUMNS)
+            store.execute(f"create or replace table analyst.{table} as select {keep} from main.{table}")
+        store.execute(
+            "create or replace view analyst.current_segments as select * from analyst.customer_segments "
+            "where as_of = (select max(as_of) from analyst.customer_segments)"
+        )
+        comments = {**TABLE_COMMENTS, **table_comments}
+        for table, text in comments.items():
+            kind = "view" if table == "current_segments" else "table"
+            store.execute(f"comment on {kind} analyst.{table} is {_quote(text)}")
+        for table, columns in column_comments.items():
+            for column, text in columns.items():
+                store.execute(f"comment on column analyst.{table}.{column} is {_quote(text)}")
+        tables = (*VERSIONED_TABLES, *marts, *WHOLE_TABLES)
+        counts = {t: store.execute(f"select count(*) from analyst.{t}").fetchone()[0] for t in tables}
+        store.execute("checkpoint analyst")
+    finally:
+        store.execute("detach analyst")
+    _fsync(staging)
+    os.replace(staging, target)
+    return counts
+
+
+def personal_columns_in(path: str | Path) -> list[str]:
+    """`table.column` of every personal-data column found in an analyst file (should be none)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        rows = con.execute(
+            "select table_name, column_name from information_schema.columns where lower(column_name) in ?",
+            [list(PERSONAL_COLUMNS)],
+        ).fetchall()
+    return [f"{t}.{c}" for t, c in rows]
+
+
+def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[date]) -> None:
+    store.execute(f"create table if not exists analyst.{table} as select * from main.{table} limit 0")
+    store.execute(f"delete from analyst.{table} where as_of in (select unnest(?::date[]))", [days])
+    store.execute(
+        f"insert into analyst.{table} by name select * from main.{table} where as_of in (select unnest(?::date[]))",
+        [days],
+    )
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"describe main.{table}").fetchall()]
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+

@@ -1,0 +1,374 @@
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from seg_pipeline.core.value_tiers import assign_value_tiers, tier_revenue_shares
+from seg_pipeline.defs.marts import mart_assets
+from seg_pipeline.defs.partitions import daily_partitions
+from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.sql_models import (
+    SQL_DIR,
+    SqlModelError,
+    build_sql_model,
+    load_sql_models,
+    sql_dependencies,
+)
+from seg_pipeline.store import WorkingStore, replace_rows
+
+D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
+
+# customer -> (rfm_segment, value_tier, lifecycle_stage, churn_risk, clv, spend_365d) per version
+VERSIONS = {
+    D1: {
+        "c1": ("Champions", "platinum", "stable", 0.1, 500.0, 100.0),
+        "c2": ("Champions", "gold", "stable", 0.6, 300.0, 50.0),
+        "c3": ("At Risk", "silver", "declining", 0.7, 40.0, 10.0),
+        "c4": ("Prospect", None, "prospect", None, 0.0, None),
+        "c6": ("Hibernating", "bronze", "lapsed", 0.9, 1.0, 0.0),
+    },
+    D2: {
+        "c1": ("Champions", "platinum", "stable", 0.2, 510.0, 100.0),
+        "c2": ("At Risk", "gold", "declining", 0.8, 250.0, 50.0),
+        "c3": ("Hibernating", "silver", "declining", 0.9, 20.0, 10.0),
+        "c4": ("New Customers", "bronze", "new", 0.3, 20.0, 5.0),
+        "c5": ("New Customers", "bronze", "new", 0.4, 15.0, 5.0),
+    },
+}
+
+
+def _segments(as_of: date, rows: dict) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "as_of": as_of, "customer_id": cid, "segment_version": f"v{as_of:%Y%m%d}",
+                "r_score": None if rfm == "Prospect" else 3, "f_score": None if rfm == "Prospect" else 3,
+                "m_score": None if rfm == "Prospect" else 3, "rfm_score": None if rfm == "Prospect" else "333",
+                "rfm_segment": rfm, "cluster_label": "prospects" if rfm == "Prospect" else f"cluster_{tier}",
+                "value_tier": tier, "lifecycle_stage": stage, "churn_risk": risk,
+                "expected_purchases_12m": 1.0, "clv": clv, "recommended_action": "nurture",
+            }
+            for cid, (rfm, tier, stage, risk, clv, _) in rows.items()
+        ],
+        schema_overrides={"r_score": pl.Int8, "f_score": pl.Int8, "m_score": pl.Int8, "value_tier": pl.Utf8,
+                          "churn_risk": pl.Float64, "rfm_score": pl.Utf8},
+    )  # fmt: skip
+
+
+def _features(as_of: date, spend: dict[str, float | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "as_of": [as_of] * len(spend),
+            "customer_id": list(spend),
+            "spend_365d": list(spend.values()),
+            "days_since_last_order": [None if v is None else 10 for v in spend.values()],
+            "order_count": [None if v is None else 2 for v in spend.values()],
+        },
+        schema_overrides={"spend_365d": pl.Float64, "days_since_last_order": pl.Int64, "order_count": pl.Int64},
+    )
+
+
+def _fill(store: WorkingStore, versions: dict = VERSIONS) -> None:
+    with store.transaction() as con:
+        for as_of, rows in versions.items():
+            replace_rows(con, "customer_segments", "as_of = ?", [as_of], _segments(as_of, rows))
+            spend = {cid: values[-1] for cid, values in rows.items()}
+            replace_rows(con, "customer_features", "as_of = ?", [as_of], _features(as_of, spend))
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> WorkingStore:
+    working = WorkingStore(tmp_path / "store.duckdb")
+    _fill(working)
+    return working
+
+
+def _frame(store: WorkingStore, sql: str) -> pl.DataFrame:
+    with store.connect() as con:
+        return con.sql(sql).pl()
+
+
+def _models() -> dict:
+    return {model.name: model for model in load_sql_models(SQL_DIR)}
+
+
+def _build_all(store: WorkingStore, *days: date) -> None:
+    for day in days:
+        for model in load_sql_models(SQL_DIR):
+            with store.transaction() as con:
+                build_sql_model(con, model, day)
+
+
+def _write(folder: Path, name: str, sql: str) -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.sql").write_text(sql)
+
+
+# --- loading and dependencies -------------------------------------------------------------
+
+
+def test_dependencies_ignore_ctes_and_find_joins_subqueries_and_set_operations():
+    sql = """
+        -- a comment mentioning from_comment
+        with recent as (select * from orders where as_of = getvariable('as_of')),
+             scored as (select r.*, s.score from recent r join scores s using (customer_id))
+        select * from scored
+        where customer_id in (select customer_id from vip_list)
+          and exists (select 1 from main.blocklist b where b.id = scored.customer_id)
+        union all
+        select *, (select max(x) from lookups) from other_table, range(1, 10) t(i)
+    """
+    assert sql_dependencies(sql) == ("blocklist", "lookups", "orders", "other_table", "scores", "vip_list")
+
+
+def test_cte_shadowing_a_table_name_is_not_a_dependency():
+    assert sql_dependencies("with orders as (select 1 as x) select * from orders") == ()
+
+
+def test_shipped_models_dependency_graph():
+    models = _models()
+    assert {name: model.deps for name, model in models.items()} == {
+        "churn_watchlist": ("customer_features", "customer_segments"),
+        "segment_migration": ("customer_segments",),
+        "segment_summary": ("customer_features", "customer_segments"),
+        "tier_pareto": ("customer_features",),
+    }
+    for model in models.values():
+        assert model.description and "Grain:" in model.description
+        assert model.label == f"dbt_like_sql/{model.name}.sql"
+
+
+def test_models_come_after_the_models_they_read(tmp_path: Path):
+    folder = tmp_path / "sql"
+    _write(folder, "a_top", "select * from m_middle join customer_segments using (customer_id)")
+    _write(folder, "m_middle", "with x as (select * from z_base) select * from x")
+    _write(folder, "z_base", "-- the base\nselect * from customer_features")
+    models = load_sql_models(folder)
+    assert [m.name for m in models] == ["z_base", "m_middle", "a_top"]
+    assert models[0].description == "the base"
+    assert models[2].deps == ("customer_segments", "m_middle")
+
+
+def test_cycle_is_one_line_naming_the_files(tmp_path: Path):
+    folder = tmp_path / "sql"
+    _write(folder, "a", "select * from b")
+    _write(folder, "b", "select * from a")
+    with pytest.raises(SqlModelError, match=r"cycle.*sql/a\.sql.*sql/b\.sql|cycle.*sql/b\.sql.*sql/a\.sql") as info:
+        load_sql_models(folder)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "name, sql, message",
+    [
+        ("broken", "select 1 as as_of\nform customer_segments", r"sql/broken\.sql: Parser Error: syntax error at or near .*\(line 2\)"),
+        ("two", "select 1; select 2", r"sql/two\.sql: expected exactly one SELECT"),
+        ("ddl", "create table x (a int)", r"sql/ddl\.sql: expected exactly one SELECT"),
+        ("Bad-Name", "select 1", r"sql/Bad-Name\.sql: the file name must be"),
+    ],
+)
+def test_unloadable_files_fail_with_their_name(tmp_path: Path, name: str, sql: str, message: str):
+    folder = tmp_path / "sql"
+    _write(folder, name, sql)
+    with pytest.raises(SqlModelError, match=message) as info:
+        load_sql_models(folder)
+    assert "\n" not in str(info.value)
+
+
+# --- building -------------------------------------------------------------------------------
+
+
+def test_unknown_column_fails_with_file_name_and_duckdb_message(tmp_path: Path, store: WorkingStore):
+    folder = tmp_path / "sql"
+    _write(folder, "bad_column", "-- header\nselect as_of, customer_id, no_such_column\nfrom customer_segments")
+    [model] = load_sql_models(folder)
+    with pytest.raises(SqlModelError) as info, store.transaction() as con:
+        build_sql_model(con, model, D1)
+    text = str(info.value)
+    assert text.startswith("sql/bad_column.sql: Binder Error: Referenced column")
+    assert "no_such_column" in text and "(line 2)" in text and "\n" not in text
+    assert store.scalar("select count(*) from duckdb_tables() where table_name = 'bad_column'") == 0
+
+
+def test_select_without_matching_as_of_is_rejected(tmp_path: Path, store: WorkingStore):
+    folder = tmp_path / "sql"
+    _write(folder, "no_as_of", "select customer_id from customer_segments")
+    _write(folder, "all_versions", "select as_of, customer_id from customer_segments")
+    no_as_of, all_versions = sorted(load_sql_models(folder), key=lambda m: m.name, reverse=True)
+    with pytest.raises(SqlModelError, match=r"sql/no_as_of\.sql: the SELECT must return an as_of column"):
+        with store.transaction() as con:
+            build_sql_model(con, no_as_of, D1)
+    with pytest.raises(SqlModelError, match=r"sql/all_versions\.sql: 5 row\(s\) have as_of other than"):
+        with store.transaction() as con:
+            build_sql_model(con, all_versions, D1)
+
+
+def test_rebuilding_a_version_replaces_it_and_leaves_others(store: WorkingStore):
+    _build_all(store, D1, D2)
+    names = list(_models())
+    before = {name: _frame(store, f"select * from {name} order by all") for name in names}
+    assert before["segment_summary"]["as_of"].unique().sort().to_list() == [D1, D2]
+    _build_all(store, D2)
+    for name in names:
+        after = _frame(store, f"select * from {name} order by all")
+        assert after.equals(before[name]), name
+        assert after.is_duplicated().sum() == 0, name
+
+
+def test_rebuild_picks_up_changed_sources_for_that_version_only(store: WorkingStore):
+    _build_all(store, D1, D2)
+    changed = {D2: {**VERSIONS[D2], "c7": ("Champions", "platinum", "new", 0.1, 900.0, 400.0)}}
+    _fill(store, changed)
+    _build_all(store, D2)
+    counts = dict(_frame(store, "select as_of, sum(customers) from segment_summary where segment_type = 'rfm_segment' group by 1").rows())
+    assert counts == {D1: 5, D2: 6}
+
+
+def test_segment_summary_shares_and_values(store: WorkingStore):
+    _build_all(store, D1, D2)
+    summary = _frame(store, "select * from segment_summary")
+    sums = summary.group_by("as_of", "segment_type").agg(pl.col("customer_share").sum(), pl.col("revenue_share").sum())
+    assert sums.height == 8
+    assert all(abs(v - 1) < 1e-12 for v in sums["customer_share"].to_list() + sums["revenue_share"].to_list())
+    row = summary.filter((pl.col("as_of") == D1) & (pl.col("segment") == "Champions")).row(0, named=True)
+    assert row["customers"] == 2 and row["revenue"] == 150.0
+    assert row["customer_share"] == pytest.approx(2 / 5) and row["revenue_share"] == pytest.approx(150 / 160)
+    assert row["mean_churn_risk"] == pytest.approx(0.35) and row["mean_clv"] == pytest.approx(400.0)
+    prospects = summary.filter((pl.col("as_of") == D1) & (pl.col("segment_type") == "value_tier") & (pl.col("segment") == "(none)"))
+    assert prospects["customers"].to_list() == [1] and prospects["mean_churn_risk"].to_list() == [None]
+
+
+def test_segment_migration_counts(store: WorkingStore):
+    _build_all(store, D1, D2)
+    migration = _frame(store, "select * from segment_migration")
+    assert migration["as_of"].unique().to_list() == [D2]  # D1 has no previous version
+    assert migration["previous_as_of"].unique().to_list() == [D1]
+    rfm = migration.filter(pl.col("segment_type") == "rfm_segment")
+    moves = {(r["from_segment"], r["to_segment"]): r["customers"] for r in rfm.iter_rows(named=True)}
+    assert moves == {
+        ("Champions", "Champions"): 1,
+        ("Champions", "At Risk"): 1,
+        ("At Risk", "Hibernating"): 1,
+        ("Prospect", "New Customers"): 1,
+        ("(new)", "New Customers"): 1,
+        ("Hibernating", "(gone)"): 1,
+    }
+    champions = rfm.filter(pl.col("from_segment") == "Champions")
+    assert champions["share_of_from"].to_list() == [0.5, 0.5]
+    assert rfm.filter(pl.col("moved"))["customers"].sum() == 5
+    tiers = migration.filter(pl.col("segment_type") == "value_tier")
+    tier_moves = {(r["from_segment"], r["to_segment"]): r["customers"] for r in tiers.iter_rows(named=True)}
+    assert tier_moves[("(none)", "bronze")] == 1 and tier_moves[("gold", "gold")] == 1
+    assert set(migration["segment_type"]) == {"rfm_segment", "cluster_label", "value_tier", "lifecycle_stage"}
+    for segment_type in ("rfm_segment", "value_tier"):
+        part = migration.filter(pl.col("segment_type") == segment_type)
+        assert part.filter(pl.col("from_segment") != "(new)")["customers"].sum() == len(VERSIONS[D1])
+        assert part.filter(pl.col("to_segment") != "(gone)")["customers"].sum() == len(VERSIONS[D2])
+
+
+def test_tier_pareto_top20_share_matches_value_tiers(tmp_path: Path):
+    store = WorkingStore(tmp_path / "store.duckdb")
+    spend = [100.0, 50.0] + [10.0] * 7 + [0.0]  # ten buyers, one of them lapsed (0 spend)
+    rows = {f"c{i:02d}": ("Loyal", "bronze", "stable", 0.5, 1.0, v) for i, v in enumerate(spend)}
+    rows["p1"] = ("Prospect", None, "prospect", None, 0.0, None)
+    _fill(store, {D1: rows})
+    [pareto] = [m for m in load_sql_models(SQL_DIR) if m.name == "tier_pareto"]
+    with store.transaction() as con:
+        assert build_sql_model(con, pareto, D1) == 100
+    curve = _frame(store, "select * from tier_pareto order by percentile")
+    assert curve["percentile"].to_list() == list(range(1, 101))
+    assert curve["buyers"].unique().to_list() == [10]
+    top20 = curve.filter(pl.col("percentile") == 20).row(0, named=True)
+    assert top20["top_customers"] == 2 and top20["revenue_share"] == pytest.approx(150 / 220)
+    assert curve["top20_revenue_share"].unique().to_list() == [pytest.approx(150 / 220)]
+    assert curve["revenue_share"][-1] == pytest.approx(1.0)
+    assert curve["revenue_share"].fill_null(0).is_sorted()
+    values = _features(D1, {cid: v[-1] for cid, v in rows.items()}).filter(pl.col("spend_365d").is_not_null())
+    tiers = values.join(assign_value_tiers(values, "spend_365d"), on="customer_id")
+    assert tier_revenue_shares(tiers)["top20_revenue_share"] == pytest.approx(top20["revenue_share"])
+
+
+def test_tier_pareto_is_empty_without_buyers(tmp_path: Path):
+    store = WorkingStore(tmp_path / "store.duckdb")
+    _fill(store, {D1: {"p1": ("Prospect", None, "prospect", None, 0.0, None)}})
+    [pareto] = [m for m in load_sql_models(SQL_DIR) if m.name == "tier_pareto"]
+    with store.transaction() as con:
+        assert build_sql_model(con, pareto, D1) == 0
+    assert "top20_revenue_share" in _frame(store, "select * from tier_pareto").columns
+
+
+def test_churn_watchlist_keeps_risky_top_tier_customers_only(store: WorkingStore):
+    _build_all(store, D2)
+    watch = _frame(store, "select * from churn_watchlist order by watch_rank")
+    assert watch["customer_id"].to_list() == ["c2"]  # c1 platinum but low risk, c3 risky but silver
+    row = watch.row(0, named=True)
+    assert row["revenue_at_risk"] == pytest.approx(0.8 * 50) and row["recommended_action"] == "nurture"
+    assert not {"name", "email", "phone"} & set(watch.columns)
+
+
+def test_new_file_is_picked_up_and_may_read_a_mart(tmp_path: Path, store: WorkingStore):
+    folder = tmp_path / "sql"
+    for model in load_sql_models(SQL_DIR):
+        _write(folder, model.name, model.sql)
+    _write(folder, "champion_count", "-- Champions per version.\nselect as_of, customers from segment_summary\n"
+           "where as_of = getvariable('as_of') and segment = 'Champions'")  # fmt: skip
+    models = load_sql_models(folder)
+    names = [m.name for m in models]
+    assert names.index("champion_count") > names.index("segment_summary")
+    for model in models:
+        with store.transaction() as con:
+            build_sql_model(con, model, D1)
+    assert _frame(store, "select * from champion_count").rows() == [(D1, 2)]
+
+
+def test_adding_a_column_to_a_model_extends_its_table(tmp_path: Path, store: WorkingStore):
+    folder = tmp_path / "sql"
+    _write(folder, "sizes", "select as_of, count(*) as customers from customer_segments where as_of = getvariable('as_of') group by 1")
+    with store.transaction() as con:
+        build_sql_model(con, load_sql_models(folder)[0], D1)
+    _write(folder, "sizes", "select as_of, count(*) as customers, 'x' as note from customer_segments where as_of = getvariable('as_of') group by 1")
+    with store.transaction() as con:
+        build_sql_model(con, load_sql_models(folder)[0], D2)
+    assert _frame(store, "select * from sizes order by as_of").rows() == [(D1, 5, None), (D2, 5, "x")]
+
+
+# --- Dagster ------------------------------------------------------------------------------------
+
+
+def test_mart_assets_materialize(tmp_path: Path, store: WorkingStore):
+    assets = mart_assets(daily_partitions("2024-03-01"), SQL_DIR)
+    assert [a.key.to_user_string() for a in assets] == list(_models())
+    summary = next(a for a in assets if a.key.to_user_string() == "segment_summary")
+    assert summary.group_names_by_key[summary.key] == "marts"
+    assert summary.specs_by_key[summary.key].deps[0].asset_key == dg.AssetKey("customer_features")
+    result = dg.materialize(assets, partition_key="2024-03-02", resources={"store": StoreResource(path=str(store.path))})
+    assert result.success
+    metadata = {
+        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert metadata["segment_summary"]["dagster/row_count"].value == store.scalar("select count(*) from segment_summary")
+    assert "```sql" in metadata["tier_pareto"]["sql"].value
+    assert store.scalar("select count(*) from segment_migration where as_of = '2024-03-02'") > 0
+
+
+def test_mart_asset_sql_error_is_a_failure_naming_the_file(tmp_path: Path, store: WorkingStore):
+    folder = tmp_path / "sql"
+    _write(folder, "bad_mart", "select as_of, nope from customer_segments")
+    [asset] = mart_assets(daily_partitions("2024-03-01"), folder)
+    result = dg.materialize(
+        [asset], partition_key="2024-03-01", resources={"store": StoreResource(path=str(store.path))}, raise_on_error=False
+    )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    assert "sql/bad_mart.sql: Binder Error" in failure.step_failure_data.error.message
+
+
+def test_mart_asset_builds_every_version_of_a_range_run(store: WorkingStore):
+    assets = [a for a in mart_assets(daily_partitions("2024-03-01"), SQL_DIR) if a.key == dg.AssetKey("segment_summary")]
+    tags = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-02"}
+    result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(path=str(store.path))})
+    assert result.success
+    assert _frame(store, "select distinct as_of from segment_summary order by 1")["as_of"].to_list() == [D1, D2]
