@@ -1,8 +1,9 @@
 """Synthetic orders for the ML-core tests: a Pareto/NBD-like simulator with drop-out and covariates.
 
 Customers join uniformly over the window, buy at a Gamma-distributed daily rate and drop out after an
-exponential lifetime. Members buy more and churn less, return-prone customers churn more, and the
-purchase rate fades over the last 60 days before drop-out -- signals a plain BTYD model cannot use.
+exponential lifetime. Signals a plain BTYD model cannot use: members buy more and churn much less,
+return-prone customers churn more, engagement decays with tenure (rate falls towards 35% of its start
+level, time constant 180 days) and the purchase rate fades over the last 90 days before drop-out.
 """
 
 from datetime import date, datetime, timedelta
@@ -11,7 +12,8 @@ import numpy as np
 import polars as pl
 
 STATUS_CANCEL_P = 0.04
-FADE_DAYS = 60.0
+FADE_DAYS = 90.0
+DECAY_FLOOR, DECAY_DAYS = 0.35, 180.0
 
 
 def simulate_bgnbd(
@@ -53,9 +55,9 @@ def simulate_orders(
     horizon = float(days + extra_days)
     join = rng.uniform(0, days, n)
     member = rng.random(n) < 0.35
-    ret_p = rng.beta(1.0, 12.0, n)
-    lam = rng.gamma(0.9, 1.0 / 30.0, n) * np.where(member, 1.3, 1.0)
-    mu = rng.gamma(2.0, 1.0 / (2.0 * 250.0), n) * np.where(member, 0.5, 1.0) * (1.0 + 8.0 * ret_p)
+    ret_p = rng.beta(1.0, 8.0, n)
+    lam = rng.gamma(0.9, 1.0 / 20.0, n) * np.where(member, 1.3, 1.0)
+    mu = rng.gamma(2.0, 1.0 / (2.0 * 250.0), n) * np.where(member, 0.3, 1.0) * (1.0 + 15.0 * ret_p)
     death = join + rng.exponential(1.0, n) / mu
     spend = np.exp(rng.normal(3.5, 0.7, n))
 
@@ -64,8 +66,9 @@ def simulate_orders(
     counts = rng.poisson(lam * span)
     cust = np.repeat(np.arange(n), counts)
     t = join[cust] + rng.random(cust.size) * span[cust]
-    fade = 1.0 - 0.7 * np.clip((t - (death[cust] - FADE_DAYS)) / FADE_DAYS, 0.0, 1.0)
-    keep = rng.random(cust.size) < fade
+    fade = 1.0 - 0.85 * np.clip((t - (death[cust] - FADE_DAYS)) / FADE_DAYS, 0.0, 1.0)
+    decay = DECAY_FLOOR + (1.0 - DECAY_FLOOR) * np.exp(-(t - join[cust]) / DECAY_DAYS)
+    keep = rng.random(cust.size) < fade * decay
     u_status = rng.random(cust.size)
     noise = rng.lognormal(0.0, 0.4, cust.size)
     cust, t, u_status, noise = cust[keep], t[keep], u_status[keep], noise[keep]

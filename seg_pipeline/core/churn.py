@@ -11,9 +11,10 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
   ``max_train_rows`` training rows (features are computed on that sample only, which keeps this fast), with an
   exact seeded row cap on the training rows on top.
 - Model: the numeric and categorical features plus two BG/NBD scores (P(alive) and P(no purchase in h), params
-  fitted on the training rows) feed a seeded HistGradientBoostingClassifier trained on all but the latest of
-  its snapshots; its output is calibrated with Platt scaling on the logit, fitted on the latest snapshot (a
-  time-based split, so the calibration tracks the most recent base rate).
+  fitted on the training rows) feed a seeded HistGradientBoostingClassifier (depth-2 trees, monotone in
+  recency and the BG/NBD scores) trained on all but the latest of its snapshots. The latest snapshot (a
+  time-based split) serves for early stopping and for Platt scaling of the logit, so the calibration tracks
+  the most recent base rate.
 - Evaluation on the holdout: AUC, log loss, Brier and calibration deciles, against a recency-only baseline
   (isotonic regression on days_since_last_order) and a BG/NBD baseline (P(no purchase in h) from BG/NBD, with
   one-time buyers scored by their shrinking posterior rate because BG/NBD has P(alive) = 1 for them,
@@ -23,12 +24,11 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
 
 import hashlib
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import polars as pl
 from scipy.special import logit
@@ -36,6 +36,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
 
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_alive, probability_no_purchase
 from seg_pipeline.core.features import compute_customer_features
@@ -43,6 +44,9 @@ from seg_pipeline.core.features import compute_customer_features
 LABEL = "churned"
 CATEGORICAL_FEATURES = ("main_channel", "age_band", "gender", "region", "customer_type")
 BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_no_purchase")
+# Shape constraints (+1: risk never falls as the feature grows): less variance on small data.
+MONOTONE = {"days_since_last_order": 1, "bgnbd_p_no_purchase": 1, "bgnbd_p_alive": -1}
+_OMP_THREADS = 1  # HistGradientBoosting threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
@@ -82,7 +86,8 @@ class ChurnModel:
         return np.column_stack([numeric, bg, cats])
 
     def _raw(self, features: pl.DataFrame) -> np.ndarray:
-        p = self.classifier.predict_proba(self._matrix(features))[:, 1]
+        with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
+            p = self.classifier.predict_proba(self._matrix(features))[:, 1]
         return logit(np.clip(p, 1e-9, 1 - 1e-9)).reshape(-1, 1)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
@@ -95,20 +100,25 @@ class ChurnModel:
         return out
 
     def content_hash(self) -> str:
-        """sha256 of the pickled model: identical for identical data, settings and seed."""
-        return hashlib.sha256(pickle.dumps(self, protocol=5)).hexdigest()
+        """sha256 of the pickled model: identical for identical data, settings and seed.
+
+        A fresh estimator pickles differently from a loaded one (shared references inside sklearn objects),
+        so the bytes hashed are those of the round-tripped copy, a fixed point of pickling.
+        """
+        canonical = pickle.loads(pickle.dumps(self, protocol=5))
+        return hashlib.sha256(pickle.dumps(canonical, protocol=5)).hexdigest()
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``churn_model-<hash16>.joblib`` into ``directory``; returns the path."""
-        path = Path(directory) / f"churn_model-{self.content_hash()[:16]}.joblib"
+        """Write ``churn_model-<hash16>.pkl`` (pickle, so a loaded model keeps its hash) into ``directory``."""
+        path = Path(directory) / f"churn_model-{self.content_hash()[:16]}.pkl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        joblib.dump(self, path)
+        path.write_bytes(pickle.dumps(self, protocol=5))
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "ChurnModel":
         """Load a model written by ``save``."""
-        model = joblib.load(path)
+        model = pickle.loads(Path(path).read_bytes())
         if not isinstance(model, cls):
             raise TypeError(f"{path} does not hold a {cls.__name__}")
         return model
@@ -151,7 +161,7 @@ def _vocabularies(rows: pl.DataFrame) -> tuple[tuple[str, tuple[str, ...]], ...]
 
 
 def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: int) -> ChurnModel:
-    """Gradient boosting on snapshots[1:], Platt calibration on snapshots[0] (the latest)."""
+    """Gradient boosting on snapshots[1:], early-stopped and Platt-calibrated on snapshots[0] (the latest)."""
     calib = snapshots[0]
     train = pl.concat(snapshots[1:], how="vertical_relaxed")
     if calib.height == 0 or train.height == 0 or train[LABEL].n_unique() < 2 or calib[LABEL].n_unique() < 2:
@@ -162,24 +172,26 @@ def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: in
         if c not in _NON_FEATURES and (dtype.is_numeric() or dtype == pl.Boolean)
     )
     bgnbd = fit_bgnbd(train["frequency"], train["recency"], train["T"], penalizer=1e-3)
-    vocabs = _vocabularies(train)
-    n_cat = len(vocabs)
+    draft = ChurnModel(numeric, _vocabularies(train), bgnbd, HistGradientBoostingClassifier(), LogisticRegression(),
+                       horizon_days, as_of)
+    names = draft.feature_names
     classifier = HistGradientBoostingClassifier(
-        learning_rate=0.08,
-        max_iter=250,
-        max_leaf_nodes=31,
-        min_samples_leaf=40,
+        learning_rate=0.05,
+        max_iter=600,
+        max_depth=2,
+        min_samples_leaf=max(100, train.height // 1000),
         l2_regularization=1.0,
-        categorical_features=[False] * (len(numeric) + len(BGNBD_FEATURES)) + [True] * n_cat,
+        monotonic_cst=[MONOTONE.get(c, 0) for c in names],
+        categorical_features=[c in CATEGORICAL_FEATURES for c in names],
         early_stopping=True,
-        validation_fraction=0.15,
-        n_iter_no_change=15,
+        n_iter_no_change=20,
         random_state=seed,
     )
-    draft = ChurnModel(numeric, vocabs, bgnbd, classifier, LogisticRegression(), horizon_days, as_of)
-    classifier.fit(draft._matrix(train), train[LABEL].to_numpy())
-    calibrator = LogisticRegression(C=1e6).fit(draft._raw(calib), calib[LABEL].to_numpy())
-    return ChurnModel(numeric, vocabs, bgnbd, classifier, calibrator, horizon_days, as_of)
+    with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
+        classifier.fit(draft._matrix(train), train[LABEL].to_numpy(), X_val=draft._matrix(calib), y_val=calib[LABEL].to_numpy())
+    fitted = replace(draft, classifier=classifier)
+    calibrator = LogisticRegression(C=1e6).fit(fitted._raw(calib), calib[LABEL].to_numpy())
+    return replace(fitted, calibrator=calibrator)
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -230,8 +242,11 @@ def train_churn_model(
     rng = np.random.default_rng(seed)
     fraction = min(1.0, max_train_rows / (n_snapshots * customers.height))
     sample = customers.filter(pl.Series(rng.random(customers.height) < fraction))
-    sample_orders = cut.join(sample.lazy(), on="customer_id", how="semi").collect()
-    sample_profiles = None if profiles is None else profiles.join(sample, on="customer_id", how="semi")
+    # Canonical row order: results must not depend on how the input happens to be ordered.
+    sample_orders = cut.join(sample.lazy(), on="customer_id", how="semi").sort("customer_id", "order_ts", "order_id").collect()
+    sample_profiles = (
+        None if profiles is None else profiles.join(sample, on="customer_id", how="semi").sort("customer_id")
+    )
 
     h, s = timedelta(days=horizon_days), timedelta(days=snapshot_spacing_days)
     holdout_date = as_of - h

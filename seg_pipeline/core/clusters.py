@@ -28,6 +28,7 @@ import polars as pl
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 PROSPECTS_LABEL = "prospects"
 # (feature column, log1p-transformed)
@@ -129,14 +130,15 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int, init: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """(centroids, silhouette on a seeded subsample)."""
-    km = KMeans(
-        n_clusters=k, init="k-means++" if init is None else init, n_init=_N_INIT if init is None else 1, random_state=seed
-    ).fit(x)
-    labels = km.labels_
-    if len(np.unique(labels)) < 2:
-        return km.cluster_centers_, -1.0
-    sil = silhouette_score(x, labels, sample_size=min(SILHOUETTE_SAMPLE, len(x)), random_state=seed)
+    """(centroids, silhouette on a seeded subsample); single-threaded: small problems, no oversubscription."""
+    with threadpool_limits(limits=1):
+        km = KMeans(
+            n_clusters=k, init="k-means++" if init is None else init, n_init=_N_INIT if init is None else 1,
+            random_state=seed,
+        ).fit(x)
+        if len(np.unique(km.labels_)) < 2:
+            return km.cluster_centers_, -1.0
+        sil = silhouette_score(x, km.labels_, sample_size=min(SILHOUETTE_SAMPLE, len(x)), random_state=seed)
     return km.cluster_centers_, float(sil)
 
 
@@ -219,7 +221,7 @@ def fit_clusters(
     candidates = {k: _kmeans(x, k, seed) for k in range(k_min, min(k_max, n_distinct - 1) + 1)}
     best_k = max(candidates, key=lambda k: (candidates[k][1], -k))
     centroids, sil = candidates[best_k]
-    if previous is not None and previous.features == spec and previous.k < n_distinct:
+    if previous is not None and previous.features == spec and previous.k in candidates:
         prev_raw = np.asarray(previous.centroids) * np.asarray(previous.scale) + np.asarray(previous.mean)
         warm, warm_sil = _kmeans(x, previous.k, seed, init=(prev_raw - mean) / scale)
         if warm_sil >= sil - SILHOUETTE_TOLERANCE:

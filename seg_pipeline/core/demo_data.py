@@ -9,7 +9,9 @@ All string columns are built with polars expressions; there are no per-row Pytho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -68,6 +70,7 @@ RATE_MEAN, RATE_SHAPE = 0.05, 0.8  # daily purchase rate ~ Gamma (Pareto/NBD lam
 LIFETIME_MEAN, LIFETIME_SHAPE = 450.0, 1.5  # dropout rate ~ Gamma with mean 1/LIFETIME_MEAN (Pareto/NBD mu)
 MEMBER_SHARE, MEMBER_RATE_LIFT = 0.35, 1.4
 SPEND_MEDIAN, SPEND_SIGMA, ORDER_SIGMA = 35.0, 0.8, 0.4
+QUANTITY_SPEND_EXPONENT = 0.6  # order amount grows as quantity ** exponent
 BUSINESS_SPEND_LIFT = 2.5
 PREFERRED_CHANNEL_P, FAVOURITE_CATEGORY_P = 0.8, 0.55
 NULL_CHANNEL_P, NULL_CATEGORY_P = 0.01, 0.005
@@ -75,7 +78,10 @@ TS_SUFFIXES = ("", "Z", "+00:00")
 TS_SUFFIX_P = (0.97, 0.015, 0.015)
 
 _EPOCH = date(1970, 1, 1)
-_US_PER_DAY = 86_400_000_000
+_PICK_RESOLUTION = 1 << 16
+_MAX_DAY_SHIFT = 3  # order_ts_other_day moves order_ts by up to this many days
+_CHUNK_ROWS = 1_000_000  # order rows formatted at a time
+_PHONE_AREAS = tuple(range(201, 990))
 
 
 @dataclass(frozen=True)
@@ -152,21 +158,23 @@ def generate_landing(
     say(f"simulating {customers:,} customers over {days} days ({start_date} .. {end_date})")
     cust = _simulate_customers(rng_customers, customers, weights)
     orders = _simulate_orders(rng_orders, cust, weights)
-    say(f"simulated {len(orders['day']):,} clean orders; building order rows")
-    orders, dirty_orders = _add_dirty_orders(rng_dirty, orders, dirty_share)
-    order_frame = _order_frame(orders, start_date, customers)
-    order_files = _write_orders(order_frame, orders["day"], start_date, days, Path(out_dir) / "orders", file_format)
-    n_order_rows = order_frame.height
-    say(f"wrote {n_order_rows:,} order rows ({dirty_orders:,} dirty) into {order_files} files")
-    del order_frame, orders
-
-    profile_frame, profile_signup = _profile_frame(rng_profiles, cust, start_date, customers, dirty_share)
-    snapshot_days = sorted({*range(0, days, profile_snapshot_every_days), days - 1})
-    _write_profiles(profile_frame, profile_signup, snapshot_days, start_date, Path(out_dir) / "profiles", file_format)
+    say(f"simulated {len(orders['day']):,} clean orders; writing order files")
+    orders, dirty_orders = _add_dirty_orders(rng_dirty, orders, days, dirty_share)
+    n_order_rows = len(orders["day"])
+    customer_ids = _customer_ids(customers)
+    fmt = _OrderFormat(start_date, days, int(orders["number"].max(initial=0)), customer_ids)
+    out = Path(out_dir)
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        order_files = _write_orders(orders, fmt, start_date, days, out / "orders", file_format, pool)
+        say(f"wrote {n_order_rows:,} order rows ({dirty_orders:,} dirty) into {order_files} files")
+        del orders
+        profile_frame, profile_signup = _profile_frame(rng_profiles, cust, start_date, customer_ids, dirty_share)
+        snapshot_days = sorted({*range(0, days, profile_snapshot_every_days), days - 1})
+        _write_profiles(profile_frame, profile_signup, snapshot_days, start_date, out / "profiles", file_format, pool)
     say(f"wrote {len(snapshot_days)} profile snapshots (last one {profile_frame.height:,} rows)")
 
     return GenerateSummary(
-        out_dir=Path(out_dir),
+        out_dir=out,
         start_date=start_date,
         end_date=end_date,
         days=days,
@@ -191,9 +199,16 @@ def _season_weights(start_date: date, days: int) -> np.ndarray:
 
 
 def _pick(rng: np.random.Generator, p: tuple[float, ...], size: int) -> np.ndarray:
-    """Vectorized categorical draw of codes 0..len(p)-1 (int8)."""
+    """Vectorized categorical draw of codes 0..len(p)-1 (int8) through a 2**16-entry lookup table."""
     cdf = np.cumsum(p) / np.sum(p)
-    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), len(p) - 1).astype(np.int8)
+    table = np.searchsorted(cdf, (np.arange(_PICK_RESOLUTION) + 0.5) / _PICK_RESOLUTION, side="right")
+    table = np.minimum(table, len(p) - 1).astype(np.int8)
+    return table[rng.integers(0, _PICK_RESOLUTION, size, dtype=np.uint16)]
+
+
+def _chance(rng: np.random.Generator, p: float, size: int) -> np.ndarray:
+    """Boolean array, each True with probability p."""
+    return rng.random(size, dtype=np.float32) < p
 
 
 def _simulate_customers(rng: np.random.Generator, n: int, weights: np.ndarray) -> _Customers:
@@ -241,96 +256,141 @@ def _simulate_customers(rng: np.random.Generator, n: int, weights: np.ndarray) -
 def _simulate_orders(rng: np.random.Generator, c: _Customers, weights: np.ndarray) -> dict[str, np.ndarray]:
     """Draw all orders as numeric arrays sorted by (day, second), with sequential order numbers."""
     cum = np.concatenate([[0.0], np.cumsum(weights)])
-    first = np.flatnonzero(~c.is_prospect & (c.signup_day >= 0))  # joiners buy on their signup day
+    first = np.flatnonzero(~c.is_prospect & (c.signup_day >= 0)).astype(np.int32)  # joiners buy at signup
     n_repeat = rng.poisson(c.rate * (cum[c.active_to] - cum[c.active_from]))
     repeat = np.repeat(np.arange(len(c.rate), dtype=np.int32), n_repeat)
-    lo, hi = cum[c.active_from[repeat]], cum[c.active_to[repeat]]
-    repeat_day = np.searchsorted(cum, lo + rng.random(len(repeat)) * (hi - lo), side="right") - 1
-    repeat_day = np.clip(repeat_day, c.active_from[repeat], c.active_to[repeat] - 1)
+    lo, hi = cum[c.active_from][repeat], cum[c.active_to][repeat]
+    repeat_day = _inverse_cdf(cum, lo + rng.random(len(repeat)) * (hi - lo))
+    del lo, hi
 
-    cust = np.concatenate([first.astype(np.int32), repeat])
-    day = np.concatenate([c.signup_day[first], repeat_day]).astype(np.int32)
+    cust = np.concatenate([first, repeat])
+    day = np.concatenate([c.signup_day[first], repeat_day])
+    del repeat, repeat_day
     n = len(cust)
-    second = _pick(rng, HOUR_FACTOR, n).astype(np.int32) * 3600 + rng.integers(0, 3600, n, dtype=np.int32)
-    order = np.argsort(day.astype(np.int64) * 86_400 + second, kind="stable")
-    cust, day, second = cust[order], day[order], second[order]
+    second = _pick(rng, HOUR_FACTOR, n).astype(np.int64) * 3600 + rng.integers(0, 3600, n, dtype=np.int32)
+    # Unique sort key (day-second << 32 | row) -> deterministic order without a stable sort.
+    key = np.asarray(pl.Series(((day * 86_400 + second) << 32) | np.arange(n)).sort())
+    row = key & 0xFFFFFFFF
+    cust, day_second = cust[row], key >> 32
+    del key, row, second
 
-    channel = np.where(rng.random(n) < PREFERRED_CHANNEL_P, c.channel[cust], _pick(rng, CHANNEL_P, n))
-    channel[rng.random(n) < NULL_CHANNEL_P] = -1
-    category = np.where(rng.random(n) < FAVOURITE_CATEGORY_P, c.category[cust], _pick(rng, CATEGORY_P, n))
-    category[rng.random(n) < NULL_CATEGORY_P] = -1
+    channel = np.where(_chance(rng, PREFERRED_CHANNEL_P, n), c.channel[cust], _pick(rng, CHANNEL_P, n))
+    channel[_chance(rng, NULL_CHANNEL_P, n)] = -1
+    category = np.where(_chance(rng, FAVOURITE_CATEGORY_P, n), c.category[cust], _pick(rng, CATEGORY_P, n))
+    category[_chance(rng, NULL_CATEGORY_P, n)] = -1
     quantity = _pick(rng, QUANTITY_P, n) + 1
-    amount = c.unit_spend[cust] * quantity**0.6 * rng.lognormal(0.0, ORDER_SIGMA, n)
+    quantity_factor = np.arange(len(QUANTITY_P) + 1) ** QUANTITY_SPEND_EXPONENT
+    amount = c.unit_spend[cust] * quantity_factor[quantity] * rng.lognormal(0.0, ORDER_SIGMA, n)
     return {
         "number": np.arange(1, n + 1, dtype=np.int64),
         "cust": cust,
-        "day": day,
-        "second": second,
+        "day": (day_second // 86_400).astype(np.int32),
+        "second": (day_second % 86_400).astype(np.int32),
         "cents": np.maximum(np.rint(amount * 100), 50).astype(np.int64),
         "status": _pick(rng, STATUS_P, n),
-        "channel": channel.astype(np.int8),
-        "category": category.astype(np.int8),
-        "quantity": quantity.astype(np.int8),
+        "channel": channel,
+        "category": category,
+        "quantity": quantity,
         "ts_suffix": _pick(rng, TS_SUFFIX_P, n),
     }
 
 
+def _inverse_cdf(cum: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Day d with cum[d] <= u < cum[d + 1], via a lookup table finer than a day plus one correction step
+    (much faster than ``np.searchsorted`` for millions of random queries)."""
+    days = len(cum) - 1
+    resolution = max(1 << 18, 64 * days)
+    scale = resolution / cum[-1]
+    table = (np.searchsorted(cum, np.arange(resolution) / scale, side="right") - 1).astype(np.int32)
+    day = table[np.minimum((u * scale).astype(np.int64), resolution - 1)]
+    day += cum[day + 1] <= u
+    return np.minimum(day, days - 1)
+
+
 def _add_dirty_orders(
-    rng: np.random.Generator, o: dict[str, np.ndarray], dirty_share: float
+    rng: np.random.Generator, o: dict[str, np.ndarray], days: int, dirty_share: float
 ) -> tuple[dict[str, np.ndarray], int]:
     """Mark ~dirty_share of rows with a dirty kind (code into DIRTY_ORDER_KINDS, -1 = clean), duplicate rows
     of kind duplicate_row, and give repeated_order_id rows the number of an order from an earlier day."""
     n = len(o["day"])
     n_dirty = min(round(dirty_share * n), n)
-    dirty = np.full(n, -1, dtype=np.int8)
-    rows = rng.choice(n, n_dirty, replace=False)
-    dirty[rows] = np.arange(n_dirty) % len(DIRTY_ORDER_KINDS)
-    day_start = np.searchsorted(o["day"], o["day"])  # index of the first row of each row's day
-    repeated_id = DIRTY_ORDER_KINDS.index("repeated_order_id")
-    dirty[(dirty == repeated_id) & (day_start == 0)] = DIRTY_ORDER_KINDS.index("null_order_id")
-    rep = np.flatnonzero(dirty == repeated_id)
-    o["number"][rep] = 1 + np.floor(rng.random(len(rep)) * day_start[rep]).astype(np.int64)
-    o["day_shift"] = np.where(dirty == DIRTY_ORDER_KINDS.index("order_ts_other_day"),
-                              rng.choice(np.array([-3, -2, -1, 1, 2, 3], dtype=np.int32), n), 0).astype(np.int32)
-    o["dirty"] = dirty
-    copies = 1 + (dirty == DIRTY_ORDER_KINDS.index("duplicate_row"))
-    return {k: np.repeat(v, copies) for k, v in o.items()}, n_dirty
+    rows = np.sort(rng.choice(n, n_dirty, replace=False))
+    kinds = rng.permutation(np.arange(n_dirty) % len(DIRTY_ORDER_KINDS)).astype(np.int8)
+    day_start = np.searchsorted(o["day"], np.arange(days))[o["day"][rows]]  # first row of each dirty row's day
+    repeated = kinds == DIRTY_ORDER_KINDS.index("repeated_order_id")
+    kinds[repeated & (day_start == 0)] = DIRTY_ORDER_KINDS.index("null_order_id")  # no earlier day to copy from
+    repeated &= day_start > 0
+    o["number"][rows[repeated]] = 1 + (rng.random(repeated.sum()) * day_start[repeated]).astype(np.int64)
+    shifted = kinds == DIRTY_ORDER_KINDS.index("order_ts_other_day")
+    o["day_shift"] = np.zeros(n, dtype=np.int32)
+    shifts = np.concatenate([np.arange(-_MAX_DAY_SHIFT, 0), np.arange(1, _MAX_DAY_SHIFT + 1)]).astype(np.int32)
+    o["day_shift"][rows[shifted]] = rng.choice(shifts, shifted.sum())
+    negative = rows[kinds == DIRTY_ORDER_KINDS.index("negative_amount")]
+    o["cents"][negative] = -np.maximum(o["cents"][negative], 100)
+    o["dirty"] = np.full(n, -1, dtype=np.int8)
+    o["dirty"][rows] = kinds
+    duplicated = rows[kinds == DIRTY_ORDER_KINDS.index("duplicate_row")]
+    return {k: np.insert(v, duplicated + 1, v[duplicated]) for k, v in o.items()}, n_dirty
 
 
-def _padded(prefix: str, col: pl.Expr, width: int) -> pl.Expr:
-    return pl.concat_str(pl.lit(prefix), col.cast(pl.Utf8).str.zfill(width))
+def _strings(expr: pl.Expr) -> pl.Series:
+    """Evaluate a column-free expression (e.g. over ``pl.int_range``) into a lookup table."""
+    return pl.select(expr).to_series()
 
 
-def _order_frame(o: dict[str, np.ndarray], start_date: date, n_customers: int) -> pl.DataFrame:
-    """Build the string-typed order rows, applying the dirty kinds."""
-    kind = {name: pl.col("dirty") == i for i, name in enumerate(DIRTY_ORDER_KINDS)}
-    start_us = (start_date - _EPOCH).days * _US_PER_DAY
-    cents = pl.col("cents").abs()
-    amount = pl.concat_str(
-        pl.when(kind["negative_amount"]).then(pl.lit("-")).otherwise(pl.lit("")),
-        (cents // 100).cast(pl.Utf8), pl.lit("."), (cents % 100).cast(pl.Utf8).str.zfill(2),
-    )
-    ts = (
-        (pl.lit(start_us) + (pl.col("day") + pl.col("day_shift")).cast(pl.Int64) * _US_PER_DAY
-         + pl.col("second").cast(pl.Int64) * 1_000_000)
-        .cast(pl.Datetime("us"))
-        .dt.strftime("%Y-%m-%dT%H:%M:%S")
-    )
-    suffix = pl.col("ts_suffix").replace_strict(dict(enumerate(TS_SUFFIXES)), return_dtype=pl.Utf8)
-    return pl.DataFrame(o).select(
-        order_id=pl.when(kind["null_order_id"]).then(None).otherwise(
-            _padded("O", pl.col("number"), max(10, len(str(len(o["day"])))))),
-        customer_id=pl.when(kind["null_customer_id"]).then(None).otherwise(
-            _padded("C", pl.col("cust") + 1, max(7, len(str(n_customers))))),
-        order_ts=pl.when(kind["unparseable_order_ts"]).then(pl.lit("not-a-date")).otherwise(pl.concat_str(ts, suffix)),
-        amount=pl.when(kind["non_numeric_amount"]).then(pl.lit("12,5x")).otherwise(amount),
-        currency=pl.when(kind["bad_currency"]).then(pl.lit("US")).otherwise(pl.lit("USD")),
-        status=pl.when(kind["unknown_status"]).then(pl.lit("shipped")).otherwise(
-            pl.col("status").replace_strict(dict(enumerate(STATUSES)), return_dtype=pl.Utf8)),
-        channel=pl.col("channel").replace_strict(dict(enumerate(CHANNELS)), default=None, return_dtype=pl.Utf8),
-        category=pl.col("category").replace_strict(dict(enumerate(CATEGORIES)), default=None, return_dtype=pl.Utf8),
-        quantity=pl.when(kind["zero_quantity"]).then(0).otherwise(pl.col("quantity")).cast(pl.Int64),
-    )
+def _padded(prefix: str, values: pl.Expr, width: int) -> pl.Expr:
+    return pl.concat_str(pl.lit(prefix), values.cast(pl.Utf8).str.zfill(width))
+
+
+def _customer_ids(n_customers: int) -> pl.Series:
+    """'C0000001'.. for customer numbers 1..n (index = customer number - 1)."""
+    return _strings(_padded("C", pl.int_range(1, n_customers + 1), max(7, len(str(n_customers)))))
+
+
+def _lookup(table: pl.Series | tuple[str, ...], index: pl.Expr) -> pl.Expr:
+    """table[index] per row; a null index gives null. Much faster than formatting each row."""
+    return pl.lit(pl.Series(table, dtype=pl.Utf8)).gather(index)
+
+
+class _OrderFormat:
+    """Turns numeric order arrays into the landing order rows through small lookup tables
+    (ids, dates, times of day, cents) and at most one concat per column; applies the dirty kinds."""
+
+    def __init__(self, start_date: date, days: int, max_number: int, customer_ids: pl.Series) -> None:
+        width = max(10, len(str(max_number)))
+        self.id_low = _strings(pl.int_range(0, 100_000).cast(pl.Utf8).str.zfill(5))
+        self.id_high = _strings(_padded("O", pl.int_range(0, max_number // 100_000 + 1), width - 5))
+        self.customer_ids = customer_ids
+        self.dates = _strings(pl.date_range(start_date - timedelta(days=_MAX_DAY_SHIFT),
+                                            start_date + timedelta(days=days + _MAX_DAY_SHIFT)).dt.strftime("%Y-%m-%d"))
+        index = pl.int_range(0, 86_400 * len(TS_SUFFIXES))
+        self.times = _strings(pl.concat_str(  # index = suffix * 86400 + second of the day
+            (index % 86_400 * 1_000_000).cast(pl.Datetime("us")).dt.strftime("T%H:%M:%S"),
+            _lookup(TS_SUFFIXES, index // 86_400),
+        ))
+        self.cents = _strings(pl.concat_str(pl.lit("."), pl.int_range(0, 100).cast(pl.Utf8).str.zfill(2)))
+
+    def frame(self, o: dict[str, np.ndarray]) -> pl.DataFrame:
+        kind = {name: pl.col("dirty") == i for i, name in enumerate(DIRTY_ORDER_KINDS)}
+        valid = {name: pl.when(pl.col(name) >= 0).then(pl.col(name)) for name in ("channel", "category")}
+        cents = pl.col("cents").abs()
+        return pl.DataFrame(o).select(
+            order_id=pl.when(~kind["null_order_id"]).then(pl.concat_str(
+                _lookup(self.id_high, pl.col("number") // 100_000), _lookup(self.id_low, pl.col("number") % 100_000))),
+            customer_id=pl.when(~kind["null_customer_id"]).then(_lookup(self.customer_ids, pl.col("cust"))),
+            order_ts=pl.when(kind["unparseable_order_ts"]).then(pl.lit("not-a-date")).otherwise(pl.concat_str(
+                _lookup(self.dates, pl.col("day") + pl.col("day_shift") + _MAX_DAY_SHIFT),
+                _lookup(self.times, pl.col("ts_suffix").cast(pl.Int32) * 86_400 + pl.col("second")))),
+            amount=pl.when(kind["non_numeric_amount"]).then(pl.lit("12,5x")).otherwise(pl.concat_str(
+                (cents // 100 * pl.col("cents").sign()).cast(pl.Utf8),  # negative amounts are >= 1 dollar
+                _lookup(self.cents, cents % 100))),
+            currency=pl.when(kind["bad_currency"]).then(pl.lit("US")).otherwise(pl.lit("USD")),
+            status=pl.when(kind["unknown_status"]).then(pl.lit("shipped")).otherwise(
+                _lookup(STATUSES, pl.col("status"))),
+            channel=_lookup(CHANNELS, valid["channel"]),
+            category=_lookup(CATEGORIES, valid["category"]),
+            quantity=pl.when(kind["zero_quantity"]).then(0).otherwise(pl.col("quantity")).cast(pl.Int64),
+        )
 
 
 def _write_frame(frame: pl.DataFrame, path: Path, file_format: str) -> None:
@@ -341,20 +401,31 @@ def _write_frame(frame: pl.DataFrame, path: Path, file_format: str) -> None:
 
 
 def _write_orders(
-    frame: pl.DataFrame, day: np.ndarray, start_date: date, days: int, out: Path, file_format: str
+    o: dict[str, np.ndarray], fmt: _OrderFormat, start_date: date, days: int, out: Path, file_format: str,
+    pool: ThreadPoolExecutor,
 ) -> int:
-    """Write one file per day that has orders (``day`` is sorted); return the number of files."""
+    """Write one file per day that has orders (``o`` is sorted by day), formatting chunks of whole days of
+    about ``_CHUNK_ROWS`` rows at a time to bound memory; return the number of files."""
     out.mkdir(parents=True, exist_ok=True)
-    bounds = np.searchsorted(day, np.arange(days + 1))
-    with_orders = np.flatnonzero(np.diff(bounds))
-    for d in with_orders:
-        part = frame.slice(int(bounds[d]), int(bounds[d + 1] - bounds[d]))
-        _write_frame(part, out / f"{start_date + timedelta(days=int(d))}.{file_format}", file_format)
-    return len(with_orders)
+    bounds = np.searchsorted(o["day"], np.arange(days + 1))
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(bounds, np.arange(_CHUNK_ROWS, bounds[-1], _CHUNK_ROWS)),
+                                     [days]]))
+    files = 0
+    for first_day, end_day in zip(cuts[:-1], cuts[1:], strict=True):
+        r0 = bounds[first_day]
+        frame = fmt.frame({k: v[r0 : bounds[end_day]] for k, v in o.items()})
+        parts = [
+            (frame.slice(int(bounds[d] - r0), int(bounds[d + 1] - bounds[d])),
+             out / f"{start_date + timedelta(days=int(d))}.{file_format}")
+            for d in range(first_day, end_day) if bounds[d + 1] > bounds[d]
+        ]
+        list(pool.map(lambda part: _write_frame(*part, file_format), parts))
+        files += len(parts)
+    return files
 
 
 def _profile_frame(
-    rng: np.random.Generator, c: _Customers, start_date: date, n_customers: int, dirty_share: float
+    rng: np.random.Generator, c: _Customers, start_date: date, customer_ids: pl.Series, dirty_share: float
 ) -> tuple[pl.DataFrame, np.ndarray]:
     """Build all profile rows (sorted by customer_id, hence by signup) incl. dirty rows; also return each
     row's signup day so that a snapshot on day d is the prefix of rows with signup_day <= d."""
@@ -362,80 +433,81 @@ def _profile_frame(
     n = len(cust)
     type_code = c.type_code[cust]
     individual = type_code == 0
-    birth_year = start_date.year - np.clip(rng.normal(41.0, 14.0, n), 18, 85).astype(np.int32)
+    first = rng.integers(0, len(FIRST_NAMES), n)
+    last = rng.integers(0, len(LAST_NAMES), n)
+    suffix = rng.integers(0, len(BUSINESS_SUFFIXES), n)
+    # Index into NAMES: individuals "First Last", businesses "Last Suffix", government "Last County".
+    n_people, n_firms = len(FIRST_NAMES) * len(LAST_NAMES), len(LAST_NAMES) * len(BUSINESS_SUFFIXES)
+    name = np.select(
+        [type_code == 1, type_code == 2],
+        [n_people + last * len(BUSINESS_SUFFIXES) + suffix, n_people + n_firms + last],
+        first * len(LAST_NAMES) + last,
+    )
     a = {
         "cust": cust,
         "signup": c.signup_day[cust].astype(np.int32),
-        "birth_year": np.where(individual & (rng.random(n) >= 0.04), birth_year, -1).astype(np.int32),
+        "birth_year": np.where(individual & (rng.random(n) >= 0.04),
+                               start_date.year - np.clip(rng.normal(41.0, 14.0, n), 18, 85).astype(np.int32), -1),
         "gender": np.where(individual & (rng.random(n) >= 0.03), _pick(rng, GENDER_P, n), -1).astype(np.int8),
         "region": _pick(rng, REGION_P, n),
         "type_code": type_code,
         "is_member": c.is_member[cust],
-        "first": rng.integers(0, len(FIRST_NAMES), n, dtype=np.int16),
-        "last": rng.integers(0, len(LAST_NAMES), n, dtype=np.int16),
-        "suffix": rng.integers(0, len(BUSINESS_SUFFIXES), n, dtype=np.int8),
-        "domain": rng.integers(0, len(EMAIL_DOMAINS), n, dtype=np.int8),
-        "has_email": rng.random(n) >= 0.02,
-        "area": rng.integers(201, 990, n, dtype=np.int16),
-        "line": rng.integers(100, 200, n, dtype=np.int16),
-        "has_phone": rng.random(n) >= 0.08,
+        "name": name,
+        "mailbox": first * len(LAST_NAMES) + last,
+        "domain": np.where(rng.random(n) >= 0.02, rng.integers(0, len(EMAIL_DOMAINS), n), -1),
+        "phone": np.where(rng.random(n) >= 0.08, rng.integers(0, len(_PHONE_AREAS) * 100, n), -1),
     }
-    k = min(max(1, round(dirty_share * n / len(DIRTY_PROFILE_KINDS))), n // len(DIRTY_PROFILE_KINDS))
-    k = k if dirty_share > 0 else 0
+    k = round(dirty_share * n / len(DIRTY_PROFILE_KINDS))
+    k = min(max(k, 1 if dirty_share > 0 else 0), n // len(DIRTY_PROFILE_KINDS))
     rows = rng.choice(n, k * len(DIRTY_PROFILE_KINDS), replace=False)
-    a["birth_year"][rows[k : 2 * k]] = rng.choice(np.array([1800, 2090], dtype=np.int32), k)
+    a["birth_year"][rows[k : 2 * k]] = rng.choice(np.array([1800, 2090]), k)
     a["type_code"][rows[2 * k :]] = len(CUSTOMER_TYPES)  # 'alien'
     copies = np.ones(n, dtype=np.int64)
     copies[rows[:k]] = 2
     a = {key: np.repeat(v, copies) for key, v in a.items()}
-    a["conflict"] = np.zeros(len(a["cust"]), dtype=bool)  # second row of a duplicated customer_id
-    a["conflict"][1:] = a["cust"][1:] == a["cust"][:-1]
+    # The second row of a duplicated customer_id conflicts with the first (other email domain, membership).
+    conflict = np.zeros(len(a["cust"]), dtype=bool)
+    conflict[1:] = a["cust"][1:] == a["cust"][:-1]
+    a["domain"][conflict] = len(EMAIL_DOMAINS)
+    a["is_member"] ^= conflict
 
-    def word(values: tuple[str, ...], col: str) -> pl.Expr:
-        return pl.col(col).replace_strict(dict(enumerate(values)), default=None, return_dtype=pl.Utf8)
-
-    first, last = word(FIRST_NAMES, "first"), word(LAST_NAMES, "last")
-    name = (
-        pl.when(pl.col("type_code") == 1).then(pl.concat_str(last, pl.lit(" "), word(BUSINESS_SUFFIXES, "suffix")))
-        .when(pl.col("type_code") == 2).then(pl.concat_str(last, pl.lit(" County")))
-        .otherwise(pl.concat_str(first, pl.lit(" "), last))
-    )
-    email = pl.concat_str(
-        first.str.to_lowercase(), pl.lit("."), last.str.to_lowercase(), (pl.col("cust") + 1).cast(pl.Utf8),
-        pl.when(pl.col("conflict")).then(pl.lit("@old.example.com")).otherwise(
-            pl.concat_str(pl.lit("@"), word(EMAIL_DOMAINS, "domain"))),
-    )
-    phone = pl.concat_str(pl.lit("+1-"), pl.col("area").cast(pl.Utf8), pl.lit("-555-0"), pl.col("line").cast(pl.Utf8))
+    names = [f"{f} {la}" for f in FIRST_NAMES for la in LAST_NAMES]
+    names += [f"{la} {s}" for la in LAST_NAMES for s in BUSINESS_SUFFIXES] + [f"{la} County" for la in LAST_NAMES]
+    mailboxes = [f"{f.lower()}.{la.lower()}" for f in FIRST_NAMES for la in LAST_NAMES]
+    domains = [f"@{d}" for d in (*EMAIL_DOMAINS, "old.example.com")]
+    phone_index = pl.int_range(0, len(_PHONE_AREAS) * 100)
+    phones = _strings(pl.format("+1-{}-555-0{}", phone_index // 100 + _PHONE_AREAS[0], phone_index % 100 + 100))
+    valid = {col: pl.when(pl.col(col) >= 0).then(pl.col(col)) for col in ("birth_year", "gender", "domain", "phone")}
     frame = pl.DataFrame(a).select(
-        customer_id=_padded("C", pl.col("cust") + 1, max(7, len(str(n_customers)))),
+        customer_id=_lookup(customer_ids, pl.col("cust")),
         signup_date=(pl.col("signup") + (start_date - _EPOCH).days).cast(pl.Date),
-        birth_year=pl.when(pl.col("birth_year") >= 0).then(pl.col("birth_year")),
-        gender=word(GENDERS, "gender"),
-        region=word(REGIONS, "region"),
-        customer_type=word((*CUSTOMER_TYPES, "alien"), "type_code"),
-        is_member=pl.col("is_member") ^ pl.col("conflict"),
-        name=name,
-        email=pl.when(pl.col("has_email")).then(email),
-        phone=pl.when(pl.col("has_phone")).then(phone),
+        birth_year=valid["birth_year"].cast(pl.Int32),
+        gender=_lookup(GENDERS, valid["gender"]),
+        region=_lookup(REGIONS, pl.col("region")),
+        customer_type=_lookup((*CUSTOMER_TYPES, "alien"), pl.col("type_code")),
+        is_member=pl.col("is_member"),
+        name=_lookup(tuple(names), pl.col("name")),
+        email=pl.concat_str(_lookup(tuple(mailboxes), pl.col("mailbox")), (pl.col("cust") + 1).cast(pl.Utf8),
+                            _lookup(tuple(domains), valid["domain"])),
+        phone=_lookup(phones, valid["phone"]),
     )
     return frame, a["signup"]
 
 
 def _write_profiles(
-    frame: pl.DataFrame, signup: np.ndarray, snapshot_days: list[int], start_date: date, out: Path, file_format: str
+    frame: pl.DataFrame, signup: np.ndarray, snapshot_days: list[int], start_date: date, out: Path,
+    file_format: str, pool: ThreadPoolExecutor,
 ) -> None:
     """Write each snapshot as the prefix of ``frame`` holding the customers signed up by that day.
     CSV snapshots are byte slices of one serialization (no field contains a newline)."""
     out.mkdir(parents=True, exist_ok=True)
     counts = np.searchsorted(signup, snapshot_days, side="right")
+    paths = [out / f"{start_date + timedelta(days=d)}.{file_format}" for d in snapshot_days]
     if file_format == "csv":
         buf = frame.write_csv().encode()
         line_ends = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == ord("\n"))
         if len(line_ends) != frame.height + 1:
             raise AssertionError("profile CSV fields must not contain newlines")
-    for d, count in zip(snapshot_days, counts, strict=True):
-        path = out / f"{start_date + timedelta(days=d)}.{file_format}"
-        if file_format == "csv":
-            path.write_bytes(memoryview(buf)[: line_ends[count] + 1])
-        else:
-            frame.slice(0, int(count)).write_parquet(path, compression="zstd", statistics=True)
+        list(pool.map(lambda path, n: path.write_bytes(memoryview(buf)[: line_ends[n] + 1]), paths, counts))
+    else:
+        list(pool.map(lambda path, n: _write_frame(frame.slice(0, int(n)), path, file_format), paths, counts))

@@ -56,7 +56,7 @@ def _run_ingest(
 ):
     working = store.open()
     report = ingest.ingest(
-        working, settings.landing_dir, kind, days, run_id=context.run_id, currency=settings.currency, force=force
+        working, settings.landing_dir, kind, days, run_id=context.run.run_id, currency=settings.currency, force=force
     )
     raw, accepted, quarantine = ingest.TABLES[kind]
     counts = ingest.day_counts(working, kind, report.days)

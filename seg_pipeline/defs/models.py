@@ -104,7 +104,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         working = store.open()
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
-            segments, version_row = build_segments(working, settings, as_of, context.run_id)
+            segments, version_row = build_segments(working, settings, as_of, context.run.run_id)
             with working.transaction() as con:
                 replace_rows(con, "customer_segments", "as_of = ?", [as_of], segments)
                 replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)

@@ -53,8 +53,9 @@ def check_columns(kind: R.Kind, columns: Sequence[str], source_file: str) -> Non
     present = {normalize_column_name(c) for c in columns}
     missing = [c for c in R.REQUIRED[kind] if c not in present]
     if missing:
+        required = ", ".join(R.REQUIRED[kind])
         raise LandingSchemaError(
-            source_file, f"missing required {kind} column(s): {', '.join(missing)} (required: {', '.join(R.REQUIRED[kind])})"
+            source_file, f"missing required {kind} column(s): {', '.join(missing)} (required: {required})"
         )
 
 
@@ -164,7 +165,8 @@ def _validate(
     accepted = prepared.filter(~is_bad).select(e.alias(n) for n, e in R.ACCEPTED[kind].items())
     quarantined = df.filter(is_bad).select(*_COLUMNS[kind], "extra", "source_file", "source_row", _DAY[kind])
     quarantined = quarantined.with_columns(prepared.filter(is_bad).select(reason.alias("reason")))
-    counts = {r.name: n for r, n in zip(row_rules, prepared.select(pl.col(f"_fails_{r.name}").sum() for r in row_rules).row(0))}
+    totals = prepared.select(pl.col(f"_fails_{r.name}").sum() for r in row_rules).row(0)
+    counts = {r.name: int(n) for r, n in zip(row_rules, totals, strict=True)}
     expectations = run_suite(kind, prepared, settings, counts) if run_gx else []
     for item in expectations:
         if item["failed_rows"] is not None and item["unexpected_count"] != item["failed_rows"]:

@@ -120,8 +120,10 @@ def _missing(column: str) -> pl.Expr:
     return _c(column).is_null()
 
 
-def _mismatch(column: str, regex: str) -> pl.Expr:
-    return _c(column).is_not_null() & ~_c(column).str.contains(regex)
+def _mismatch(column: str, regex: str, parsed: str | None = None) -> pl.Expr:
+    """Present but not matching `regex` (or, defensively, matching yet not parsed into `parsed`)."""
+    bad = ~_c(column).str.contains(regex)
+    return _c(column).is_not_null() & (bad | _c(parsed).is_null() if parsed else bad)
 
 
 def _not_in(column: str, values: tuple[str, ...]) -> pl.Expr:
@@ -182,7 +184,7 @@ ORDER_RULES: tuple[Rule, ...] = (
     Rule(
         "order_ts_iso8601",
         (_regex("order_ts", TIMESTAMP_RE),),
-        _mismatch("order_ts", TIMESTAMP_RE),
+        _mismatch("order_ts", TIMESTAMP_RE, "order_ts__utc"),
         "order_ts '{order_ts}' is not an ISO 8601 timestamp",
     ),
     Rule(
@@ -200,7 +202,7 @@ ORDER_RULES: tuple[Rule, ...] = (
     Rule(
         "amount_numeric",
         (_regex("amount", DECIMAL_RE),),
-        _mismatch("amount", DECIMAL_RE),
+        _mismatch("amount", DECIMAL_RE, "amount__value"),
         "amount '{amount}' is not a decimal number",
     ),
     Rule(
@@ -218,7 +220,7 @@ ORDER_RULES: tuple[Rule, ...] = (
     Rule(
         "quantity_positive_integer",
         (_regex("quantity", POSITIVE_INT_RE),),
-        _mismatch("quantity", POSITIVE_INT_RE),
+        _mismatch("quantity", POSITIVE_INT_RE, "quantity__value"),
         "quantity '{quantity}' is not an integer >= 1",
     ),
     Rule(
@@ -248,13 +250,13 @@ PROFILE_RULES: tuple[Rule, ...] = (
     Rule(
         "signup_date_iso8601",
         (_regex("signup_date", DATE_RE),),
-        _mismatch("signup_date", DATE_RE),
+        _mismatch("signup_date", DATE_RE, "signup_date__value"),
         "signup_date '{signup_date}' is not an ISO 8601 date (YYYY-MM-DD)",
     ),
     Rule(
         "birth_year_integer",
         (_regex("birth_year", INT_RE),),
-        _mismatch("birth_year", INT_RE),
+        _mismatch("birth_year", INT_RE, "birth_year__value"),
         "birth_year '{birth_year}' is not an integer",
     ),
     Rule(
@@ -297,7 +299,9 @@ PROFILE_RULES: tuple[Rule, ...] = (
 RULES: dict[Kind, tuple[Rule, ...]] = {"orders": ORDER_RULES, "profiles": PROFILE_RULES}
 
 
-def _normalized(frame: pl.DataFrame, columns: tuple[str, ...], lower: tuple[str, ...] = (), upper: tuple[str, ...] = ()) -> pl.DataFrame:
+def _normalized(
+    frame: pl.DataFrame, columns: tuple[str, ...], lower: tuple[str, ...] = (), upper: tuple[str, ...] = ()
+) -> pl.DataFrame:
     """Landing text trimmed (tolerates CRLF leftovers and padding), empty -> null, case-folded."""
     frame = frame.with_columns(pl.col(columns).str.strip_chars())
 
@@ -320,7 +324,8 @@ def _with_timestamp_utc(frame: pl.DataFrame, column: str, out: str) -> pl.DataFr
     rebuilt as 'YYYY-MM-DD HH:MM:SS.f+HHMM' (naive -> +00:00) for one chrono parse.
     """
     rest, tail, tz = "_ts_rest", "_ts_tail", "_ts_tz"
-    frame = frame.with_columns(pl.when(_c(column).str.contains(TIMESTAMP_RE)).then(_c(column).str.slice(16)).alias(rest))
+    valid = _c(column).str.contains(TIMESTAMP_RE)
+    frame = frame.with_columns(pl.when(valid).then(_c(column).str.slice(16)).alias(rest))
     has_seconds = _c(rest).str.starts_with(":")
     frame = frame.with_columns(pl.when(has_seconds).then(_c(rest).str.slice(3)).otherwise(_c(rest)).alias(tail))
     frame = frame.with_columns(_c(tail).str.strip_chars_start(".,0123456789").alias(tz))

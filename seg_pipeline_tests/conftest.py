@@ -1,0 +1,55 @@
+"""Shared fixtures: small generated landing data, settings on temp paths, a Dagster instance."""
+
+import os
+import shutil
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from seg_pipeline.core.demo_data import generate_landing
+from seg_pipeline.settings import PipelineSettings
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+END = date(2026, 6, 30)
+SMALL = dict(customers=700, days=330, seed=7, end_date=END)
+
+
+@pytest.fixture(scope="session")
+def small_landing(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeded landing data shared read-only by the tests (copy it before changing files)."""
+    folder = tmp_path_factory.mktemp("landing")
+    generate_landing(folder, **SMALL)
+    return folder
+
+
+@pytest.fixture
+def landing(small_landing: Path, tmp_path: Path) -> Path:
+    """A private copy of the small landing data that a test may change."""
+    return Path(shutil.copytree(small_landing, tmp_path / "landing"))
+
+
+def make_settings(tmp_path: Path, landing: Path, **env: str) -> PipelineSettings:
+    return PipelineSettings.from_env(
+        {
+            "SEG_LANDING_DIR": str(landing),
+            "SEG_WAREHOUSE_PATH": str(tmp_path / "out" / "segments.duckdb"),
+            "SEG_PARTITION_START": "2025-01-01",
+            **env,
+        }
+    )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, landing: Path) -> PipelineSettings:
+    return make_settings(tmp_path, landing)
+
+
+@pytest.fixture
+def instance(tmp_path: Path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        yield instance

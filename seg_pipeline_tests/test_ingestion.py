@@ -1,0 +1,144 @@
+"""Ingestion through real Dagster runs on a temp landing directory and a real DuckDB store."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from seg_pipeline import ingest
+from seg_pipeline.defs.ingestion import ingestion_assets
+from seg_pipeline.defs.partitions import daily_partitions
+from seg_pipeline.defs.resources import build_resources
+from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.store import WorkingStore
+
+from seg_pipeline_tests.conftest import END
+
+
+def ingest_orders(settings: PipelineSettings, instance: dg.DagsterInstance, first: date, last: date, **config):
+    """Materialize the orders ingestion for the partition range [first, last] in one run."""
+    assets = ingestion_assets(daily_partitions(settings.partition_start))
+    return dg.materialize(
+        [assets[0]],
+        instance=instance,
+        resources=build_resources(settings),
+        tags={
+            "dagster/asset_partition_range_start": first.isoformat(),
+            "dagster/asset_partition_range_end": last.isoformat(),
+        },
+        run_config={"ops": {"ingest_orders": {"config": config}}} if config else None,
+        raise_on_error=False,
+    )
+
+
+def stored(settings: PipelineSettings, sql: str, params=()) -> pl.DataFrame:
+    return WorkingStore(settings.store_path).frame(sql, list(params))
+
+
+def day_file(landing: Path, day: date) -> Path:
+    return landing / "orders" / f"{day.isoformat()}.csv"
+
+
+def test_reingesting_a_day_gives_the_same_rows(settings, instance):
+    day = END - timedelta(days=3)
+    assert ingest_orders(settings, instance, day, day).success
+    first = stored(settings, "select * exclude (ingested_at, run_id) from raw_orders order by source_row")
+    accepted = stored(settings, "select * from orders order by order_id")
+    assert ingest_orders(settings, instance, day, day, force=True).success
+    assert stored(settings, "select * exclude (ingested_at, run_id) from raw_orders order by source_row").equals(first)
+    assert stored(settings, "select * from orders order by order_id").equals(accepted)
+    assert first.height == pl.read_csv(day_file(Path(settings.landing_dir), day), infer_schema=False).height
+
+
+def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings, instance):
+    day = END - timedelta(days=2)
+    assert ingest_orders(settings, instance, day, day).success
+    path = day_file(Path(settings.landing_dir), day)
+    original = pl.read_csv(path, infer_schema=False)
+    corrected = original.head(5).with_columns(pl.lit("1.00").alias("amount"))
+    corrected.write_csv(path)
+    assert day in ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day)
+    assert ingest_orders(settings, instance, day, day).success
+    rows = stored(settings, "select order_id, amount from raw_orders where order_day = ?", [day])
+    assert rows.height == 5 and set(rows["amount"]) == {"1.00"}
+    assert stored(settings, "select count(*) n from orders where order_day = ?", [day])["n"][0] <= 5
+    assert day not in ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day)
+
+
+def test_csv_and_parquet_days_ingest_alike(settings, instance):
+    day = END - timedelta(days=5)
+    csv_path = day_file(Path(settings.landing_dir), day)
+    pl.read_csv(csv_path, infer_schema=False).write_parquet(csv_path.with_suffix(".parquet"))
+    csv_path.unlink()
+    assert ingest_orders(settings, instance, day, day).success
+    parquet_rows = stored(settings, "select * exclude (source_file, ingested_at, run_id, file_fingerprint) from raw_orders")
+    assert parquet_rows.height > 0
+    assert stored(settings, "select distinct source_file from raw_orders")["source_file"].to_list() == [
+        f"orders/{day.isoformat()}.parquet"
+    ]
+
+
+def test_a_day_without_files_is_an_empty_partition(settings, instance):
+    day = END - timedelta(days=1)
+    day_file(Path(settings.landing_dir), day).unlink()
+    result = ingest_orders(settings, instance, day, day)
+    assert result.success
+    assert stored(settings, "select count(*) n from raw_orders")["n"][0] == 0
+
+
+def test_every_raw_row_is_accepted_or_quarantined(settings, instance):
+    first, last = END - timedelta(days=20), END
+    assert ingest_orders(settings, instance, first, last).success
+    counts = ingest.day_counts(WorkingStore(settings.store_path), "orders", [first + timedelta(days=i) for i in range(21)])
+    assert counts.height == 21
+    assert (counts["raw_rows"] == counts["accepted_rows"] + counts["quarantined_rows"]).all()
+    assert counts["quarantined_rows"].sum() > 0  # the demo data carries dirty rows
+    reasons = stored(settings, "select reason from quarantine_orders")["reason"]
+    assert reasons.str.len_chars().min() > 5
+
+
+def test_range_backfill_is_one_run(settings, instance):
+    first, last = END - timedelta(days=9), END
+    result = ingest_orders(settings, instance, first, last)
+    assert result.success
+    assert len(instance.get_run_records()) == 1
+    days = stored(settings, "select distinct order_day from raw_orders order by 1")["order_day"].to_list()
+    assert days == [first + timedelta(days=i) for i in range(10)]
+
+
+def test_broken_file_fails_its_day_with_one_line_and_keeps_the_others(settings, instance):
+    good, bad = END - timedelta(days=1), END
+    day_file(Path(settings.landing_dir), bad).write_text("order_id;customer_id;order_ts;amount\nX1;C1;2026-06-30T10:00:00;5\n")
+    result = ingest_orders(settings, instance, good, bad)
+    assert not result.success
+    from seg_pipeline.runs import failure_line
+
+    line = failure_line(result)
+    assert "\n" not in line
+    assert f"orders/{bad.isoformat()}.csv" in line and "missing required column" in line
+    days = stored(settings, "select distinct order_day from raw_orders")["order_day"].to_list()
+    assert days == [good]
+
+
+def test_invariant_check_fails_when_a_row_goes_missing(settings, instance):
+    day = END - timedelta(days=4)
+    assert ingest_orders(settings, instance, day, day).success
+    store = WorkingStore(settings.store_path)
+    with store.transaction() as con:
+        con.execute("delete from orders where order_id = (select min(order_id) from orders)")
+    counts = ingest.day_counts(store, "orders", [day])
+    assert counts["raw_rows"][0] == counts["accepted_rows"][0] + counts["quarantined_rows"][0] + 1
+
+
+@pytest.mark.parametrize("threshold, passed", [("0.5", True), ("0.0001", False)])
+def test_quarantine_share_check_blocks_over_threshold(tmp_path, landing, instance, threshold, passed):
+    from seg_pipeline_tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, landing, SEG_QUARANTINE_THRESHOLD=threshold)
+    result = ingest_orders(settings, instance, END - timedelta(days=30), END)
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks["quarantine_share"] is passed
+    assert checks["rows_accounted_for"] is True
+    assert result.success is passed
