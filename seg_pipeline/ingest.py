@@ -35,7 +35,6 @@ class IngestReport:
 
     kind: Kind
     days: list[date] = field(default_factory=list)
-    skipped: list[date] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     raw_rows: int = 0
     accepted_rows: int = 0
@@ -69,7 +68,10 @@ def fingerprints(files: Iterable[LandingFile], known: dict[str, tuple[int, int, 
 
 
 def stale_days(store: WorkingStore, landing_dir: str, kind: Kind, until: date) -> list[date]:
-    """Landed days <= `until` never ingested or whose files changed since their ingestion."""
+    """Landed days <= `until` never ingested or whose files changed since their ingestion.
+
+    For profiles only the snapshot in force at `until` (the latest <= `until`) matters.
+    """
     known = stored_files(store, kind)
     ingested = store.frame(
         "select day, list(source_file || '=' || fingerprint order by source_file) as files "
@@ -77,8 +79,11 @@ def stale_days(store: WorkingStore, landing_dir: str, kind: Kind, until: date) -
         [kind],
     )
     ingested_sets = {day: set(files) for day, files in ingested.iter_rows()}
+    landed = landing.scan(landing_dir, kind, until)
+    if kind == "profiles":
+        landed = {day: landed[day] for day in sorted(landed)[-1:]}
     stale = []
-    for day, files in landing.scan(landing_dir, kind, until).items():
+    for day, files in landed.items():
         current = {f"{name}={fp}" for name, fp in fingerprints(files, known).items()}
         if ingested_sets.get(day) != current:
             stale.append(day)
@@ -89,23 +94,22 @@ def ingest(
     store: WorkingStore,
     landing_dir: str,
     kind: Kind,
-    days: Iterable[date],
+    until: date,
     *,
     run_id: str,
     currency: str,
-    force: bool = False,
+    force_days: Iterable[date] = (),
 ) -> IngestReport:
-    """Ingest the given landed days of `kind` (changed ones only unless `force`).
+    """Bring the store up to date with the landing directory as of `until`.
 
-    A file that cannot be read fails only its own day: the report lists the error and the
-    other days are ingested. Days without files are empty partitions, not errors.
+    Ingests every landed day <= `until` that is new or changed, plus `force_days` even when
+    unchanged. A file that cannot be read fails only its own day: the report lists the error
+    and the other days are ingested. Days without files are empty, not errors.
     """
     report = IngestReport(kind)
-    wanted = sorted(set(days))
-    scanned = landing.scan(landing_dir, kind, max(wanted)) if wanted else {}
-    stale = set(stale_days(store, landing_dir, kind, max(wanted))) if wanted and not force else set(scanned)
-    todo = [day for day in wanted if day in scanned and day in stale]
-    report.skipped = [day for day in wanted if day in scanned and day not in stale]
+    scanned = landing.scan(landing_dir, kind, until)
+    stale = set(stale_days(store, landing_dir, kind, until))
+    todo = sorted(stale | {day for day in force_days if day in scanned})
     known = stored_files(store, kind)
     for batch in _batches(todo, scanned):
         frames, batch_files = [], []
@@ -209,15 +213,15 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
     )
 
 
-def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float) -> pl.DataFrame:
-    """Landed days <= `until` whose quarantined share exceeds `threshold`."""
+def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float, min_rows: int) -> pl.DataFrame:
+    """Landed days <= `until` with more than `threshold` of their rows and >= `min_rows` rows quarantined."""
     raw_table, _, quarantine_table = TABLES[kind]
     day_col = DAY_COLUMN[kind]
     return store.frame(
         f"with r as (select {day_col} as day, count(*) as n from {raw_table} where {day_col} <= ? group by 1), "
         f"q as (select {day_col} as day, count(*) as n from {quarantine_table} where {day_col} <= ? group by 1) "
-        "select r.day, q.n / r.n as share from r join q using (day) where q.n / r.n > ? order by r.day",
-        [until, until, threshold],
+        "select r.day, q.n / r.n as share from r join q using (day) where q.n / r.n > ? and q.n >= ? order by r.day",
+        [until, until, threshold, min_rows],
     )
 
 

@@ -27,6 +27,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "the pipeline's own working DuckDB store (raw, validated, models); never opened by analysts",
     ),
     "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
+    "SEG_QUARANTINE_MIN_ROWS": ("10", "...and has at least this many quarantined rows (small days are noisy)"),
     "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
     "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
     "SEG_RETRAIN_EVERY_DAYS": ("1", "retrain churn and cluster models when the last is this old"),
@@ -49,6 +50,7 @@ class PipelineSettings(dg.ConfigurableResource):
     churn_horizon_days: int
     currency: str
     quarantine_threshold: float
+    quarantine_min_rows: int
     value_tier_cuts: list[float]
     clv_monthly_discount: float
     retrain_every_days: int
@@ -81,11 +83,13 @@ class PipelineSettings(dg.ConfigurableResource):
         horizon = _number("SEG_CHURN_HORIZON_DAYS", raw("SEG_CHURN_HORIZON_DAYS"), int)
         retrain = _number("SEG_RETRAIN_EVERY_DAYS", raw("SEG_RETRAIN_EVERY_DAYS"), int)
         threshold = _number("SEG_QUARANTINE_THRESHOLD", raw("SEG_QUARANTINE_THRESHOLD"), float)
+        min_rows = _number("SEG_QUARANTINE_MIN_ROWS", raw("SEG_QUARANTINE_MIN_ROWS"), int)
         discount = _number("SEG_CLV_MONTHLY_DISCOUNT", raw("SEG_CLV_MONTHLY_DISCOUNT"), float)
         for name, value, ok in [
             ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
             ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
             ("SEG_QUARANTINE_THRESHOLD", threshold, 0 <= threshold <= 1),
+            ("SEG_QUARANTINE_MIN_ROWS", min_rows, min_rows >= 1),
             ("SEG_CLV_MONTHLY_DISCOUNT", discount, 0 <= discount < 1),
         ]:
             if not ok:
@@ -98,6 +102,7 @@ class PipelineSettings(dg.ConfigurableResource):
             churn_horizon_days=horizon,
             currency=currency,
             quarantine_threshold=threshold,
+            quarantine_min_rows=min_rows,
             value_tier_cuts=cuts,
             clv_monthly_discount=discount,
             retrain_every_days=retrain,

@@ -27,8 +27,8 @@ import polars as pl
 _RAW_ORDER_COLUMNS = "order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
 _RAW_PROFILE_COLUMNS = "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
 
-#: DDL of the tables whose shape the store owns. Feature and segment tables take their
-#: shape from the frames that first fill them (their columns are documented in core/).
+#: DDL of the tables whose shape the store owns. `customer_features` and the marts take
+#: their shape from the frames that first fill them (their columns are documented in core/).
 SCHEMA = f"""
 create table if not exists landing_files (
     kind varchar, day date, source_file varchar, size bigint, mtime_ns bigint,
@@ -66,6 +66,11 @@ create table if not exists quarantine_profiles (
 );
 create table if not exists model_registry (
     kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
+);
+create table if not exists customer_segments (
+    as_of date, customer_id varchar, segment_version varchar, r_score tinyint, f_score tinyint, m_score tinyint,
+    rfm_score varchar, rfm_segment varchar, cluster_label varchar, value_tier varchar, lifecycle_stage varchar,
+    churn_risk double, expected_purchases_12m double, clv double, recommended_action varchar
 );
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,

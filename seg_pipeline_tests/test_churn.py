@@ -11,7 +11,7 @@ from seg_pipeline.core.features import compute_customer_features
 from seg_pipeline_tests.ml_synth import simulate_orders
 
 AS_OF = date(2024, 6, 30)
-N_CUSTOMERS, DAYS = 4000, 600
+N_CUSTOMERS, DAYS = 5000, 730
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,9 @@ def test_labels_stable_from_day_to_day(days: tuple[pl.DataFrame, pl.DataFrame], 
     assert share >= 0.9
 
 
-def test_hungarian_matching_ignores_centroid_order(days: tuple[pl.DataFrame, pl.DataFrame], model1: ClusterModel) -> None:
+def test_hungarian_matching_ignores_centroid_order(
+    days: tuple[pl.DataFrame, pl.DataFrame], model1: ClusterModel
+) -> None:
     perm = np.random.default_rng(0).permutation(model1.k)
     shuffled = replace(
         model1,

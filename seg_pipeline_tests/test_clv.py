@@ -8,7 +8,10 @@ from seg_pipeline.core.clv import DAYS_PER_MONTH, compute_clv, expected_spend
 PARAMS = BgNbdParams(r=0.8, alpha=40.0, a=0.7, b=3.0)
 
 
-def _features(extra: list[tuple[str, int | None, float | None, float | None, float | None, float | None]]) -> pl.DataFrame:
+Row = tuple[str, int | None, float | None, float | None, float | None, float | None]
+
+
+def _features(extra: list[Row]) -> pl.DataFrame:
     """A seeded population of 400 buyers plus the given rows (id, frequency, recency, T, monetary, total)."""
     rng = np.random.default_rng(0)
     n = 400
@@ -47,7 +50,8 @@ def test_shape_order_and_prospects() -> None:
 def test_expected_purchases_match_bgnbd_without_churn_model() -> None:
     feats = _features([])
     out = compute_clv(feats, PARAMS, None)
-    direct = expected_purchases(PARAMS, 12 * DAYS_PER_MONTH, *(feats[c].to_numpy() for c in ("frequency", "recency", "T")))
+    x, tx, T = (feats[c].to_numpy() for c in ("frequency", "recency", "T"))
+    direct = expected_purchases(PARAMS, 12 * DAYS_PER_MONTH, x, tx, T)
     np.testing.assert_allclose(out["expected_purchases_12m"].to_numpy(), direct, rtol=1e-9)
 
 
@@ -70,6 +74,11 @@ def test_zero_for_customers_expected_not_to_buy() -> None:
     assert dead < 1e-6 and alive > 100
     certain_churn = np.full(feats.height, 1.0)
     assert compute_clv(feats, PARAMS, certain_churn).tail(1)["clv"].item() == pytest.approx(0.0, abs=1e-12)
+    # P(alive) underflows to 0 for this one; a churn model must not turn that into NaN.
+    extreme = _features([("ZGONE", 300, 10.0, 700.0, 50.0, 15050.0)])
+    out = compute_clv(extreme, PARAMS, np.full(extreme.height, 0.5))
+    assert out.tail(1)["clv"].item() == pytest.approx(0.0, abs=1e-9)
+    assert out["clv"].null_count() == 0
 
 
 def test_monotone_in_monetary_value() -> None:

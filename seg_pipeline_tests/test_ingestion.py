@@ -8,17 +8,22 @@ import polars as pl
 import pytest
 
 from seg_pipeline import ingest
-from seg_pipeline.defs.ingestion import ingestion_assets
+from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
+from seg_pipeline.runs import failure_line
+from seg_pipeline.landing import scan
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
 
-from seg_pipeline_tests.conftest import END
+from seg_pipeline_tests.conftest import END, make_settings
 
 
 def ingest_orders(settings: PipelineSettings, instance: dg.DagsterInstance, first: date, last: date, **config):
-    """Materialize the orders ingestion for the partition range [first, last] in one run."""
+    """Materialize the orders ingestion for the partition range [first, last] in one run.
+
+    Like every partition D, it ingests all landed days <= `last` that are new or changed.
+    """
     assets = ingestion_assets(daily_partitions(settings.partition_start))
     return dg.materialize(
         [assets[0]],
@@ -44,17 +49,20 @@ def day_file(landing: Path, day: date) -> Path:
 def test_reingesting_a_day_gives_the_same_rows(settings, instance):
     day = END - timedelta(days=3)
     assert ingest_orders(settings, instance, day, day).success
-    first = stored(settings, "select * exclude (ingested_at, run_id) from raw_orders order by source_row")
+    raw_sql = "select * exclude (ingested_at, run_id) from raw_orders order by order_day, source_row"
+    first = stored(settings, raw_sql)
     accepted = stored(settings, "select * from orders order by order_id")
     assert ingest_orders(settings, instance, day, day, force=True).success
-    assert stored(settings, "select * exclude (ingested_at, run_id) from raw_orders order by source_row").equals(first)
+    assert stored(settings, raw_sql).equals(first)
     assert stored(settings, "select * from orders order by order_id").equals(accepted)
-    assert first.height == pl.read_csv(day_file(Path(settings.landing_dir), day), infer_schema=False).height
+    day_rows = first.filter(pl.col("order_day") == day).height
+    assert day_rows == pl.read_csv(day_file(Path(settings.landing_dir), day), infer_schema=False).height
 
 
 def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings, instance):
     day = END - timedelta(days=2)
     assert ingest_orders(settings, instance, day, day).success
+    before = stored(settings, "select run_id, order_day from raw_orders where order_day < ?", [day])
     path = day_file(Path(settings.landing_dir), day)
     original = pl.read_csv(path, infer_schema=False)
     corrected = original.head(5).with_columns(pl.lit("1.00").alias("amount"))
@@ -64,20 +72,26 @@ def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings,
     rows = stored(settings, "select order_id, amount from raw_orders where order_day = ?", [day])
     assert rows.height == 5 and set(rows["amount"]) == {"1.00"}
     assert stored(settings, "select count(*) n from orders where order_day = ?", [day])["n"][0] <= 5
-    assert day not in ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day)
+    assert ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day) == []
+    # the other days were unchanged: not re-ingested by the second run
+    assert stored(settings, "select run_id, order_day from raw_orders where order_day < ?", [day]).equals(before)
 
 
 def test_csv_and_parquet_days_ingest_alike(settings, instance):
     day = END - timedelta(days=5)
+    columns = "order_day, source_row, order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
+    same_day = f"select {columns} from raw_orders where order_day = ? order by source_row"
+    assert ingest_orders(settings, instance, day, day).success
+    from_csv = stored(settings, same_day, [day])
+    accepted_csv = stored(settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day])
     csv_path = day_file(Path(settings.landing_dir), day)
     pl.read_csv(csv_path, infer_schema=False).write_parquet(csv_path.with_suffix(".parquet"))
     csv_path.unlink()
     assert ingest_orders(settings, instance, day, day).success
-    parquet_rows = stored(settings, "select * exclude (source_file, ingested_at, run_id, file_fingerprint) from raw_orders")
-    assert parquet_rows.height > 0
-    assert stored(settings, "select distinct source_file from raw_orders")["source_file"].to_list() == [
-        f"orders/{day.isoformat()}.parquet"
-    ]
+    assert stored(settings, same_day, [day]).equals(from_csv)
+    assert stored(settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day]).equals(accepted_csv)
+    files = stored(settings, "select distinct source_file from raw_orders where order_day = ?", [day])["source_file"]
+    assert files.to_list() == [f"orders/{day.isoformat()}.parquet"]
 
 
 def test_a_day_without_files_is_an_empty_partition(settings, instance):
@@ -85,14 +99,17 @@ def test_a_day_without_files_is_an_empty_partition(settings, instance):
     day_file(Path(settings.landing_dir), day).unlink()
     result = ingest_orders(settings, instance, day, day)
     assert result.success
-    assert stored(settings, "select count(*) n from raw_orders")["n"][0] == 0
+    assert stored(settings, "select count(*) n from raw_orders where order_day = ?", [day])["n"][0] == 0
+    assert stored(settings, "select count(*) n from raw_orders where order_day < ?", [day])["n"][0] > 0
 
 
 def test_every_raw_row_is_accepted_or_quarantined(settings, instance):
-    first, last = END - timedelta(days=20), END
-    assert ingest_orders(settings, instance, first, last).success
-    counts = ingest.day_counts(WorkingStore(settings.store_path), "orders", [first + timedelta(days=i) for i in range(21)])
-    assert counts.height == 21
+    assert ingest_orders(settings, instance, END, END).success
+    landed = sorted(scan(settings.landing_dir, "orders"))
+    counts = ingest.day_counts(WorkingStore(settings.store_path), "orders", landed)
+    assert counts.height == len(landed)
+    files_rows = sum(pl.read_csv(f.path, infer_schema=False).height for fs in scan(settings.landing_dir, "orders").values() for f in fs)
+    assert counts["raw_rows"].sum() == files_rows
     assert (counts["raw_rows"] == counts["accepted_rows"] + counts["quarantined_rows"]).all()
     assert counts["quarantined_rows"].sum() > 0  # the demo data carries dirty rows
     reasons = stored(settings, "select reason from quarantine_orders")["reason"]
@@ -100,12 +117,14 @@ def test_every_raw_row_is_accepted_or_quarantined(settings, instance):
 
 
 def test_range_backfill_is_one_run(settings, instance):
-    first, last = END - timedelta(days=9), END
+    first, last = END - timedelta(days=9), END - timedelta(days=5)
     result = ingest_orders(settings, instance, first, last)
     assert result.success
     assert len(instance.get_run_records()) == 1
     days = stored(settings, "select distinct order_day from raw_orders order by 1")["order_day"].to_list()
-    assert days == [first + timedelta(days=i) for i in range(10)]
+    assert days == sorted(scan(settings.landing_dir, "orders", last))
+    materialized = instance.get_materialized_partitions(dg.AssetKey("orders"))
+    assert materialized == {(first + timedelta(days=i)).isoformat() for i in range(5)}
 
 
 def test_broken_file_fails_its_day_with_one_line_and_keeps_the_others(settings, instance):
@@ -113,13 +132,11 @@ def test_broken_file_fails_its_day_with_one_line_and_keeps_the_others(settings, 
     day_file(Path(settings.landing_dir), bad).write_text("order_id;customer_id;order_ts;amount\nX1;C1;2026-06-30T10:00:00;5\n")
     result = ingest_orders(settings, instance, good, bad)
     assert not result.success
-    from seg_pipeline.runs import failure_line
-
     line = failure_line(result)
     assert "\n" not in line
     assert f"orders/{bad.isoformat()}.csv" in line and "missing required column" in line
-    days = stored(settings, "select distinct order_day from raw_orders")["order_day"].to_list()
-    assert days == [good]
+    days = set(stored(settings, "select distinct order_day from raw_orders")["order_day"].to_list())
+    assert good in days and bad not in days
 
 
 def test_invariant_check_fails_when_a_row_goes_missing(settings, instance):
@@ -127,17 +144,17 @@ def test_invariant_check_fails_when_a_row_goes_missing(settings, instance):
     assert ingest_orders(settings, instance, day, day).success
     store = WorkingStore(settings.store_path)
     with store.transaction() as con:
-        con.execute("delete from orders where order_id = (select min(order_id) from orders)")
-    counts = ingest.day_counts(store, "orders", [day])
-    assert counts["raw_rows"][0] == counts["accepted_rows"][0] + counts["quarantined_rows"][0] + 1
+        assert rows_accounted_for("orders", ingest.day_counts(store, "orders", [day])).passed
+        con.execute("delete from orders where order_id = (select min(order_id) from orders where order_day = ?)", [day])
+    check = rows_accounted_for("orders", ingest.day_counts(store, "orders", [day]))
+    assert not check.passed
+    assert str(day) in check.description
 
 
 @pytest.mark.parametrize("threshold, passed", [("0.5", True), ("0.0001", False)])
 def test_quarantine_share_check_blocks_over_threshold(tmp_path, landing, instance, threshold, passed):
-    from seg_pipeline_tests.conftest import make_settings
-
-    settings = make_settings(tmp_path, landing, SEG_QUARANTINE_THRESHOLD=threshold)
-    result = ingest_orders(settings, instance, END - timedelta(days=30), END)
+    settings = make_settings(tmp_path, landing, SEG_QUARANTINE_THRESHOLD=threshold, SEG_QUARANTINE_MIN_ROWS="1")
+    result = ingest_orders(settings, instance, END, END)
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["quarantine_share"] is passed
     assert checks["rows_accounted_for"] is True

@@ -144,7 +144,9 @@ def probability_alive(params: BgNbdParams, frequency: ArrayLike, recency: ArrayL
     return expit(-_log_odds_dead(params, x, tx, t_obs))
 
 
-def probability_no_purchase_if_alive(params: BgNbdParams, t: ArrayLike, frequency: ArrayLike, T: ArrayLike) -> np.ndarray:
+def probability_no_purchase_if_alive(
+    params: BgNbdParams, t: ArrayLike, frequency: ArrayLike, T: ArrayLike
+) -> np.ndarray:
     """P(no purchase in (T, T + t] | alive at T) = ((alpha+T)/(alpha+T+t))^(r+x).
 
     Given alive at T the rate posterior is Gamma(r + x, alpha + T), and drop-out only follows a purchase.

@@ -2,19 +2,22 @@
 
 Customers with >= 1 completed order are described by log1p(order_count), log1p(avg_order_value),
 log1p(days_since_last_order), log1p(days_since_first_order) and spend_trend_90d, standardised on a seeded,
-day-to-day stable sample (the ``sample_size`` customers with the smallest seeded hash of their id). k in
-``k_range`` is chosen by silhouette (on a 4,000-row subsample) of seeded k-means fits on that sample; all
-customers are then assigned to the nearest centroid.
+day-to-day stable sample (the ``sample_size`` customers with the smallest seeded polars hash of their id;
+the hash is stable for a given polars version). k in ``k_range`` is chosen by silhouette (on a 4,000-row
+subsample) of seeded k-means fits on that sample; all customers are then assigned to the nearest centroid.
 
-Names come from each cluster's medians relative to the population (sample tertiles/quartiles):
+Names come from each cluster's medians relative to the population (sample quantiles):
 ``[new | active | lapsed] [one-time | repeat | frequent] [bargain buyers | mid spenders | high spenders]``,
-e.g. 'lapsed one-time bargain buyers'; duplicates are told apart by their spend trend ('(growing)',
-'(declining)', '(steady)') and then by a size rank, larger clusters first.
+e.g. 'lapsed one-time bargain buyers'. new: days_since_first_order <= q25; else lapsed: days_since_last_order
+>= q67, active: <= q33. one-time: order_count <= 1; frequent: >= max(q75, 3). Spend: avg_order_value tertiles.
+Duplicates are told apart by their spend trend ('(growing)', '(declining)', '(steady)', threshold 0.2) and
+then by a size rank (' #2'), larger clusters first.
 
 Stability: given the previous model, a k-means warm-started from the previous centroids (mapped into
 today's scaled space) is kept unless another k beats its silhouette by more than 0.03. Today's centroids are
 then matched to the previous ones with the Hungarian algorithm in the previous model's scaled space; a pair
 closer than 1.0 (standard-deviation units) inherits the previous label, any other cluster gets a fresh name.
+Models are saved as canonical JSON, which is also what ``content_hash`` hashes.
 """
 
 import hashlib
@@ -76,7 +79,8 @@ class ClusterModel:
         labels = np.full(features.height, PROSPECTS_LABEL, dtype=object)
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            labels[buyers] = np.asarray(self.labels, dtype=object)[self.predict_index(features.filter(pl.Series(buyers)))]
+            index = self.predict_index(features.filter(pl.Series(buyers)))
+            labels[buyers] = np.asarray(self.labels, dtype=object)[index]
         return pl.Series("cluster_label", labels.tolist(), dtype=pl.Utf8)
 
     def to_json(self) -> str:
@@ -190,6 +194,35 @@ def _unique_names(parts: list[tuple[str, str]], sizes: np.ndarray, taken: set[st
     return names
 
 
+def _inherited_labels(centroids_raw: np.ndarray, previous: ClusterModel) -> list[str | None]:
+    """Hungarian matching to the previous centroids in the previous scaled space; None = no close match."""
+    labels: list[str | None] = [None] * len(centroids_raw)
+    if previous.features != CLUSTER_FEATURES:
+        return labels
+    mapped = (centroids_raw - np.asarray(previous.mean)) / np.asarray(previous.scale)
+    prev = np.asarray(previous.centroids)
+    dist = np.sqrt(((mapped[:, None, :] - prev[None, :, :]) ** 2).sum(axis=2))
+    for i, j in zip(*linear_sum_assignment(dist)):
+        if dist[i, j] <= MATCH_MAX_DISTANCE:
+            labels[i] = previous.labels[j]
+    return labels
+
+
+def _name_parts_per_cluster(raw: np.ndarray, assigned: np.ndarray, centroids_raw: np.ndarray) -> list[tuple[str, str]]:
+    """Name parts from each cluster's medians vs population quantiles, both in original units."""
+
+    def units(values: np.ndarray, j: int) -> np.ndarray:
+        return np.expm1(values) if CLUSTER_FEATURES[j][1] else values
+
+    pop = {n: units(np.quantile(raw[:, j], [0.25, 1 / 3, 2 / 3, 0.75]), j) for j, (n, _) in enumerate(CLUSTER_FEATURES)}
+    parts = []
+    for c, centroid in enumerate(centroids_raw):
+        members = raw[assigned == c]
+        med = np.median(members, axis=0) if len(members) else centroid
+        parts.append(_name_parts({n: float(units(med[j], j)) for j, (n, _) in enumerate(CLUSTER_FEATURES)}, pop))
+    return parts
+
+
 def fit_clusters(
     features: pl.DataFrame,
     previous: ClusterModel | None = None,
@@ -209,8 +242,7 @@ def fit_clusters(
         .head(sample_size)
         .drop("_h")
     )
-    spec = CLUSTER_FEATURES
-    raw = _raw_matrix(sample, spec)
+    raw = _raw_matrix(sample, CLUSTER_FEATURES)
     n_distinct = len(np.unique(raw, axis=0))
     if n_distinct <= k_min:
         raise ValueError(f"need more than {k_min} distinct customers to cluster, got {n_distinct}")
@@ -221,43 +253,25 @@ def fit_clusters(
     candidates = {k: _kmeans(x, k, seed) for k in range(k_min, min(k_max, n_distinct - 1) + 1)}
     best_k = max(candidates, key=lambda k: (candidates[k][1], -k))
     centroids, sil = candidates[best_k]
-    if previous is not None and previous.features == spec and previous.k in candidates:
+    if previous is not None and previous.features == CLUSTER_FEATURES and previous.k in candidates:
         prev_raw = np.asarray(previous.centroids) * np.asarray(previous.scale) + np.asarray(previous.mean)
         warm, warm_sil = _kmeans(x, previous.k, seed, init=(prev_raw - mean) / scale)
         if warm_sil >= sil - SILHOUETTE_TOLERANCE:
             centroids, sil = warm, warm_sil
 
     assigned = _nearest(x, centroids)
-    k = len(centroids)
-    sizes = np.bincount(assigned, minlength=k)
-    def units(values: np.ndarray, j: int) -> np.ndarray:
-        return np.expm1(values) if spec[j][1] else values
-
-    pop = {n: units(np.quantile(raw[:, j], [0.25, 1 / 3, 2 / 3, 0.75]), j) for j, (n, _) in enumerate(spec)}
-    stats = []
-    for c in range(k):
-        members = raw[assigned == c] if sizes[c] else (centroids[c] * scale + mean)[None, :]
-        med = np.median(members, axis=0)
-        stats.append({n: float(units(med[j], j)) for j, (n, _) in enumerate(spec)})
-
-    labels: list[str | None] = [None] * k
-    if previous is not None and previous.features == spec:
-        mapped = (centroids * scale + mean - np.asarray(previous.mean)) / np.asarray(previous.scale)
-        prev_c = np.asarray(previous.centroids)
-        dist = np.sqrt(((mapped[:, None, :] - prev_c[None, :, :]) ** 2).sum(axis=2))
-        for i, j in zip(*linear_sum_assignment(dist)):
-            if dist[i, j] <= MATCH_MAX_DISTANCE:
-                labels[i] = previous.labels[j]
-    fresh = [c for c in range(k) if labels[c] is None]
-    fresh_names = _unique_names(
-        [_name_parts(stats[c], pop) for c in fresh], sizes[fresh], {n for n in labels if n is not None}
-    )
-    for c, name in zip(fresh, fresh_names):
+    sizes = np.bincount(assigned, minlength=len(centroids))
+    centroids_raw = centroids * scale + mean
+    labels = _inherited_labels(centroids_raw, previous) if previous is not None else [None] * len(centroids)
+    fresh = [c for c in range(len(centroids)) if labels[c] is None]
+    parts = _name_parts_per_cluster(raw, assigned, centroids_raw)
+    taken = {n for n in labels if n is not None}
+    for c, name in zip(fresh, _unique_names([parts[c] for c in fresh], sizes[fresh], taken)):
         labels[c] = name
 
     as_of = features["as_of"].max() if "as_of" in features.columns and features.height else None
     return ClusterModel(
-        features=spec,
+        features=CLUSTER_FEATURES,
         mean=tuple(float(v) for v in mean),
         scale=tuple(float(v) for v in scale),
         centroids=tuple(tuple(float(v) for v in c) for c in centroids),

@@ -122,7 +122,8 @@ def compute_clv(
             q = np.asarray(churn_risk, dtype=np.float64)[buyers]
             silent_if_alive = probability_no_purchase_if_alive(params, churn_horizon_days, x, t_obs)
             p_alive = np.clip((1.0 - q) / np.maximum(1.0 - silent_if_alive, 1e-12), 0.0, 1.0)
-            monthly *= np.where(np.isnan(q), 1.0, p_alive / probability_alive(params, x, tx, t_obs))
+            p_alive_bg = np.maximum(probability_alive(params, x, tx, t_obs), 1e-300)  # 0 underflows: BG/NBD-dead
+            monthly *= np.where(np.isnan(q), 1.0, p_alive / p_alive_bg)
         spend = expected_spend(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
         discount = (1.0 + monthly_discount) ** -np.arange(1, horizon_months + 1)
         purchases[buyers] = monthly.sum(axis=0)

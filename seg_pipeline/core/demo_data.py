@@ -20,9 +20,12 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "amount", "currency", "status", "channel", "category", "quantity")
+ORDER_COLUMNS = (
+    "order_id", "customer_id", "order_ts", "amount", "currency", "status", "channel", "category", "quantity",
+)
 PROFILE_COLUMNS = (
-    "customer_id", "signup_date", "birth_year", "gender", "region", "customer_type", "is_member", "name", "email", "phone",
+    "customer_id", "signup_date", "birth_year", "gender", "region", "customer_type", "is_member",
+    "name", "email", "phone",
 )
 DIRTY_ORDER_KINDS = (
     "null_order_id", "null_customer_id", "unparseable_order_ts", "order_ts_other_day", "negative_amount",
@@ -46,12 +49,15 @@ REGION_P = (0.20, 0.22, 0.20, 0.12, 0.18, 0.08)
 WEEKDAY_FACTOR = (0.92, 0.90, 0.93, 0.97, 1.05, 1.18, 1.12)  # Monday..Sunday
 MONTH_FACTOR = (0.90, 0.86, 0.94, 0.96, 0.98, 0.96, 0.95, 0.98, 0.96, 1.00, 1.25, 1.40)  # Jan..Dec
 HOUR_FACTOR = (2, 1, 1, 1, 1, 2, 3, 5, 6, 7, 7, 8, 9, 8, 7, 7, 8, 9, 11, 12, 12, 10, 7, 4)
-FIRST_NAMES = (
-    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William", "Elizabeth", "David",
-    "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah", "Carlos", "Karen", "Daniel", "Lisa",
-    "Matthew", "Nancy", "Anthony", "Sofia", "Mark", "Aisha", "Wei", "Priya", "Kenji", "Fatima", "Luis", "Emma",
-    "Noah", "Olivia", "Liam", "Ava", "Mateo", "Mia",
+FEMALE_FIRST_NAMES = (
+    "Mary", "Patricia", "Jennifer", "Linda", "Elizabeth", "Barbara", "Susan", "Jessica", "Sarah", "Karen", "Lisa",
+    "Nancy", "Sofia", "Aisha", "Priya", "Fatima", "Emma", "Olivia", "Ava", "Mia",
 )
+MALE_FIRST_NAMES = (
+    "James", "John", "Robert", "Michael", "William", "David", "Richard", "Joseph", "Thomas", "Carlos", "Daniel",
+    "Matthew", "Anthony", "Mark", "Wei", "Kenji", "Luis", "Noah", "Liam", "Mateo",
+)
+FIRST_NAMES = FEMALE_FIRST_NAMES + MALE_FIRST_NAMES
 LAST_NAMES = (
     "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Martinez",
     "Hernandez", "Lopez", "Gonzalez", "Wilson", "Anderson", "Thomas", "Taylor", "Moore", "Jackson", "Martin", "Lee",
@@ -74,6 +80,7 @@ QUANTITY_SPEND_EXPONENT = 0.6  # order amount grows as quantity ** exponent
 BUSINESS_SPEND_LIFT = 2.5
 PREFERRED_CHANNEL_P, FAVOURITE_CATEGORY_P = 0.8, 0.55
 NULL_CHANNEL_P, NULL_CATEGORY_P = 0.01, 0.005
+MISSING_BIRTH_YEAR_P, MISSING_GENDER_P, MISSING_EMAIL_P, MISSING_PHONE_P = 0.04, 0.03, 0.02, 0.08  # in profiles
 TS_SUFFIXES = ("", "Z", "+00:00")
 TS_SUFFIX_P = (0.97, 0.015, 0.015)
 
@@ -229,7 +236,7 @@ def _simulate_customers(rng: np.random.Generator, n: int, weights: np.ndarray) -
     has_profile = np.ones(n, dtype=bool)
     has_profile[roles[n_prospect : n_prospect + n_no_profile]] = False
 
-    is_member = rng.random(n) < MEMBER_SHARE
+    is_member = _chance(rng, MEMBER_SHARE, n)
     type_code = _pick(rng, CUSTOMER_TYPE_P, n)
     rate = RATE_MEAN * rng.gamma(RATE_SHAPE, 1.0 / RATE_SHAPE, n) * np.where(is_member, MEMBER_RATE_LIFT, 1.0)
     rate[is_prospect] = 0.0
@@ -317,10 +324,17 @@ def _add_dirty_orders(
     rows = np.sort(rng.choice(n, n_dirty, replace=False))
     kinds = rng.permutation(np.arange(n_dirty) % len(DIRTY_ORDER_KINDS)).astype(np.int8)
     day_start = np.searchsorted(o["day"], np.arange(days))[o["day"][rows]]  # first row of each dirty row's day
-    repeated = kinds == DIRTY_ORDER_KINDS.index("repeated_order_id")
-    kinds[repeated & (day_start == 0)] = DIRTY_ORDER_KINDS.index("null_order_id")  # no earlier day to copy from
-    repeated &= day_start > 0
-    o["number"][rows[repeated]] = 1 + (rng.random(repeated.sum()) * day_start[repeated]).astype(np.int64)
+    repeated_id = DIRTY_ORDER_KINDS.index("repeated_order_id")
+    # A repeated id needs an earlier day: swap that kind away from first-day rows where possible.
+    stuck = np.flatnonzero((kinds == repeated_id) & (day_start == 0))
+    movable = np.flatnonzero((kinds != repeated_id) & (day_start > 0))[: len(stuck)]
+    kinds[stuck[: len(movable)]], kinds[movable] = kinds[movable], repeated_id
+    kinds[stuck[len(movable) :]] = DIRTY_ORDER_KINDS.index("null_order_id")
+    repeated = kinds == repeated_id
+    # Copy the id of a random clean row of an earlier day: the k-th clean row sits at k + #{j: rows[j] - j <= k}.
+    clean_before = day_start[repeated] - np.searchsorted(rows, day_start[repeated])
+    k = (rng.random(repeated.sum()) * clean_before).astype(np.int64)
+    o["number"][rows[repeated]] = o["number"][k + np.searchsorted(rows - np.arange(n_dirty), k, side="right")]
     shifted = kinds == DIRTY_ORDER_KINDS.index("order_ts_other_day")
     o["day_shift"] = np.zeros(n, dtype=np.int32)
     shifts = np.concatenate([np.arange(-_MAX_DAY_SHIFT, 0), np.arange(1, _MAX_DAY_SHIFT + 1)]).astype(np.int32)
@@ -396,8 +410,8 @@ class _OrderFormat:
 def _write_frame(frame: pl.DataFrame, path: Path, file_format: str) -> None:
     if file_format == "csv":
         frame.write_csv(path)
-    else:
-        frame.write_parquet(path, compression="zstd", statistics=True)
+    else:  # snappy without statistics: about twice as fast to write as zstd, files are read whole anyway
+        frame.write_parquet(path, compression="snappy", statistics=False)
 
 
 def _write_orders(
@@ -433,7 +447,11 @@ def _profile_frame(
     n = len(cust)
     type_code = c.type_code[cust]
     individual = type_code == 0
-    first = rng.integers(0, len(FIRST_NAMES), n)
+    gender = np.where(individual & ~_chance(rng, MISSING_GENDER_P, n), _pick(rng, GENDER_P, n), -1)
+    # First names match gender 0 (female) / 1 (male); other or unknown genders get any first name.
+    n_female = len(FEMALE_FIRST_NAMES)
+    first = np.where(gender == 0, rng.integers(0, n_female, n), rng.integers(0, len(FIRST_NAMES), n))
+    first = np.where(gender == 1, n_female + rng.integers(0, len(MALE_FIRST_NAMES), n), first)
     last = rng.integers(0, len(LAST_NAMES), n)
     suffix = rng.integers(0, len(BUSINESS_SUFFIXES), n)
     # Index into NAMES: individuals "First Last", businesses "Last Suffix", government "Last County".
@@ -446,16 +464,16 @@ def _profile_frame(
     a = {
         "cust": cust,
         "signup": c.signup_day[cust].astype(np.int32),
-        "birth_year": np.where(individual & (rng.random(n) >= 0.04),
+        "birth_year": np.where(individual & ~_chance(rng, MISSING_BIRTH_YEAR_P, n),
                                start_date.year - np.clip(rng.normal(41.0, 14.0, n), 18, 85).astype(np.int32), -1),
-        "gender": np.where(individual & (rng.random(n) >= 0.03), _pick(rng, GENDER_P, n), -1).astype(np.int8),
+        "gender": gender,
         "region": _pick(rng, REGION_P, n),
         "type_code": type_code,
         "is_member": c.is_member[cust],
         "name": name,
         "mailbox": first * len(LAST_NAMES) + last,
-        "domain": np.where(rng.random(n) >= 0.02, rng.integers(0, len(EMAIL_DOMAINS), n), -1),
-        "phone": np.where(rng.random(n) >= 0.08, rng.integers(0, len(_PHONE_AREAS) * 100, n), -1),
+        "domain": np.where(_chance(rng, MISSING_EMAIL_P, n), -1, rng.integers(0, len(EMAIL_DOMAINS), n)),
+        "phone": np.where(_chance(rng, MISSING_PHONE_P, n), -1, rng.integers(0, len(_PHONE_AREAS) * 100, n)),
     }
     k = round(dirty_share * n / len(DIRTY_PROFILE_KINDS))
     k = min(max(k, 1 if dirty_share > 0 else 0), n // len(DIRTY_PROFILE_KINDS))

@@ -19,18 +19,18 @@ Prospects (a profile but no completed order) have every column of
 profile columns and ``has_profile = false``. Personal data (name, email,
 phone) is never read.
 
-Computation: orders are aggregated once to (customer, purchase day) -- all
-non-completed orders of a customer fall into one extra row with a null day --
-that frame is sorted by (customer key, day) and aggregated once more per
-customer with a sorted group-by. The customer key is a 64-bit hash of
-``customer_id`` truncated to 48 bits and packed with the day into one integer
-sort key; if two customers share a key the exact (slower) string-keyed path is
-used instead, so results never depend on hashing.
+Computation (sized for ~10M orders): each order gets one integer key, the
+high bits a hash of ``customer_id`` and the low bits its purchase day (or, for
+a non-completed order, its status). One group-by on that key gives the
+(customer, purchase day) rows, sorted once by the same key; a sorted group-by
+then yields every per-customer feature. Hashing is only an accelerator: a
+second, independent hash proves that no two customers share a key, and any
+clash is retried with the next seed, so results never depend on hashing.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -79,6 +79,7 @@ BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
 
 _WINDOWS = (30, 90, 180, 365)
 _AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
+_PROFILE_COLUMNS = ("age_band", "gender", "region", "customer_type", "is_member", "days_since_signup")
 _PROFILE_SCHEMA = {
     "customer_id": pl.Utf8,
     "signup_date": pl.Date,
@@ -88,13 +89,14 @@ _PROFILE_SCHEMA = {
     "customer_type": pl.Utf8,
     "is_member": pl.Boolean,
 }
-_DAY_BITS = 16  # days before as_of packed into the low bits of the fast sort key
-_NO_DAY = (1 << _DAY_BITS) - 1  # sort code of the row holding a customer's non-completed orders
+_ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category")
+_U64 = (1 << 64) - 1
+_MAX_SEEDS = 8
 
 
-def _customer_hash(customer_id: pl.Expr) -> pl.Expr:
-    """64-bit hash of the customer id (only an accelerator: collisions switch to the exact path)."""
-    return customer_id.hash(seed=0x5E6)
+def _customer_hash(customer_id: pl.Expr, seed: int) -> pl.Expr:
+    """64-bit hash of the customer id for ``seed`` (an accelerator only: clashes are detected and redone)."""
+    return customer_id.hash(seed=seed)
 
 
 def compute_customer_features(
@@ -102,161 +104,174 @@ def compute_customer_features(
 ) -> pl.DataFrame:
     """Return ``customer_features`` as of ``as_of`` (columns and order: ``FEATURE_COLUMNS``), sorted by customer_id.
 
-    ``orders`` is the accepted orders frame (any days; filtered here to ``order_day <= as_of``),
-    ``profiles`` one accepted profile snapshot or None.
+    ``orders`` is the accepted orders frame (any days; only ``order_day <= as_of`` is used),
+    ``profiles`` one accepted profile snapshot (unique customer_id) or None.
     """
-    base = (
+    orders = orders.lazy().select(_ORDER_COLUMNS).filter(pl.col("order_day") <= as_of).collect()
+    customers = _order_customers(orders, as_of, seed=0)
+    snapshot = _profile_snapshot(profiles, as_of)
+    return _finish(customers.lazy().join(snapshot.lazy(), on="customer_id", how="full", coalesce=True), as_of).collect()
+
+
+def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
+    """Behaviour and mix of every customer in ``orders`` (all on or before ``as_of``), with customer_id.
+
+    Customers whose hash key is shared with another customer are redone on their own with the next seed.
+    """
+    if seed == _MAX_SEEDS:
+        raise RuntimeError(f"customer key hashes clashed for {_MAX_SEEDS} seeds")
+    first_day = orders["order_day"].min()
+    # key = hash bits above ``low`` | day/status code in ``low``:
+    # 0 .. low-3 purchase day (ascending), low-2 cancelled, low-1 returned, low any other status
+    low = (1 << ((as_of - first_day).days + 3 if first_day else 3).bit_length()) - 1
+    key = _customer_hash(pl.col("customer_id"), seed) & (_U64 ^ low)
+    status = pl.col("status")
+    code = (
+        pl.when(status == "completed")
+        .then(low - 3 - (pl.lit(as_of) - pl.col("order_day")).dt.total_days())
+        .when(status == "cancelled")
+        .then(low - 2)
+        .when(status == "returned")
+        .then(low - 1)
+        .otherwise(low)
+        .cast(pl.UInt64)
+    )
+    sorted_orders = (
         orders.lazy()
-        .filter(pl.col("order_day") <= as_of)
+        .with_row_index("_row")
         .select(
-            "customer_id",
+            (key | code).alias("_packed"),
             pl.col("amount").cast(pl.Float64),
-            pl.col("category"),
-            pl.col("channel"),
-            (pl.col("status") == "completed").alias("_done"),
-            (pl.col("status") == "cancelled").alias("_cancelled"),
-            (pl.col("status") == "returned").alias("_returned"),
-            # purchase day; every non-completed order of a customer shares the null day
-            pl.when(pl.col("status") == "completed").then(pl.col("order_day")).alias("_day"),
+            _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
+            "_row",
         )
-    )
-    days = (
-        base.group_by("customer_id", "_day")
-        .agg(
-            pl.len().alias("_n_all"),
-            pl.col("_done").sum().alias("_n_done"),
-            pl.col("_cancelled").sum().alias("_n_cancelled"),
-            pl.col("_returned").sum().alias("_n_returned"),
-            pl.col("amount").filter(pl.col("_done")).sum().alias("_spend"),
-        )
-        .with_columns(
-            (pl.lit(as_of) - pl.col("_day")).dt.total_days().alias("_age"),
-            _customer_hash(pl.col("customer_id")).alias("_key"),
-        )
+        .sort("_packed")
         .collect()
     )
-    backbone = _sorted_backbone(days)
-    if backbone is None:  # hash-prefix collision or an absurd date span: exact string-keyed path
-        group = "customer_id"
-        backbone = days.sort("customer_id", "_day", nulls_last=True).with_columns(
-            pl.col("customer_id").alias("_key")
-        )
-        key = pl.col("customer_id")
-    else:
-        group = "_group"
-        key = _customer_hash(pl.col("customer_id"))
-    behaviour = _behaviour(backbone.lazy(), group, as_of)
-    mix = _mix(base.with_columns(key.alias("_key")))
-    customers = behaviour.join(mix, on="_key", how="left").drop("_key")
-    return _with_profiles(customers, profiles, as_of).collect()
-
-
-def _sorted_backbone(days: pl.DataFrame) -> pl.DataFrame | None:
-    """``days`` sorted by (hash prefix, purchase day, null day last), or None if that order is not exact."""
-    max_age = days["_age"].max()
-    if max_age is not None and max_age >= _NO_DAY:
-        return None
-    prefix = pl.col("_key") >> _DAY_BITS
-    day_code = (_NO_DAY - pl.col("_age").fill_null(-1) - 1).cast(pl.UInt64)
-    out = (
-        days.lazy()
-        .sort(((prefix << _DAY_BITS) | day_code))
-        .with_columns(prefix.alias("_group"))
-        .collect()
+    customers = _behaviour(sorted_orders, low, as_of).collect()
+    clashed = customers["_check_min"] != customers["_check_max"]
+    customers = (
+        customers.filter(~clashed)
+        .with_columns(orders["customer_id"].gather(customers.filter(~clashed)["_row"]))
+        .join(_mix(orders.lazy().with_columns(key.alias("_key"))).collect(), on="_key", how="left")
+        .drop("_key", "_row", "_check_min", "_check_max")
     )
-    same_group = out["_group"] == out["_group"].shift(1)
-    if (same_group & (out["customer_id"] != out["customer_id"].shift(1))).any():
-        return None
-    return out.lazy().set_sorted("_group").collect()
+    if not clashed.any():
+        return customers
+    redo = orders.filter(key.is_in(customers.filter(clashed)["_key"].implode()))
+    return pl.concat([customers, _order_customers(redo, as_of, seed + 1)])
 
 
-def _behaviour(backbone: pl.LazyFrame, group: str, as_of: date) -> pl.LazyFrame:
-    """Per-customer order behaviour from the (customer, purchase day) frame sorted by (group, day)."""
-    day = pl.col("_day").cast(pl.Int32)
-    same = pl.col(group) == pl.col(group).shift(1)
-    month = pl.col("_day").dt.year().cast(pl.Int32) * 12 + pl.col("_day").dt.month().cast(pl.Int32)
-    in_window = {n: pl.col("_age") < n for n in _WINDOWS}
-    prev_90 = (pl.col("_age") >= 90) & (pl.col("_age") < 180)
+def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFrame:
+    """Per-customer order behaviour from the orders sorted by ``_packed`` (customer key, then day or status)."""
+    packed, code = pl.col("_packed"), pl.col("_packed") & low
+    on_day = code <= low - 3
+    age = pl.col("_age")  # days before as_of; null for non-completed orders
+    same = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
+    new_day = on_day & (packed != packed.shift(1)).fill_null(True)
+    months = pl.Series([_month_id(as_of - timedelta(days=a)) for a in range(low - 2)], dtype=pl.Int32)
+    month = pl.lit(months).gather(age)
+    first_row = pl.when(~same).then(packed).forward_fill()
+    windows = {f"{n}d": age < n for n in _WINDOWS}
+    windows["prev_90d"] = (age >= 90) & (age < 180)
+    amount = pl.col("amount")
     aggs = (
-        backbone.with_columns(
-            pl.when(same).then(day - day.shift(1)).cast(pl.Int64).alias("_gap"),
-            (pl.col("_day").is_not_null() & (~same | (month != month.shift(1)))).alias("_new_month"),
-            *(pl.when(w).then(pl.col("_n_done")).otherwise(0).alias(f"orders_{n}d") for n, w in in_window.items()),
-            *(pl.when(w).then(pl.col("_spend")).otherwise(0.0).alias(f"spend_{n}d") for n, w in in_window.items()),
-            pl.when(prev_90).then(pl.col("_spend")).otherwise(0.0).alias("spend_prev_90d"),
+        sorted_orders.lazy()
+        .with_columns((packed & (_U64 ^ low)).alias("_key"), pl.when(on_day).then(low - 3 - code.cast(pl.Int32)).alias("_age"))
+        .set_sorted("_key")
+        .with_columns(
+            new_day.alias("_new_day"),
+            pl.when(new_day & same).then(age.shift(1) - age).cast(pl.Float64).alias("_gap"),
+            (new_day & (~same | (month != month.shift(1)))).alias("_new_month"),
+            pl.when(on_day & (packed != first_row)).then(amount).alias("_repeat_spend"),
+            pl.when(on_day).then(amount).alias("_spend"),
+            (code == low - 2).alias("_cancelled"),
+            (code == low - 1).alias("_returned"),
+            *(w.alias(f"orders_{k}") for k, w in windows.items()),
+            *(pl.when(w).then(amount).otherwise(0.0).alias(f"spend_{k}") for k, w in windows.items()),
         )
-        .group_by(group)
+        .group_by("_key")
         .agg(
-            pl.col("customer_id").first(),
-            pl.col("_key").first(),
-            pl.col("_day").is_not_null().sum().alias("_days"),
-            pl.col("_day").first().alias("_first"),
-            pl.col("_day").max().alias("_last"),
-            pl.col("_spend").first().alias("_first_spend"),
+            pl.col("_row").min(),
+            pl.col("_check").min().alias("_check_min"),
+            pl.col("_check").max().alias("_check_max"),
+            pl.col("_new_day").sum().cast(pl.Int64).alias("_days"),
+            pl.col("_age").max().alias("_first_age"),
+            pl.col("_age").min().alias("_last_age"),
+            pl.col("_repeat_spend").sum(),
             pl.col("_spend").sum().alias("total_spend"),
-            pl.col("_n_done").sum().alias("order_count"),
-            pl.col("_n_all").sum().alias("_n_all"),
-            pl.col("_n_cancelled").sum().alias("_n_cancelled"),
-            pl.col("_n_returned").sum().alias("_n_returned"),
-            (pl.col("_gap").cast(pl.Float64) ** 2).sum().alias("_gap_sq"),
-            pl.col("_new_month").sum().alias("active_months"),
-            *(pl.col(f"orders_{n}d").sum() for n in _WINDOWS),
-            *(pl.col(f"spend_{n}d").sum() for n in _WINDOWS),
-            pl.col("spend_prev_90d").sum(),
+            pl.col("_age").count().cast(pl.Int64).alias("order_count"),
+            pl.len().alias("_n_all"),
+            pl.col("_cancelled").sum(),
+            pl.col("_returned").sum(),
+            (pl.col("_gap") ** 2).sum().alias("_gap_sq"),
+            pl.col("_new_month").sum().cast(pl.Int64).alias("active_months"),
+            *(pl.col(f"orders_{k}").sum().cast(pl.Int64) for k in windows),
+            *(pl.col(f"spend_{k}").sum() for k in windows),
         )
     )
     frequency = pl.col("_days") - 1
-    recency = (pl.col("_last") - pl.col("_first")).dt.total_days()
+    recency = pl.col("_first_age") - pl.col("_last_age")
     mean_gap = recency / frequency
+    spend_90, spend_prev = pl.col("spend_90d"), pl.col("spend_prev_90d")
     return aggs.select(
         "_key",
-        "customer_id",
+        "_row",
+        "_check_min",
+        "_check_max",
         (pl.col("_days") > 0).alias("_buyer"),
-        frequency.cast(pl.Int64).alias("frequency"),
+        frequency.alias("frequency"),
         recency.cast(pl.Float64).alias("recency"),
-        (pl.lit(as_of) - pl.col("_first")).dt.total_days().cast(pl.Float64).alias("T"),
-        pl.when(frequency > 0)
-        .then((pl.col("total_spend") - pl.col("_first_spend")) / frequency)
-        .otherwise(0.0)
-        .alias("monetary_value"),
-        (pl.lit(as_of) - pl.col("_last")).dt.total_days().cast(pl.Int64).alias("days_since_last_order"),
-        pl.col("order_count").cast(pl.Int64),
+        pl.col("_first_age").cast(pl.Float64).alias("T"),
+        pl.when(frequency > 0).then(pl.col("_repeat_spend") / frequency).otherwise(0.0).alias("monetary_value"),
+        pl.col("_last_age").cast(pl.Int64).alias("days_since_last_order"),
+        "order_count",
         "total_spend",
         (pl.col("total_spend") / pl.col("order_count")).alias("avg_order_value"),
-        *(pl.col(f"orders_{n}d").cast(pl.Int64) for n in _WINDOWS),
-        *(pl.col(f"spend_{n}d") for n in _WINDOWS),
+        *(f"orders_{k}d" for k in _WINDOWS),
+        *(f"spend_{k}d" for k in _WINDOWS),
         "spend_prev_90d",
-        pl.when(pl.col("spend_90d") + pl.col("spend_prev_90d") > 0)
-        .then((pl.col("spend_90d") - pl.col("spend_prev_90d")) / (pl.col("spend_90d") + pl.col("spend_prev_90d")))
+        pl.when(spend_90 + spend_prev > 0)
+        .then((spend_90 - spend_prev) / (spend_90 + spend_prev))
         .otherwise(0.0)
         .alias("spend_trend_90d"),
         pl.when(frequency > 0).then(mean_gap).alias("mean_days_between_purchases"),
         pl.when(frequency > 0)
         .then((pl.col("_gap_sq") / frequency - mean_gap**2).clip(lower_bound=0.0).sqrt())
         .alias("std_days_between_purchases"),
-        (pl.lit(as_of) - pl.col("_first")).dt.total_days().cast(pl.Int64).alias("days_since_first_order"),
-        pl.col("active_months").cast(pl.Int64),
-        (pl.col("_n_cancelled") / pl.col("_n_all")).alias("cancel_rate"),
-        (pl.col("_n_returned") / pl.col("_n_all")).alias("return_rate"),
+        pl.col("_first_age").cast(pl.Int64).alias("days_since_first_order"),
+        "active_months",
+        (pl.col("_cancelled") / pl.col("_n_all")).alias("cancel_rate"),
+        (pl.col("_returned") / pl.col("_n_all")).alias("return_rate"),
     )
+
+
+def _month_id(day: date) -> int:
+    return day.year * 12 + day.month - 1
 
 
 def _mix(base: pl.LazyFrame) -> pl.LazyFrame:
     """Per-customer category and channel mix over completed orders, keyed by ``_key``."""
-    done = base.filter(pl.col("_done"))
+    done = base.filter(pl.col("status") == "completed")
     categories = (
         done.filter(pl.col("category").is_not_null())
+        .group_by("_key", "category")
+        .len()
         .group_by("_key")
-        .agg(pl.col("category").n_unique().cast(pl.Int64).alias("distinct_categories"))
+        .agg(pl.len().cast(pl.Int64).alias("distinct_categories"))
     )
+    channel_counts = done.filter(pl.col("channel").is_not_null()).group_by("_key", "channel").len().collect()
+    names = channel_counts["channel"].unique().sort()
+    # most orders first, then the alphabetically first channel: one integer score per (customer, channel)
+    score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(names) - pl.col("channel").cast(pl.Enum(names)).to_physical())
     channels = (
-        done.filter(pl.col("channel").is_not_null())
-        .group_by("_key", "channel")
-        .agg(pl.len().alias("_n"))
+        channel_counts.lazy()
         .group_by("_key")
-        .agg(
-            pl.col("channel").filter(pl.col("_n") == pl.col("_n").max()).min().alias("main_channel"),
-            pl.col("_n").max().alias("_n_main"),
+        .agg(score.max().alias("_score"))
+        .select(
+            "_key",
+            pl.lit(names).gather(len(names) - (pl.col("_score") % (1 << 32))).alias("main_channel"),
+            (pl.col("_score") // (1 << 32)).alias("_n_main"),
         )
     )
     return categories.join(channels, on="_key", how="full", coalesce=True)
@@ -267,18 +282,16 @@ def _age_band(as_of: date) -> pl.Expr:
     band = pl.when(age < 0).then(pl.lit(None, pl.Utf8))
     for upper, label in _AGE_BANDS:
         band = band.when(age < upper).then(pl.lit(label))
-    return band.otherwise(pl.lit("65+"))
+    return band.when(age.is_not_null()).then(pl.lit("65+"))
 
 
-def _with_profiles(customers: pl.LazyFrame, profiles: pl.DataFrame | None, as_of: date) -> pl.LazyFrame:
-    """Join the profile snapshot, keep known customers, null behaviour of prospects, order the columns."""
+def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+    """The profile output columns per customer_id (empty when there is no snapshot)."""
     if profiles is None:
-        snapshot = pl.LazyFrame(schema=_PROFILE_SCHEMA)
-    else:
-        if profiles["customer_id"].is_duplicated().any():
-            raise ValueError("profiles snapshot has duplicate customer_id")
-        snapshot = profiles.lazy().select(pl.col(c).cast(t) for c, t in _PROFILE_SCHEMA.items())
-    snapshot = snapshot.select(
+        profiles = pl.DataFrame(schema=_PROFILE_SCHEMA)
+    elif profiles["customer_id"].is_duplicated().any():
+        raise ValueError("profiles snapshot has duplicate customer_id")
+    return profiles.select(
         "customer_id",
         _age_band(as_of).alias("age_band"),
         "gender",
@@ -287,20 +300,23 @@ def _with_profiles(customers: pl.LazyFrame, profiles: pl.DataFrame | None, as_of
         "is_member",
         (pl.lit(as_of) - pl.col("signup_date")).dt.total_days().cast(pl.Int64).alias("days_since_signup"),
         pl.lit(True).alias("has_profile"),
-    )
+    ).cast({c: t for c, t in _PROFILE_SCHEMA.items() if c in _PROFILE_COLUMNS})
+
+
+def _finish(joined: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
+    """Keep known customers, null the behaviour of prospects, order rows and columns."""
     buyer = pl.col("_buyer").fill_null(False)
     behaviour = {
         "distinct_categories": pl.col("distinct_categories").fill_null(0),
         "main_channel_share": pl.col("_n_main") / pl.col("order_count"),
     }
     return (
-        customers.join(snapshot, on="customer_id", how="full", coalesce=True)
-        .filter(buyer | pl.col("has_profile").is_not_null())
+        joined.filter(buyer | pl.col("has_profile").is_not_null())
         .select(
             pl.lit(as_of).alias("as_of"),
             "customer_id",
             *(pl.when(buyer).then(behaviour.get(c, pl.col(c))).alias(c) for c in BEHAVIOURAL_COLUMNS),
-            *(c for c in FEATURE_COLUMNS if c in snapshot.collect_schema() and c not in ("customer_id", "has_profile")),
+            *_PROFILE_COLUMNS,
             pl.col("has_profile").fill_null(False),
         )
         .sort("customer_id")

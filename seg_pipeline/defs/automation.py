@@ -11,20 +11,18 @@ from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import StoreBusy, WorkingStore
 
 SEGMENTS_JOB = "segments_job"
-INGEST_ORDERS_JOB = "ingest_orders_job"
 
 
-def jobs(partitions: dg.PartitionsDefinition) -> list[dg.UnresolvedAssetJobDefinition]:
+def jobs(partitions: dg.PartitionsDefinition) -> list:
     return [
         dg.define_asset_job(
-            SEGMENTS_JOB, selection=dg.AssetSelection.all(), partitions_def=partitions,
-            description="Ingest, validate, build features, models, segments and marts, publish: one as-of date.",
-        ),
-        dg.define_asset_job(
-            INGEST_ORDERS_JOB, selection=dg.AssetSelection.assets("raw_orders", "orders", "quarantine_orders"),
-            partitions_def=partitions, description="Ingest and validate the order files of a range of days.",
-        ),
-    ]  # fmt: skip
+            SEGMENTS_JOB,
+            selection=dg.AssetSelection.all(),
+            partitions_def=partitions,
+            description="Ingest new or changed landed days, validate, build features, models, segments "
+            "and marts, publish: one as-of date.",
+        )
+    ]
 
 
 def daily_schedule(settings: PipelineSettings, partitions: dg.TimeWindowPartitionsDefinition) -> dg.ScheduleDefinition:
@@ -45,29 +43,24 @@ def daily_schedule(settings: PipelineSettings, partitions: dg.TimeWindowPartitio
 
 
 def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
-    @dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+    @dg.sensor(job_name=SEGMENTS_JOB, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
     def landing_files(context: dg.SensorEvaluationContext):
-        """Ingest new or re-delivered order days, then rebuild the latest version once they are in."""
+        """Rebuild the latest landed day's version when order or profile files are new or re-delivered."""
         landed = sorted(scan(settings.landing_dir, "orders"))
         if not landed:
             return dg.SkipReason(f"no order files in {settings.landing_dir}/orders")
+        latest = landed[-1]
         try:
             store = WorkingStore(settings.store_path, wait=False)
-            stale = ingest.stale_days(store, settings.landing_dir, "orders", landed[-1])
-            if stale:
-                key = hashlib.sha256(",".join(map(str, stale)).encode()).hexdigest()[:12]
-                return dg.RunRequest(
-                    run_key=f"ingest-{stale[0]}-{stale[-1]}-{key}",
-                    job_name=INGEST_ORDERS_JOB,
-                    partition_key_range=dg.PartitionKeyRange(stale[0].isoformat(), stale[-1].isoformat()),
-                )
-            ingested_at = store.scalar("select max(ingested_at) from landing_files where kind = 'orders'")
-            published = store.scalar("select max(created_at) from segment_versions where as_of = ?", [landed[-1]])
+            stale = [(kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")]
         except StoreBusy:
-            return dg.SkipReason("the working store is busy with a run; trying again next tick")
-        if published is not None and published >= ingested_at:
-            return dg.SkipReason(f"version {landed[-1]} is up to date with the landed files")
-        return dg.RunRequest(run_key=f"segments-{landed[-1]}-{ingested_at}", job_name=SEGMENTS_JOB, partition_key=landed[-1].isoformat())
+            return dg.SkipReason("the working store is busy with a run; looking again next tick")
+        changed = [f"{kind} {day}" for kind, days in stale for day in days]
+        if not changed:
+            return dg.SkipReason(f"every landed file up to {latest} is ingested")
+        files = [f"{f.name}:{f.size}:{f.mtime_ns}" for kind, days in stale for day in days for f in scan(settings.landing_dir, kind, day)[day]]
+        run_key = hashlib.sha256(",".join(files).encode()).hexdigest()[:16]
+        return dg.RunRequest(run_key=run_key, partition_key=latest.isoformat(), tags={"seg/changed": ", ".join(changed[:10])})
 
     return landing_files
 

@@ -17,7 +17,7 @@ from seg_pipeline.store import WorkingStore, replace_rows
 def orders_until(store: WorkingStore, as_of: date) -> pl.DataFrame:
     """Accepted orders of every day <= `as_of` (the only orders a version may see)."""
     return store.frame(
-        "select customer_id, order_ts, order_day, amount, status, channel, category "
+        "select order_id, customer_id, order_ts, order_day, amount, status, channel, category "
         "from orders where order_day <= ?",
         [as_of],
     )
@@ -34,7 +34,7 @@ def profiles_at(store: WorkingStore, as_of: date) -> pl.DataFrame | None:
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:
     """Refuse to build on a landed day whose quarantined share broke the threshold."""
     for kind in ("orders", "profiles"):
-        blocked = ingest.blocked_days(store, kind, as_of, settings.quarantine_threshold)
+        blocked = ingest.blocked_days(store, kind, as_of, settings.quarantine_threshold, settings.quarantine_min_rows)
         if not blocked.is_empty():
             day, share = blocked.row(0)
             raise dg.Failure(
