@@ -35,10 +35,19 @@ def main(argv: list[str] | None = None) -> int:
     mat = commands.add_parser("materialize", help="make the segment version for an as-of date exist")
     mat.add_argument("--as-of", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
     commands.add_parser("demo", help="generate demo data if absent, materialize the latest day")
+    bench = commands.add_parser("bench", help="time a cold and a next-day materialize per stage against a floor")
+    bench.add_argument("--quick", action="store_true", help="20k customers, 300k orders (smoke run)")
+    bench.add_argument("--work-dir", type=Path, default=Path("data/bench"))
+    bench.add_argument("--orders", type=int, default=None, help="default 10,000,000")
+    bench.add_argument("--customers", type=int, default=None, help="default 1,000,000")
+    bench.add_argument("--days", type=int, default=730)
+    bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)
     try:
         if args.command == "generate":
             return _generate(args)
+        if args.command == "bench":
+            return _bench(args)
         settings = PipelineSettings.from_env()
         if args.command == "materialize":
             return _materialize(settings, args.as_of)
@@ -56,6 +65,24 @@ def _generate(args: argparse.Namespace) -> int:
         args.out, customers=args.customers, days=args.days, seed=args.seed, file_format=args.format, **extra
     )
     print(f"wrote {summary.orders_rows:,} orders of {summary.customers:,} customers to {args.out}")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from seg_pipeline.bench import BenchmarkError, format_report, run_benchmark
+
+    sizes = {name: value for name in ("orders", "customers") if (value := getattr(args, name)) is not None}
+    try:
+        result = run_benchmark(args.work_dir, days=args.days, quick=args.quick, **sizes)
+    except BenchmarkError as error:
+        print(f"seg-pipeline: {error}", file=sys.stderr)
+        return 1
+    out = args.out or args.work_dir / "bench.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\n{format_report(result)}\n\nresult: {out}")
     return 0
 
 

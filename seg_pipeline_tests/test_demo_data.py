@@ -233,8 +233,16 @@ def test_weekly_and_yearly_seasonality(tmp_path: Path) -> None:
     assert month[date(2025, 12, 1)] > 1.25 * month[date(2026, 1, 1)]
 
 
+@pytest.mark.parametrize("target", [4_000, 40_000])
+def test_orders_target_scales_the_purchase_rates(tmp_path: Path, target: int) -> None:
+    out, summary = _generate(tmp_path, f"orders{target}", customers=1_000, days=200, orders=target)
+    assert summary.orders == pytest.approx(target, rel=0.05)
+    assert _read_orders(out).height == summary.orders
+    assert summary.customers == 1_000
+
+
 @pytest.mark.parametrize(
-    "kwargs", [{"customers": 0}, {"days": 0}, {"dirty_share": 1.0}, {"file_format": "json"},
+    "kwargs", [{"customers": 0}, {"days": 0}, {"orders": 0}, {"dirty_share": 1.0}, {"file_format": "json"},
                {"profile_snapshot_every_days": 0}]
 )
 def test_invalid_arguments_are_rejected(tmp_path: Path, kwargs: dict[str, object]) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Literal
@@ -135,6 +135,7 @@ def generate_landing(
     *,
     customers: int = 20_000,
     days: int = 730,
+    orders: int | None = None,
     seed: int = 42,
     end_date: date = date(2026, 11, 21),
     file_format: Literal["csv", "parquet"] = "csv",
@@ -148,9 +149,12 @@ def generate_landing(
     Deterministic: the same arguments give byte-identical files. Existing files are overwritten, other files
     in ``out_dir`` are left alone. Parquet files hold the same values as the CSV files; in both formats
     ``order_ts`` and ``amount`` are strings so that dirty values can be represented.
+
+    ``orders`` (default: about 15 per customer over 730 days) scales every customer's purchase rate so that
+    about that many order rows are written; it cannot go below the one first order of each joining customer.
     """
-    if customers < 1 or days < 1 or profile_snapshot_every_days < 1:
-        raise ValueError("customers, days and profile_snapshot_every_days must be >= 1")
+    if customers < 1 or days < 1 or profile_snapshot_every_days < 1 or (orders is not None and orders < 1):
+        raise ValueError("customers, days, orders and profile_snapshot_every_days must be >= 1")
     if not 0.0 <= dirty_share < 1.0:
         raise ValueError("dirty_share must be in [0, 1)")
     if file_format not in ("csv", "parquet"):
@@ -164,17 +168,19 @@ def generate_landing(
 
     say(f"simulating {customers:,} customers over {days} days ({start_date} .. {end_date})")
     cust = _simulate_customers(rng_customers, customers, weights)
-    orders = _simulate_orders(rng_orders, cust, weights)
-    say(f"simulated {len(orders['day']):,} clean orders; writing order files")
-    orders, dirty_orders = _add_dirty_orders(rng_dirty, orders, days, dirty_share)
-    n_order_rows = len(orders["day"])
+    if orders is not None:
+        cust = _scale_rates(cust, weights, orders / (1.0 + dirty_share / len(DIRTY_ORDER_KINDS)))
+    rows = _simulate_orders(rng_orders, cust, weights)
+    say(f"simulated {len(rows['day']):,} clean orders; writing order files")
+    rows, dirty_orders = _add_dirty_orders(rng_dirty, rows, days, dirty_share)
+    n_order_rows = len(rows["day"])
     customer_ids = _customer_ids(customers)
-    fmt = _OrderFormat(start_date, days, int(orders["number"].max(initial=0)), customer_ids)
+    fmt = _OrderFormat(start_date, days, int(rows["number"].max(initial=0)), customer_ids)
     out = Path(out_dir)
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        order_files = _write_orders(orders, fmt, start_date, days, out / "orders", file_format, pool)
+        order_files = _write_orders(rows, fmt, start_date, days, out / "orders", file_format, pool)
         say(f"wrote {n_order_rows:,} order rows ({dirty_orders:,} dirty) into {order_files} files")
-        del orders
+        del rows
         profile_frame, profile_signup = _profile_frame(rng_profiles, cust, start_date, customer_ids, dirty_share)
         snapshot_days = sorted({*range(0, days, profile_snapshot_every_days), days - 1})
         _write_profiles(profile_frame, profile_signup, snapshot_days, start_date, out / "profiles", file_format, pool)
@@ -258,6 +264,16 @@ def _simulate_customers(rng: np.random.Generator, n: int, weights: np.ndarray) -
         channel=_pick(rng, CHANNEL_P, n),
         category=_pick(rng, CATEGORY_P, n),
     )
+
+
+def _scale_rates(c: _Customers, weights: np.ndarray, clean_orders: float) -> _Customers:
+    """Scale the purchase rates so that the expected number of clean orders (first orders of joiners plus
+    Poisson repeat orders, as drawn in ``_simulate_orders``) is ``clean_orders``, or as close as rates >= 0 allow."""
+    cum = np.concatenate([[0.0], np.cumsum(weights)])
+    first_orders = np.count_nonzero(~c.is_prospect & (c.signup_day >= 0))
+    repeat_orders = float(np.sum(c.rate * (cum[c.active_to] - cum[c.active_from])))
+    scale = max(clean_orders - first_orders, 0.0) / repeat_orders if repeat_orders > 0 else 0.0
+    return replace(c, rate=c.rate * scale)
 
 
 def _simulate_orders(rng: np.random.Generator, c: _Customers, weights: np.ndarray) -> dict[str, np.ndarray]:

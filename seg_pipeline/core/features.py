@@ -120,10 +120,13 @@ def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFra
     """
     if seed == _MAX_SEEDS:
         raise RuntimeError(f"customer key hashes clashed for {_MAX_SEEDS} seeds")
+    names = [orders[c].drop_nulls().unique().sort() for c in ("channel", "category")]
     first_day = orders["order_day"].min()
-    # key = hash bits above ``low`` | day/status code in ``low``:
-    # 0 .. low-3 purchase day (ascending), low-2 cancelled, low-1 returned, low any other status
-    low = (1 << ((as_of - first_day).days + 3 if first_day else 3).bit_length()) - 1
+    # key = hash bits above ``low`` | a code in ``low``. For the order rows the code is
+    # 0 .. low-3 the purchase day (ascending), low-2 cancelled, low-1 returned, low any other status;
+    # for the mix rows the channel or category index.
+    span = (as_of - first_day).days + 3 if first_day else 3
+    low = (1 << max(span, *(len(n) for n in names)).bit_length()) - 1
     key = _customer_hash(pl.col("customer_id"), seed) & (_U64 ^ low)
     status = pl.col("status")
     code = (
@@ -153,7 +156,7 @@ def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFra
     customers = (
         customers.filter(~clashed)
         .with_columns(orders["customer_id"].gather(customers.filter(~clashed)["_row"]))
-        .join(_mix(orders.lazy().with_columns(key.alias("_key"))).collect(), on="_key", how="left")
+        .join(_mix(orders.lazy().with_columns(key.alias("_key")), *names, low), on="_key", how="left")
         .drop("_key", "_row", "_check_min", "_check_max")
     )
     if not clashed.any():
@@ -250,31 +253,32 @@ def _month_id(day: date) -> int:
     return day.year * 12 + day.month - 1
 
 
-def _mix(base: pl.LazyFrame) -> pl.LazyFrame:
-    """Per-customer category and channel mix over completed orders, keyed by ``_key``."""
-    done = base.filter(pl.col("status") == "completed")
-    categories = (
-        done.filter(pl.col("category").is_not_null())
-        .group_by("_key", "category")
-        .len()
-        .group_by("_key")
-        .agg(pl.len().cast(pl.Int64).alias("distinct_categories"))
-    )
-    channel_counts = done.filter(pl.col("channel").is_not_null()).group_by("_key", "channel").len().collect()
-    names = channel_counts["channel"].unique().sort()
+def _mix(orders: pl.LazyFrame, channels: pl.Series, categories: pl.Series, low: int) -> pl.DataFrame:
+    """Per-customer channel and category mix over completed orders, keyed by ``_key``.
+
+    ``channels``/``categories`` are the sorted distinct values; their index goes into the ``low`` key bits.
+    """
+    done = orders.filter(pl.col("status") == "completed")
+
+    def pair_counts(column: str, values: pl.Series) -> pl.LazyFrame:
+        index = pl.col(column).cast(pl.Enum(values)).to_physical().cast(pl.UInt64)
+        return done.filter(pl.col(column).is_not_null()).group_by((pl.col("_key") | index).alias("_pair")).len()
+
+    customer = (pl.col("_pair") & (_U64 ^ low)).alias("_key")
     # most orders first, then the alphabetically first channel: one integer score per (customer, channel)
-    score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(names) - pl.col("channel").cast(pl.Enum(names)).to_physical())
-    channels = (
-        channel_counts.lazy()
-        .group_by("_key")
-        .agg(score.max().alias("_score"))
-        .select(
-            "_key",
-            pl.lit(names).gather(len(names) - (pl.col("_score") % (1 << 32))).alias("main_channel"),
-            (pl.col("_score") // (1 << 32)).alias("_n_main"),
-        )
+    score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(channels) - 1 - (pl.col("_pair") & low))
+    by_channel, by_category = pl.collect_all(
+        [
+            pair_counts("channel", channels).group_by(customer).agg(score.max().alias("_score")),
+            pair_counts("category", categories).group_by(customer).agg(pl.len().cast(pl.Int64).alias("distinct_categories")),
+        ]
     )
-    return categories.join(channels, on="_key", how="full", coalesce=True)
+    main = by_channel.select(
+        "_key",
+        pl.lit(channels).gather(len(channels) - 1 - pl.col("_score") % (1 << 32)).alias("main_channel"),
+        (pl.col("_score") // (1 << 32)).alias("_n_main"),
+    )
+    return by_category.join(main, on="_key", how="full", coalesce=True)
 
 
 def _age_band(as_of: date) -> pl.Expr:

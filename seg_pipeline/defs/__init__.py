@@ -30,7 +30,7 @@ def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -
             *mart_assets(partitions, sql_dir),
             *warehouse_assets(partitions, marts),
         ],
-        jobs=jobs(partitions),
+        jobs=jobs(),
         schedules=[daily_schedule(settings, partitions)],
         sensors=[landing_sensor(settings), run_failure_summary],
         resources=build_resources(settings),

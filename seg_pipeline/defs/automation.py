@@ -13,12 +13,11 @@ from seg_pipeline.store import StoreBusy, WorkingStore
 SEGMENTS_JOB = "segments_job"
 
 
-def jobs(partitions: dg.PartitionsDefinition) -> list:
+def jobs() -> list:
     return [
         dg.define_asset_job(
             SEGMENTS_JOB,
             selection=dg.AssetSelection.all(),
-            partitions_def=partitions,
             description="Ingest new or changed landed days, validate, build features, models, segments "
             "and marts, publish: one as-of date.",
         )

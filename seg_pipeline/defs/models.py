@@ -66,9 +66,12 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             as_of = date.fromisoformat(key)
             entry = _model_due(registry, "churn", as_of, settings.retrain_every_days)
             if entry is None:
-                result = churn.train_churn_model(
-                    orders_until(working, as_of), profiles_at(working, as_of), as_of, settings.churn_horizon_days
-                )
+                try:
+                    result = churn.train_churn_model(
+                        orders_until(working, as_of), profiles_at(working, as_of), as_of, settings.churn_horizon_days
+                    )
+                except churn.InsufficientHistoryError as error:
+                    raise dg.Failure(description=f"churn model for {as_of}: {error}", allow_retries=False) from None
                 version = result.model.content_hash()
                 registry.save("churn", version, result.model, as_of, result.metrics)
                 metrics, reused = result.metrics, False
@@ -144,7 +147,10 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
     rfm_scores = rfm.score_rfm(features)
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(settings.value_tier_cuts))
-    value = clv.compute_clv(features, params, churn_risk, monthly_discount=settings.clv_monthly_discount)
+    value = clv.compute_clv(
+        features, params, churn_risk,
+        monthly_discount=settings.clv_monthly_discount, churn_horizon_days=settings.churn_horizon_days,
+    )  # fmt: skip
     segments = (
         scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d")
         .join(rfm_scores, on="customer_id", how="left")
@@ -164,11 +170,11 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
     tier_shares = value_tiers.tier_revenue_shares(
         tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
     )
+    keep_share = clusters.label_keep_share(previous, segments.select("customer_id", "cluster_label"))
     metrics = {
         "churn": churn_entry["metrics"],
         "clusters": cluster_entry["metrics"],
-        "cluster_label_keep_share": clusters.label_keep_share(previous, segments.select("customer_id", "cluster_label"))
-        if not previous.is_empty() else None,
+        "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
     }  # fmt: skip

@@ -1,0 +1,46 @@
+"""The HTML report of each version, written next to the analyst file after it is published."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from seg_pipeline import report
+from seg_pipeline.settings import PipelineSettings
+
+
+def report_dir(settings: PipelineSettings) -> Path:
+    """Where the reports go: `reports/` beside the analyst file."""
+    return Path(settings.warehouse_path).parent / "reports"
+
+
+def report_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=["current_segments"],
+        group_name="warehouse",
+        kinds={"html", "plotly"},
+    )
+    def segment_report(context: dg.AssetExecutionContext, settings: PipelineSettings):
+        """One self-contained HTML file per version, `reports/segments-<as_of>.html` beside the analyst file.
+
+        Segment sizes and value, the Pareto curve, the RFM grid, the migration from the previous
+        version, churn risk with its calibration and scores, value tier x lifecycle. Read from the
+        published analyst file only (read-only), so it shows exactly what analysts see.
+        """
+        for key in context.partition_keys:
+            data = report.load_version(settings.warehouse_path, date.fromisoformat(key))
+            path = report.write_html(data, report_dir(settings))
+            context.log.info(f"segment_report {key}: {path}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/uri": path.as_uri(),
+                "path": dg.MetadataValue.path(str(path)),
+                "segment_version": data.version["segment_version"],
+                "segment sizes": dg.MetadataValue.md(report.sizes_markdown(data)),
+                **{name: dg.MetadataValue.md(image) for name, image in report.metadata_images(data).items()},
+            }
+        )
+
+    return [segment_report]

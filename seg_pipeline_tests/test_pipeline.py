@@ -1,0 +1,181 @@
+"""The whole pipeline through real Dagster runs, the CLI and the published analyst file."""
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from seg_pipeline.defs import build_definitions
+from seg_pipeline.runs import materialize_as_of
+from seg_pipeline.warehouse import personal_columns_in
+from seg_pipeline_tests.conftest import END, make_settings
+
+ASSET_KEYS = [
+    "churn_model", "churn_watchlist", "cluster_model", "current_segments", "customer_features",
+    "customer_segments", "orders", "profiles", "quarantine_orders", "quarantine_profiles",
+    "raw_orders", "raw_profiles", "segment_migration", "segment_summary", "tier_pareto",
+]  # fmt: skip
+CONTRACT_TABLES = {
+    "customer_features": ["as_of", "customer_id", "frequency", "recency", "T", "monetary_value",
+                          "days_since_last_order", "order_count", "total_spend"],
+    "customer_segments": ["as_of", "customer_id", "segment_version", "rfm_score", "rfm_segment", "cluster_label",
+                          "value_tier", "lifecycle_stage", "churn_risk", "clv", "recommended_action"],
+    "current_segments": ["as_of", "customer_id", "segment_version", "rfm_segment", "churn_risk"],
+    "segment_versions": ["as_of", "run_id", "churn_model_version", "cluster_model_version", "metrics",
+                         "customers", "created_at"],
+    "segment_summary": ["as_of"], "segment_migration": ["as_of"],
+    "quarantine_orders": ["source_file", "reason", "order_id", "amount"],
+    "quarantine_profiles": ["source_file", "reason", "customer_id"],
+}  # fmt: skip
+
+
+def analyst(path: str, sql: str) -> list[tuple]:
+    with duckdb.connect(path, read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "seg_pipeline.cli", *args], env={**os.environ, **env},
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def cli_env(settings, home: Path) -> dict[str, str]:
+    return {
+        "SEG_LANDING_DIR": settings.landing_dir,
+        "SEG_WAREHOUSE_PATH": settings.warehouse_path,
+        "SEG_PARTITION_START": settings.partition_start,
+        "DAGSTER_HOME": str(home),
+    }
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, small_landing):
+    """Two consecutive versions materialized through the segments job."""
+    tmp = tmp_path_factory.mktemp("published")
+    settings = make_settings(tmp, Path(shutil.copytree(small_landing, tmp / "landing")))
+    (tmp / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
+        for day in (END - timedelta(days=1), END):
+            materialize_as_of(settings, day, instance)
+        yield settings, instance
+
+
+def test_definitions_load_with_the_expected_graph(settings):
+    defs = build_definitions(settings)
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert sorted(key.to_user_string() for key in graph.get_all_asset_keys()) == ASSET_KEYS
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey("customer_segments")).parent_keys} == {
+        "churn_model", "cluster_model", "customer_features",
+    }  # fmt: skip
+    assert [s.name for s in defs.schedules] == ["daily_segments"]
+    assert sorted(s.name for s in defs.sensors) == ["landing_files", "run_failure_summary"]
+    assert defs.resolve_job_def("segments_job").partitions_def is not None
+
+
+def test_version_holds_every_contract_table_and_one_row_per_customer(published):
+    settings, _ = published
+    path = settings.warehouse_path
+    for table, columns in CONTRACT_TABLES.items():
+        present = {row[0] for row in analyst(path, f"describe {table}")}
+        assert set(columns) <= present, (table, set(columns) - present)
+    per_version = analyst(path, "select as_of, count(*), count(distinct customer_id) from customer_segments group by 1 order by 1")
+    assert [row[0] for row in per_version] == [END - timedelta(days=1), END]
+    assert all(n == distinct for _, n, distinct in per_version)
+    features = analyst(path, f"select count(*) from customer_features where as_of = '{END}'")[0][0]
+    assert per_version[-1][1] == features
+    assert analyst(path, "select distinct as_of from current_segments") == [(END,)]
+    assert analyst(path, "select count(*) from customer_segments where recommended_action is null") == [(0,)]
+
+
+def test_analyst_file_has_no_personal_data_and_explains_itself(published):
+    settings, _ = published
+    assert personal_columns_in(settings.warehouse_path) == []
+    undocumented = analyst(
+        settings.warehouse_path,
+        "select table_name, column_name from duckdb_columns() where table_name in "
+        "('customer_features', 'customer_segments') and comment is null",
+    )
+    assert undocumented == []
+    tables = dict(analyst(settings.warehouse_path, "select table_name, comment from duckdb_tables()"))
+    assert all(tables[t] for t in ("customer_features", "customer_segments", "segment_summary"))
+
+
+def test_rematerializing_a_version_is_identical_and_adds_no_rows(published):
+    settings, instance = published
+    sql = f"select * exclude (segment_version) from customer_segments where as_of = '{END}' order by customer_id"
+    before = analyst(settings.warehouse_path, sql)
+    total = analyst(settings.warehouse_path, "select count(*) from customer_segments")
+    materialize_as_of(settings, END, instance)
+    assert analyst(settings.warehouse_path, sql) == before
+    assert analyst(settings.warehouse_path, "select count(*) from customer_segments") == total
+    assert analyst(settings.warehouse_path, "select count(*) from segment_versions") == [(2,)]
+
+
+READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+q = "select count(*), count(distinct as_of), min(segment_version) from customer_segments"
+print(con.execute(q).fetchone(), flush=True)
+sys.stdin.readline()
+print(con.execute(q).fetchone(), flush=True)
+"""
+
+
+def test_held_analyst_connection_neither_blocks_nor_sees_half_a_version(tmp_path, landing):
+    settings = make_settings(tmp_path, landing)
+    env = cli_env(settings, tmp_path / "home")
+    assert cli(env, "materialize", "--as-of", str(END - timedelta(days=1))).returncode == 0
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, settings.warehouse_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    before = reader.stdout.readline().strip()
+    run = cli(env, "materialize", "--as-of", str(END))
+    assert run.returncode == 0, run.stderr
+    held = reader.communicate("go\n", timeout=60)[0].strip()
+    assert held == before  # the held connection still sees the whole old file
+    versions = analyst(settings.warehouse_path, "select count(distinct as_of) from customer_segments")[0][0]
+    assert versions == eval(before)[1] + 1  # a new connection sees the new version whole
+
+
+def test_two_runs_launched_together_both_succeed(tmp_path, landing):
+    settings = make_settings(tmp_path, landing)
+    env = cli_env(settings, tmp_path / "home")
+    runs = [
+        subprocess.Popen([sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(day)],
+                         env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for day in (END - timedelta(days=1), END)
+    ]  # fmt: skip
+    for run in runs:
+        _, err = run.communicate(timeout=600)
+        assert run.returncode == 0, err
+    assert len(analyst(settings.warehouse_path, "select * from segment_versions")) == 2
+
+
+def test_cli_reports_a_broken_file_in_one_line_and_keeps_the_last_version(tmp_path, landing):
+    settings = make_settings(tmp_path, landing)
+    env = cli_env(settings, tmp_path / "home")
+    assert cli(env, "materialize", "--as-of", str(END - timedelta(days=1))).returncode == 0
+    (landing / "orders" / f"{END}.csv").write_text("order_id;customer_id;order_ts;amount\nX;C;2026-06-30T01:00:00;1\n")
+    run = cli(env, "materialize", "--as-of", str(END))
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert f"orders/{END}.csv" in lines[-1] and "missing required column" in lines[-1]
+    assert lines[-1].startswith("seg-pipeline: ")
+    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END - timedelta(days=1),)]
+
+
+def test_cli_rejects_bad_settings_and_dates_in_one_line(tmp_path, landing):
+    env = cli_env(make_settings(tmp_path, landing), tmp_path / "home")
+    bad = cli({**env, "SEG_CHURN_HORIZON_DAYS": "soon"}, "materialize", "--as-of", str(END))
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("seg-pipeline: SEG_CHURN_HORIZON_DAYS")
+    early = cli(env, "materialize", "--as-of", "2020-01-01")
+    assert early.returncode != 0 and "SEG_PARTITION_START" in early.stderr.strip().splitlines()[-1]
