@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     mat = commands.add_parser("materialize", help="make the segment version for an as-of date exist")
     mat.add_argument("--as-of", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
     commands.add_parser("demo", help="generate demo data if absent, materialize the latest day")
+    commands.add_parser("rollback", help="put the previously published analyst file back (atomic)")
+    rep = commands.add_parser("report", help="write the HTML report of a version (default: the latest)")
+    rep.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD")
+    rep.add_argument("--out", type=Path, default=None, help="folder (default: reports/ beside the analyst file)")
     bench = commands.add_parser("bench", help="time a cold and a next-day materialize per stage against a floor")
     bench.add_argument("--quick", action="store_true", help="20k customers, 300k orders (smoke run)")
     bench.add_argument("--work-dir", type=Path, default=Path("data/bench"))
@@ -51,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = PipelineSettings.from_env()
         if args.command == "materialize":
             return _materialize(settings, args.as_of)
+        if args.command == "rollback":
+            return _rollback(settings)
+        if args.command == "report":
+            return _report(settings, args.as_of, args.out)
         return _demo(settings)
-    except (SettingsError, RunFailed) as error:
+    except (SettingsError, RunFailed, FileNotFoundError) as error:
         print(f"seg-pipeline: {error}", file=sys.stderr)
         return 1
 
@@ -94,6 +102,26 @@ def _materialize(settings: PipelineSettings, as_of: date) -> int:
     return 0
 
 
+def _report(settings: PipelineSettings, as_of: date | None, out: Path | None) -> int:
+    from seg_pipeline.defs.report import report_dir
+    from seg_pipeline.report import ReportError, write_report
+
+    try:
+        print(write_report(settings.warehouse_path, out or report_dir(settings), as_of))
+    except ReportError as error:
+        print(f"seg-pipeline: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _rollback(settings: PipelineSettings) -> int:
+    from seg_pipeline.warehouse import rollback
+
+    rollback(settings.warehouse_path)
+    print(f"rolled {settings.warehouse_path} back to the previously published file")
+    return 0
+
+
 def _demo(settings: PipelineSettings) -> int:
     from seg_pipeline.core.demo_data import generate_landing
     from seg_pipeline.landing import scan
@@ -104,6 +132,7 @@ def _demo(settings: PipelineSettings) -> int:
     latest = max(scan(settings.landing_dir, "orders"))
     _materialize(settings, latest)
     print(f"\nanalyst file: {settings.warehouse_path}")
+    print(f"report: {Path(settings.warehouse_path).parent / 'reports' / f'segments-{latest}.html'}")
     print(f'try: duckdb -readonly {settings.warehouse_path} "{SAMPLE_QUERY}"')
     return 0
 

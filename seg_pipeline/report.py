@@ -46,6 +46,7 @@ CHURN_BIN = 0.05  # width of the churn-risk histogram bins
 _CUSTOMERS_COLOR = "#94a3b8"
 _REVENUE_COLOR = "#2563eb"
 _ACCENT = "#dc2626"
+_TIER_COLORS = {"platinum": "#7c3aed", "gold": "#f59e0b", "silver": "#64748b", "bronze": "#b45309"}
 _FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 _HEAT = [[0.0, "#f8fafc"], [0.15, "#dbeafe"], [0.5, "#60a5fa"], [1.0, "#1e3a8a"]]
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
@@ -390,7 +391,8 @@ def _rfm_heatmap(data: VersionData) -> go.Figure | None:
     fig = go.Figure(
         go.Heatmap(
             z=z, x=[str(s) for s in scores], y=[str(s) for s in scores], text=names,
-            texttemplate="<b>%{z:,}</b><br>%{text}", textfont={"size": 10}, colorscale=_HEAT, colorbar={"title": {"text": "buyers"}, "thickness": 12},
+            texttemplate="<b>%{z:,}</b><br>%{text}", textfont={"size": 10}, colorscale=_HEAT,
+            colorbar={"title": {"text": "buyers"}, "thickness": 12},
             hovertemplate="R %{y}, F %{x}<br>%{text}<br>%{z:,} buyers<extra></extra>", xgap=2, ygap=2,
         )
     )  # fmt: skip
@@ -422,7 +424,8 @@ def _pareto_figure(data: VersionData) -> go.Figure | None:
     )  # fmt: skip
     if top20 is not None:
         fig.add_scatter(x=[0.2], y=[top20], mode="markers", name="top 20%", showlegend=False,
-                        marker={"color": _ACCENT, "size": 11}, hovertemplate="top 20%: %{y:.1%} of revenue<extra></extra>")  # fmt: skip
+                        marker={"color": _ACCENT, "size": 11},
+                        hovertemplate="top 20%: %{y:.1%} of revenue<extra></extra>")  # fmt: skip
         fig.add_shape(type="line", x0=0.2, x1=0.2, y0=0, y1=top20, line={"color": _ACCENT, "dash": "dash", "width": 1})
         fig.add_shape(type="line", x0=0, x1=0.2, y0=top20, y1=top20, line={"color": _ACCENT, "dash": "dash", "width": 1})
         fig.add_annotation(x=0.2, y=top20, text=f"<b>top 20% of buyers bring {top20:.1%} of revenue</b>", showarrow=True,
@@ -430,9 +433,6 @@ def _pareto_figure(data: VersionData) -> go.Figure | None:
     fig.update_xaxes(title_text="share of buyers (by 12-month spend, highest first)", tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text="share of 12-month revenue", tickformat=".0%", range=[0, 1.02])
     return _layout(fig, f"Pareto curve: {data.pareto['buyers'][0]:,} buyers", height=420)
-
-
-_TIER_COLORS = {"platinum": "#7c3aed", "gold": "#f59e0b", "silver": "#64748b", "bronze": "#b45309"}
 
 
 def _tier_bands(data: VersionData) -> list[tuple[float, float, str]]:
@@ -462,7 +462,8 @@ def _tier_revenue_figure(data: VersionData) -> go.Figure | None:
     for values, label, color in ((customer_share, "buyers", _CUSTOMERS_COLOR),
                                  (revenue_share, "revenue (12 months)", _REVENUE_COLOR)):  # fmt: skip
         fig.add_bar(x=names, y=values, name=label, marker_color=color, text=[f"{s:.1%}" for s in values],
-                    textposition="outside", cliponaxis=False, hovertemplate="%{x}: %{y:.1%} of " + label + "<extra></extra>")  # fmt: skip
+                    textposition="outside", cliponaxis=False,
+                    hovertemplate="%{x}: %{y:.1%} of " + label + "<extra></extra>")  # fmt: skip
     fig.update_yaxes(tickformat=".0%", rangemode="tozero")
     fig.update_xaxes(gridcolor="rgba(0,0,0,0)")
     return _layout(fig, "Value tiers: share of buyers and of 12-month revenue", height=420, barmode="group", bargap=0.3)
@@ -591,7 +592,8 @@ def metadata_images(data: VersionData) -> dict[str, str]:
         fig = Figure(figsize=(6.4, 3.6), dpi=80, layout="constrained")
         ax = fig.add_subplot()
         ys = list(range(rows.height))
-        ax.barh([y - 0.2 for y in ys], rows["customer_share"].to_list(), height=0.4, color=_CUSTOMERS_COLOR, label="customers")
+        ax.barh([y - 0.2 for y in ys], rows["customer_share"].to_list(), height=0.4, color=_CUSTOMERS_COLOR,
+                label="customers")  # fmt: skip
         ax.barh([y + 0.2 for y in ys], rows["revenue_share"].fill_null(0).to_list(), height=0.4, color=_REVENUE_COLOR,
                 label="revenue (12 months)")  # fmt: skip
         ax.set_yticks(ys, rows["segment"].to_list(), fontsize=9)
@@ -605,12 +607,14 @@ def metadata_images(data: VersionData) -> dict[str, str]:
         fig = Figure(figsize=(5.2, 3.6), dpi=80, layout="constrained")
         ax = fig.add_subplot()
         ax.plot([0, 1], [0, 1], linestyle=":", color=_CUSTOMERS_COLOR)
-        ax.plot([0, *data.pareto["customer_share"]], [0, *data.pareto["revenue_share"].fill_null(0)], color=_REVENUE_COLOR, lw=2)
+        curve_x, curve_y = data.pareto["customer_share"], data.pareto["revenue_share"].fill_null(0)
+        ax.plot([0, *curve_x], [0, *curve_y], color=_REVENUE_COLOR, lw=2)
         top20 = data.pareto["top20_revenue_share"][0]
         if top20 is not None:
             ax.plot([0.2, 0.2, 0], [0, top20, top20], linestyle="--", color=_ACCENT, lw=1)
             ax.plot([0.2], [top20], "o", color=_ACCENT)
-            ax.annotate(f"top 20%: {top20:.1%} of revenue", (0.2, top20), xytext=(0.3, top20 - 0.12), color=_ACCENT, fontsize=9)
+            ax.annotate(f"top 20%: {top20:.1%} of revenue", (0.2, top20), xytext=(0.3, top20 - 0.12), color=_ACCENT,
+                        fontsize=9)  # fmt: skip
         ax.set_xlim(0, 1), ax.set_ylim(0, 1.02)
         ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
         ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")

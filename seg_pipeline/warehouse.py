@@ -74,8 +74,27 @@ def publish(
     finally:
         store.execute("detach analyst")
     _fsync(staging)
+    if target.exists():  # keep the file being replaced for `rollback`; a hard link copies nothing
+        _atomic_link(target, previous_path(target))
     os.replace(staging, target)
     return counts
+
+
+def previous_path(warehouse_path: str | Path) -> Path:
+    """Where the analyst file published before the current one is kept."""
+    path = Path(warehouse_path)
+    return path.with_name(f"{path.name}.previous")
+
+
+def rollback(warehouse_path: str | Path) -> None:
+    """Put the previously published analyst file back, atomically; the current one becomes `.previous`."""
+    target, previous = Path(warehouse_path), previous_path(warehouse_path)
+    if not previous.exists():
+        raise FileNotFoundError(f"{previous}: no previously published analyst file to roll back to")
+    swap = target.with_name(f".{target.name}.rollback")
+    _atomic_link(previous, swap)
+    _atomic_link(target, previous)
+    os.replace(swap, target)
 
 
 def personal_columns_in(path: str | Path) -> list[str]:
@@ -103,6 +122,14 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _atomic_link(source: Path, name: Path) -> None:
+    """Make `name` another name of `source`'s file, replacing whatever `name` was."""
+    staging = name.with_name(f".{name.name}.link")
+    staging.unlink(missing_ok=True)
+    os.link(source, staging)
+    os.replace(staging, name)
 
 
 def _fsync(path: Path) -> None:

@@ -19,7 +19,7 @@ from seg_pipeline_tests.conftest import END, make_settings
 ASSET_KEYS = [
     "churn_model", "churn_watchlist", "cluster_model", "current_segments", "customer_features",
     "customer_segments", "orders", "profiles", "quarantine_orders", "quarantine_profiles",
-    "raw_orders", "raw_profiles", "segment_migration", "segment_summary", "tier_pareto",
+    "raw_orders", "raw_profiles", "segment_migration", "segment_report", "segment_summary", "tier_pareto",
 ]  # fmt: skip
 CONTRACT_TABLES = {
     "customer_features": ["as_of", "customer_id", "frequency", "recency", "T", "monetary_value",
@@ -118,6 +118,17 @@ def test_rematerializing_a_version_is_identical_and_adds_no_rows(published):
     assert analyst(settings.warehouse_path, sql) == before
     assert analyst(settings.warehouse_path, "select count(*) from customer_segments") == total
     assert analyst(settings.warehouse_path, "select count(*) from segment_versions") == [(2,)]
+
+
+def test_rollback_puts_the_previous_file_back(published, tmp_path):
+    settings, _ = published
+    run = cli(cli_env(settings, tmp_path / "home"), "rollback")
+    assert run.returncode == 0, run.stderr
+    try:
+        assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END - timedelta(days=1),)]
+    finally:
+        assert cli(cli_env(settings, tmp_path / "home"), "rollback").returncode == 0
+    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
 
 
 READER = """

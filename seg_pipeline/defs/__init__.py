@@ -11,6 +11,7 @@ from seg_pipeline.defs.ingestion import ingestion_assets
 from seg_pipeline.defs.marts import mart_assets
 from seg_pipeline.defs.models import model_assets
 from seg_pipeline.defs.partitions import daily_partitions
+from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
 from seg_pipeline.defs.warehouse import warehouse_assets
 from seg_pipeline.settings import PipelineSettings
@@ -29,6 +30,7 @@ def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -
             *model_assets(partitions),
             *mart_assets(partitions, sql_dir),
             *warehouse_assets(partitions, marts),
+            *report_assets(partitions),
         ],
         jobs=jobs(),
         schedules=[daily_schedule(settings, partitions)],
