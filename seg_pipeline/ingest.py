@@ -42,8 +42,11 @@ class IngestReport:
     expectations: list[dict] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    samples: dict[str, pl.DataFrame] = field(default_factory=dict)  # a few rows per table, for previews
 
-    def add(self, result: validation.ValidationResult, raw_rows: int) -> None:
+    def add(self, result: validation.ValidationResult, raw: pl.DataFrame) -> None:
+        raw_rows = raw.height
+        self.samples = {"raw": raw.head(5), "accepted": result.accepted.head(5), "quarantined": result.quarantined.head(5)}
         self.raw_rows += raw_rows
         self.accepted_rows += result.accepted.height
         self.quarantined_rows += result.quarantined.height
@@ -194,7 +197,7 @@ def _write_batch(
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
     report.days.extend(days)
     report.files.extend(f.name for f in files)
-    report.add(result, raw.height)
+    report.add(result, raw)
 
 
 def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFrame:

@@ -131,6 +131,25 @@ def test_rollback_puts_the_previous_file_back(published, tmp_path):
     assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
 
 
+def test_assets_tell_the_operator_what_they_did(published):
+    _, instance = published
+
+    def metadata(key: str) -> dict:
+        return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
+
+    for key in ("raw_orders", "orders", "quarantine_orders", "customer_features", "customer_segments", "segment_summary"):
+        assert {"dagster/row_count", "dagster/column_schema", "preview"} <= set(metadata(key)), key
+    assert "reasons" in metadata("quarantine_orders")
+    holdout = metadata("churn_model")["holdout"].value
+    assert all(name in holdout for name in ("churn model", "recency-only baseline", "BG/NBD baseline"))
+    assert metadata("customer_segments")["top 20% revenue share"].value > 0.5
+    [record] = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("orders"), "expectations"), limit=1
+    )
+    results = record.event.dagster_event.event_specific_data.metadata["results"].value
+    assert {"expectation", "column", "unexpected_count", "partial_unexpected_list"} <= set(results[0])
+
+
 READER = """
 import sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)

@@ -107,26 +107,39 @@ def compute_customer_features(
     ``orders`` is the accepted orders frame (any days; only ``order_day <= as_of`` is used),
     ``profiles`` one accepted profile snapshot (unique customer_id) or None.
     """
-    orders = orders.lazy().select(_ORDER_COLUMNS).filter(pl.col("order_day") <= as_of).collect()
-    customers = _order_customers(orders, as_of, seed=0)
+    if isinstance(orders, pl.LazyFrame):
+        orders = orders.select(_ORDER_COLUMNS).filter(pl.col("order_day") <= as_of).collect()
+    buyers = _buyers(orders, as_of, seed=0)
     snapshot = _profile_snapshot(profiles, as_of)
-    return _finish(customers.lazy().join(snapshot.lazy(), on="customer_id", how="full", coalesce=True), as_of).collect()
+    return (
+        buyers.lazy()
+        .join(snapshot.lazy(), on="customer_id", how="full", coalesce=True)
+        .select(
+            pl.lit(as_of).alias("as_of"),
+            "customer_id",
+            *BEHAVIOURAL_COLUMNS,
+            *_PROFILE_COLUMNS,
+            pl.col("has_profile").fill_null(False),
+        )
+        .sort("customer_id")
+        .collect()
+    )
 
 
-def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
-    """Behaviour and mix of every customer in ``orders`` (all on or before ``as_of``), with customer_id.
+def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
+    """customer_id and behaviour of every customer with a completed order on or before ``as_of``.
 
     Customers whose hash key is shared with another customer are redone on their own with the next seed.
     """
     if seed == _MAX_SEEDS:
         raise RuntimeError(f"customer key hashes clashed for {_MAX_SEEDS} seeds")
-    names = [orders[c].drop_nulls().unique().sort() for c in ("channel", "category")]
+    channels, categories = (orders[c].drop_nulls().unique().sort() for c in ("channel", "category"))
     first_day = orders["order_day"].min()
-    # key = hash bits above ``low`` | a code in ``low``. For the order rows the code is
+    # key = hash bits above ``low`` | a code in ``low``: for the order rows
     # 0 .. low-3 the purchase day (ascending), low-2 cancelled, low-1 returned, low any other status;
-    # for the mix rows the channel or category index.
-    span = (as_of - first_day).days + 3 if first_day else 3
-    low = (1 << max(span, *(len(n) for n in names)).bit_length()) - 1
+    # for the (customer, channel) rows the channel's index.
+    span = max((as_of - first_day).days if first_day else 0, 0) + 3
+    low = (1 << max(span, len(channels)).bit_length()) - 1
     key = _customer_hash(pl.col("customer_id"), seed) & (_U64 ^ low)
     status = pl.col("status")
     code = (
@@ -139,12 +152,12 @@ def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFra
         .otherwise(low)
         .cast(pl.UInt64)
     )
+    known = orders.lazy().with_row_index("_row").filter(pl.col("order_day") <= as_of)
     sorted_orders = (
-        orders.lazy()
-        .with_row_index("_row")
-        .select(
+        known.select(
             (key | code).alias("_packed"),
             pl.col("amount").cast(pl.Float64),
+            pl.when(status == "completed").then(pl.col("category").cast(pl.Enum(categories)).to_physical()).alias("_category"),
             _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
             "_row",
         )
@@ -152,17 +165,16 @@ def _order_customers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFra
         .collect()
     )
     customers = _behaviour(sorted_orders, low, as_of).collect()
-    clashed = customers["_check_min"] != customers["_check_max"]
-    customers = (
-        customers.filter(~clashed)
-        .with_columns(orders["customer_id"].gather(customers.filter(~clashed)["_row"]))
-        .join(_mix(orders.lazy().with_columns(key.alias("_key")), *names, low), on="_key", how="left")
-        .drop("_key", "_row", "_check_min", "_check_max")
+    clashed = customers.filter(pl.col("_check_min") != pl.col("_check_max"))["_key"]
+    buyers = customers.filter(pl.col("_buyer") & (pl.col("_check_min") == pl.col("_check_max")))
+    buyers = (
+        buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
+        .join(_main_channel(known.with_columns(key.alias("_key")), channels, low), on="_key", how="left")
+        .select("customer_id", *BEHAVIOURAL_COLUMNS[:-1], (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"))
     )
-    if not clashed.any():
-        return customers
-    redo = orders.filter(key.is_in(customers.filter(clashed)["_key"].implode()))
-    return pl.concat([customers, _order_customers(redo, as_of, seed + 1)])
+    if clashed.is_empty():
+        return buyers
+    return pl.concat([buyers, _buyers(orders.filter(key.is_in(clashed.implode())), as_of, seed + 1)])
 
 
 def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFrame:
@@ -209,6 +221,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             pl.col("_returned").sum(),
             (pl.col("_gap") ** 2).sum().alias("_gap_sq"),
             pl.col("_new_month").sum().cast(pl.Int64).alias("active_months"),
+            (pl.col("_category").n_unique() - pl.col("_category").is_null().any()).cast(pl.Int64).alias("distinct_categories"),
             *(pl.col(f"orders_{k}").sum().cast(pl.Int64) for k in windows),
             *(pl.col(f"spend_{k}").sum() for k in windows),
         )
@@ -246,6 +259,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
         "active_months",
         (pl.col("_cancelled") / pl.col("_n_all")).alias("cancel_rate"),
         (pl.col("_returned") / pl.col("_n_all")).alias("return_rate"),
+        "distinct_categories",
     )
 
 
@@ -253,32 +267,27 @@ def _month_id(day: date) -> int:
     return day.year * 12 + day.month - 1
 
 
-def _mix(orders: pl.LazyFrame, channels: pl.Series, categories: pl.Series, low: int) -> pl.DataFrame:
-    """Per-customer channel and category mix over completed orders, keyed by ``_key``.
+def _main_channel(orders: pl.LazyFrame, channels: pl.Series, low: int) -> pl.DataFrame:
+    """Per ``_key``: the channel with the most completed orders (ties: alphabetically first) and its count.
 
-    ``channels``/``categories`` are the sorted distinct values; their index goes into the ``low`` key bits.
+    ``channels`` are the sorted distinct channels; a channel's index goes into the ``low`` key bits.
     """
-    done = orders.filter(pl.col("status") == "completed")
-
-    def pair_counts(column: str, values: pl.Series) -> pl.LazyFrame:
-        index = pl.col(column).cast(pl.Enum(values)).to_physical().cast(pl.UInt64)
-        return done.filter(pl.col(column).is_not_null()).group_by((pl.col("_key") | index).alias("_pair")).len()
-
-    customer = (pl.col("_pair") & (_U64 ^ low)).alias("_key")
+    index = pl.col("channel").cast(pl.Enum(channels)).to_physical().cast(pl.UInt64)
     # most orders first, then the alphabetically first channel: one integer score per (customer, channel)
     score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(channels) - 1 - (pl.col("_pair") & low))
-    by_channel, by_category = pl.collect_all(
-        [
-            pair_counts("channel", channels).group_by(customer).agg(score.max().alias("_score")),
-            pair_counts("category", categories).group_by(customer).agg(pl.len().cast(pl.Int64).alias("distinct_categories")),
-        ]
+    return (
+        orders.filter((pl.col("status") == "completed") & pl.col("channel").is_not_null())
+        .group_by((pl.col("_key") | index).alias("_pair"))
+        .len()
+        .group_by((pl.col("_pair") & (_U64 ^ low)).alias("_key"))
+        .agg(score.max().alias("_score"))
+        .select(
+            "_key",
+            pl.lit(channels).gather(len(channels) - 1 - pl.col("_score") % (1 << 32)).alias("main_channel"),
+            (pl.col("_score") // (1 << 32)).alias("_n_main"),
+        )
+        .collect()
     )
-    main = by_channel.select(
-        "_key",
-        pl.lit(channels).gather(len(channels) - 1 - pl.col("_score") % (1 << 32)).alias("main_channel"),
-        (pl.col("_score") // (1 << 32)).alias("_n_main"),
-    )
-    return by_category.join(main, on="_key", how="full", coalesce=True)
 
 
 def _age_band(as_of: date) -> pl.Expr:
@@ -305,23 +314,3 @@ def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFram
         (pl.lit(as_of) - pl.col("signup_date")).dt.total_days().cast(pl.Int64).alias("days_since_signup"),
         pl.lit(True).alias("has_profile"),
     ).cast({c: t for c, t in _PROFILE_SCHEMA.items() if c in _PROFILE_COLUMNS})
-
-
-def _finish(joined: pl.LazyFrame, as_of: date) -> pl.LazyFrame:
-    """Keep known customers, null the behaviour of prospects, order rows and columns."""
-    buyer = pl.col("_buyer").fill_null(False)
-    behaviour = {
-        "distinct_categories": pl.col("distinct_categories").fill_null(0),
-        "main_channel_share": pl.col("_n_main") / pl.col("order_count"),
-    }
-    return (
-        joined.filter(buyer | pl.col("has_profile").is_not_null())
-        .select(
-            pl.lit(as_of).alias("as_of"),
-            "customer_id",
-            *(pl.when(buyer).then(behaviour.get(c, pl.col(c))).alias(c) for c in BEHAVIOURAL_COLUMNS),
-            *_PROFILE_COLUMNS,
-            pl.col("has_profile").fill_null(False),
-        )
-        .sort("customer_id")
-    )

@@ -15,7 +15,7 @@ import dagster as dg
 import polars as pl
 
 from seg_pipeline import ingest
-from seg_pipeline.defs.metadata import markdown_table
+from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.landing import Kind
 from seg_pipeline.settings import PipelineSettings
@@ -76,21 +76,18 @@ def _run_ingest(
         f"{report.accepted_rows} accepted, {report.quarantined_rows} quarantined"
     )
     summary = {"days ingested": len(report.days), "files": len(report.files)}
-    yield dg.MaterializeResult(
-        asset_key=raw, metadata={"dagster/row_count": report.raw_rows, **summary, "files_ingested": report.files[:50]}
-    )
-    yield dg.MaterializeResult(
-        asset_key=accepted,
-        metadata={"dagster/row_count": report.accepted_rows, **summary},
-    )
     reasons = sorted(report.reasons.items(), key=lambda item: -item[1])
-    yield dg.MaterializeResult(
-        asset_key=quarantine,
-        metadata={
-            "dagster/row_count": report.quarantined_rows,
-            "reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none"),
-        },
-    )
+    extra = {
+        raw: {"files_ingested": report.files[:50]},
+        accepted: {},
+        quarantine: {"reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")},
+    }
+    for key, sample, rows in [(raw, "raw", report.raw_rows), (accepted, "accepted", report.accepted_rows),
+                              (quarantine, "quarantined", report.quarantined_rows)]:  # fmt: skip
+        preview = frame_metadata(report.samples[sample]) if sample in report.samples else {}
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={**preview, "dagster/row_count": rows, **summary, **extra[key]}
+        )
     yield from _checks(kind, report, counts, settings)
     if report.errors:
         raise dg.Failure(

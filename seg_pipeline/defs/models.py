@@ -209,9 +209,14 @@ def _btyd_sample(buyers: pl.DataFrame, size: int = 100_000) -> tuple[np.ndarray,
 
 
 def _churn_metadata(metrics: dict) -> dict:
-    rows = [(name, m.get("auc"), m.get("logloss"), m.get("brier")) for name, m in metrics.get("holdout", {}).items()]
+    names = {"model": "churn model", "recency": "recency-only baseline", "bgnbd": "BG/NBD baseline"}
+    rows = [(label, metrics[key]["auc"], metrics[key]["logloss"], metrics[key]["brier"]) for key, label in names.items()]
+    deciles = [(d["mean_predicted"], d["observed_rate"], d["n"]) for d in metrics["calibration_deciles"]]
     return {
         "holdout": dg.MetadataValue.md(markdown_table(["model", "AUC", "log loss", "Brier"], rows)),
+        "calibration by decile": dg.MetadataValue.md(markdown_table(["mean predicted", "observed", "customers"], deciles)),
+        "holdout as of": str(metrics["holdout_as_of"]),
+        "auc": metrics["model"]["auc"],
         "metrics": dg.MetadataValue.json(metrics),
     }
 
