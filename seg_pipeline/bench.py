@@ -138,7 +138,8 @@ def format_report(result: dict) -> str:
         f"machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB; load average (1/5/15 min) before "
         f"{'/'.join(map(str, machine['load_average_before']))}, after {'/'.join(map(str, machine['load_average_after']))}",
         f"floor: bare DuckDB BTYD summary over the landed order files <= {floor['as_of']}: "
-        f"{floor['seconds']:.2f} s, peak {floor['peak_rss_mb']:,.0f} MB ({floor['customers']:,} buyers)",
+        f"{floor['seconds']:.2f} s ({floor['cpu_seconds']:.2f} CPU s), peak {floor['peak_rss_mb']:,.0f} MB "
+        f"({floor['customers']:,} buyers)",
         "",
         f"{'':17}{'cold ' + cold['as_of']:>30}   {'next day ' + nxt['as_of']:>30}",
         f"{'stage':17}" + f"{'seconds':>10}{'x floor':>10}{'peak MB':>10}   " * 2,
@@ -151,7 +152,8 @@ def format_report(result: dict) -> str:
         lines.append(f"{stage:17}" + cells(cold["stages"][stage]) + cells(nxt["stages"][stage]))
     total = {run: {"seconds": r["wall_seconds"], "x_floor": r["wall_seconds"] / floor["seconds"],
                    "peak_rss_mb": r["peak_rss_mb"]} for run, r in (("cold", cold), ("next", nxt))}  # fmt: skip
-    lines += [f"{'total':17}" + cells(total["cold"]) + cells(total["next"]), ""]
+    lines.append(f"{'total':17}" + cells(total["cold"]) + cells(total["next"]))
+    lines += [f"{'CPU seconds':17}{cold['cpu_seconds']:>10.2f}{'':23}{nxt['cpu_seconds']:>10.2f}", ""]
     lines.append("ingest+validate: the ingest steps read, validate (great-expectations) and write in one go")
     lines.append("targets (full size, 2 cores): " + "; ".join(
         f"{name} {t['value']:,.1f} <= {t['limit']:,.0f} {t['unit']} {'ok' if t['ok'] else 'MISSED'}"
@@ -243,10 +245,10 @@ def floor_process(args: str, out: str) -> None:
     spec = json.loads(args)
     sql = floor_query(spec["files"], date.fromisoformat(spec["as_of"]))
     con = duckdb.connect()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     frame = con.sql(sql).pl()
-    seconds = time.perf_counter() - started
-    Path(out).write_text(json.dumps({"seconds": seconds, "customers": frame.height}))
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    Path(out).write_text(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "customers": frame.height}))
 
 
 @dataclass
@@ -336,6 +338,7 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
         "run_id": run_id,
         "wall_seconds": wall,
         "x_floor": wall / floor_seconds,
+        "cpu_seconds": child.usage.ru_utime + child.usage.ru_stime,
         "peak_rss_mb": child.usage.ru_maxrss / 1024,
         "stages": stages,
         "summary": lines[-1] if lines else "",

@@ -42,11 +42,8 @@ class IngestReport:
     expectations: list[dict] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-    samples: dict[str, pl.DataFrame] = field(default_factory=dict)  # a few rows per table, for previews
 
-    def add(self, result: validation.ValidationResult, raw: pl.DataFrame) -> None:
-        raw_rows = raw.height
-        self.samples = {"raw": raw.head(5), "accepted": result.accepted.head(5), "quarantined": result.quarantined.head(5)}
+    def add(self, result: validation.ValidationResult, raw_rows: int) -> None:
         self.raw_rows += raw_rows
         self.accepted_rows += result.accepted.height
         self.quarantined_rows += result.quarantined.height
@@ -197,7 +194,7 @@ def _write_batch(
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
     report.days.extend(days)
     report.files.extend(f.name for f in files)
-    report.add(result, raw)
+    report.add(result, raw.height)
 
 
 def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFrame:
@@ -214,6 +211,12 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
         f"from {counts[0]} left join {counts[1]} using (day) left join {counts[2]} using (day) order by r.day",
         [days, days, days],
     )
+
+
+def latest_rows(store: WorkingStore, table: str, kind: Kind, limit: int = 5) -> pl.DataFrame:
+    """A few rows of the latest landed day in `table`, for previews."""
+    day_col = DAY_COLUMN[kind]
+    return store.frame(f"select * from {table} where {day_col} = (select max({day_col}) from {table}) limit {limit}")
 
 
 def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float, min_rows: int) -> pl.DataFrame:

@@ -2,7 +2,7 @@
 
 import os
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -45,6 +45,20 @@ def make_settings(tmp_path: Path, landing: Path, **env: str) -> PipelineSettings
 @pytest.fixture
 def settings(tmp_path: Path, landing: Path) -> PipelineSettings:
     return make_settings(tmp_path, landing)
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory: pytest.TempPathFactory, small_landing: Path):
+    """Two consecutive versions (END - 1 day, END) made by the segments job, and their Dagster instance."""
+    from seg_pipeline.runs import materialize_as_of
+
+    tmp = tmp_path_factory.mktemp("published")
+    settings = make_settings(tmp, Path(shutil.copytree(small_landing, tmp / "landing")))
+    (tmp / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
+        for day in (END - timedelta(days=1), END):
+            materialize_as_of(settings, day, instance)
+        yield settings, instance
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from seg_pipeline.cli import main
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
-from seg_pipeline.runs import materialize_as_of
-from seg_pipeline_tests.conftest import END, make_settings
+from seg_pipeline_tests.conftest import END
 
 PREVIOUS = END - timedelta(days=1)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -39,18 +38,6 @@ window.addEventListener('load', function () { setTimeout(function () {
   document.body.appendChild(out);
 }, 300); });
 </script>"""
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory, small_landing):
-    """An analyst file with two consecutive versions (so END has a migration), and its Dagster instance."""
-    tmp = tmp_path_factory.mktemp("report")
-    settings = make_settings(tmp, Path(shutil.copytree(small_landing, tmp / "landing")))
-    (tmp / "home").mkdir()
-    with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-        for day in (PREVIOUS, END):
-            materialize_as_of(settings, day, instance)
-        yield settings, instance
 
 
 @pytest.fixture(scope="module")

@@ -121,9 +121,27 @@ def compute_customer_features(
             *_PROFILE_COLUMNS,
             pl.col("has_profile").fill_null(False),
         )
-        .sort("customer_id")
         .collect()
+        .pipe(_sort_by_customer_id)
     )
+
+
+def _sort_by_customer_id(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` sorted by customer_id; raises if an id repeats (a profile snapshot with duplicates).
+
+    Ordering by the ids' first 8 bytes as an integer is much faster than comparing strings and gives
+    the same order unless two ids share those bytes."""
+    frame = frame.rechunk()
+    prefix = frame.select(
+        pl.col("customer_id").str.pad_end(8, "\0").cast(pl.Binary).bin.head(8).bin.reinterpret(dtype=pl.UInt64, endianness="big")
+    ).to_series()
+    order = prefix.arg_sort()
+    if not (prefix.gather(order).diff() == 0).any():
+        return frame[order]
+    frame = frame.sort("customer_id")
+    if (frame["customer_id"] == frame["customer_id"].shift(1)).any():
+        raise ValueError("profiles snapshot has duplicate customer_id")
+    return frame
 
 
 def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
@@ -164,12 +182,15 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
         .sort("_packed")
         .collect()
     )
-    customers = _behaviour(sorted_orders, low, as_of).collect()
-    clashed = customers.filter(pl.col("_check_min") != pl.col("_check_max"))["_key"]
-    buyers = customers.filter(pl.col("_buyer") & (pl.col("_check_min") == pl.col("_check_max")))
+    customer = pl.col("_packed") & (_U64 ^ low)
+    # two customers share a key iff one key's rows carry different second hashes
+    clashed = sorted_orders.filter(
+        (customer == customer.shift(1)) & (pl.col("_check") != pl.col("_check").shift(1))
+    ).select(customer.unique())["_packed"]
+    buyers = _behaviour(sorted_orders, low, as_of).filter(pl.col("_buyer") & ~pl.col("_key").is_in(clashed.implode())).collect()
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
-        .join(_main_channel(known.with_columns(key.alias("_key")), channels, low), on="_key", how="left")
+        .join(_main_channel(known, key, channels, low), on="_key", how="left")
         .select("customer_id", *BEHAVIOURAL_COLUMNS[:-1], (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"))
     )
     if clashed.is_empty():
@@ -190,11 +211,23 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     windows = {f"{n}d": age < n for n in _WINDOWS}
     windows["prev_90d"] = (age >= 90) & (age < 180)
     amount = pl.col("amount")
-    aggs = (
+    rows = (
         sorted_orders.lazy()
         .with_columns((packed & (_U64 ^ low)).alias("_key"), pl.when(on_day).then(low - 3 - code.cast(pl.Int32)).alias("_age"))
         .set_sorted("_key")
-        .with_columns(
+    )
+    # the windows only read the last year's rows: aggregate those separately
+    recent = (
+        rows.filter(age < max(_WINDOWS))
+        .set_sorted("_key")
+        .group_by("_key")
+        .agg(
+            *(w.sum().cast(pl.Int64).alias(f"orders_{k}") for k, w in windows.items()),
+            *(pl.when(w).then(amount).otherwise(0.0).sum().alias(f"spend_{k}") for k, w in windows.items()),
+        )
+    )
+    aggs = (
+        rows.with_columns(
             new_day.alias("_new_day"),
             pl.when(new_day & same).then(age.shift(1) - age).cast(pl.Float64).alias("_gap"),
             (new_day & (~same | (month != month.shift(1)))).alias("_new_month"),
@@ -202,14 +235,10 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             pl.when(on_day).then(amount).alias("_spend"),
             (code == low - 2).alias("_cancelled"),
             (code == low - 1).alias("_returned"),
-            *(w.alias(f"orders_{k}") for k, w in windows.items()),
-            *(pl.when(w).then(amount).otherwise(0.0).alias(f"spend_{k}") for k, w in windows.items()),
         )
         .group_by("_key")
         .agg(
-            pl.col("_row").min(),
-            pl.col("_check").min().alias("_check_min"),
-            pl.col("_check").max().alias("_check_max"),
+            pl.col("_row").first(),
             pl.col("_new_day").sum().cast(pl.Int64).alias("_days"),
             pl.col("_age").max().alias("_first_age"),
             pl.col("_age").min().alias("_last_age"),
@@ -222,9 +251,10 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             (pl.col("_gap") ** 2).sum().alias("_gap_sq"),
             pl.col("_new_month").sum().cast(pl.Int64).alias("active_months"),
             (pl.col("_category").n_unique() - pl.col("_category").is_null().any()).cast(pl.Int64).alias("distinct_categories"),
-            *(pl.col(f"orders_{k}").sum().cast(pl.Int64) for k in windows),
-            *(pl.col(f"spend_{k}").sum() for k in windows),
         )
+        .join(recent, on="_key", how="left")
+        .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in windows)
+        .with_columns(pl.col(f"spend_{k}").fill_null(0.0) for k in windows)
     )
     frequency = pl.col("_days") - 1
     recency = pl.col("_first_age") - pl.col("_last_age")
@@ -233,8 +263,6 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     return aggs.select(
         "_key",
         "_row",
-        "_check_min",
-        "_check_max",
         (pl.col("_days") > 0).alias("_buyer"),
         frequency.alias("frequency"),
         recency.cast(pl.Float64).alias("recency"),
@@ -267,19 +295,22 @@ def _month_id(day: date) -> int:
     return day.year * 12 + day.month - 1
 
 
-def _main_channel(orders: pl.LazyFrame, channels: pl.Series, low: int) -> pl.DataFrame:
-    """Per ``_key``: the channel with the most completed orders (ties: alphabetically first) and its count.
+def _main_channel(orders: pl.LazyFrame, key: pl.Expr, channels: pl.Series, low: int) -> pl.DataFrame:
+    """Per ``_key``: the channel with the most completed orders (ties: alphabetically first) and that count.
 
-    ``channels`` are the sorted distinct channels; a channel's index goes into the ``low`` key bits.
+    ``channels`` are the sorted distinct channels; a channel's index goes into the ``low`` key bits, so
+    sorting the (customer, channel) keys and counting equal runs gives the order count per pair.
     """
     index = pl.col("channel").cast(pl.Enum(channels)).to_physical().cast(pl.UInt64)
     # most orders first, then the alphabetically first channel: one integer score per (customer, channel)
-    score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(channels) - 1 - (pl.col("_pair") & low))
+    score = pl.col("len").cast(pl.UInt64) * (1 << 32) + (len(channels) - 1 - (pl.col("value") & low))
     return (
         orders.filter((pl.col("status") == "completed") & pl.col("channel").is_not_null())
-        .group_by((pl.col("_key") | index).alias("_pair"))
-        .len()
-        .group_by((pl.col("_pair") & (_U64 ^ low)).alias("_key"))
+        .select((key | index).sort().rle().alias("_run"))
+        .unnest("_run")
+        .with_columns((pl.col("value") & (_U64 ^ low)).alias("_key"))
+        .set_sorted("_key")
+        .group_by("_key")
         .agg(score.max().alias("_score"))
         .select(
             "_key",
@@ -302,8 +333,6 @@ def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFram
     """The profile output columns per customer_id (empty when there is no snapshot)."""
     if profiles is None:
         profiles = pl.DataFrame(schema=_PROFILE_SCHEMA)
-    elif profiles["customer_id"].is_duplicated().any():
-        raise ValueError("profiles snapshot has duplicate customer_id")
     return profiles.select(
         "customer_id",
         _age_band(as_of).alias("age_band"),

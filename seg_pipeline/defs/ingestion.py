@@ -82,12 +82,9 @@ def _run_ingest(
         accepted: {},
         quarantine: {"reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")},
     }
-    for key, sample, rows in [(raw, "raw", report.raw_rows), (accepted, "accepted", report.accepted_rows),
-                              (quarantine, "quarantined", report.quarantined_rows)]:  # fmt: skip
-        preview = frame_metadata(report.samples[sample]) if sample in report.samples else {}
-        yield dg.MaterializeResult(
-            asset_key=key, metadata={**preview, "dagster/row_count": rows, **summary, **extra[key]}
-        )
+    for key, rows in [(raw, report.raw_rows), (accepted, report.accepted_rows), (quarantine, report.quarantined_rows)]:
+        preview = frame_metadata(ingest.latest_rows(working, key, kind))  # the latest day as stored
+        yield dg.MaterializeResult(asset_key=key, metadata={**preview, "dagster/row_count": rows, **summary, **extra[key]})
     yield from _checks(kind, report, counts, settings)
     if report.errors:
         raise dg.Failure(

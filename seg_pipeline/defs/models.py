@@ -6,6 +6,7 @@ their content hash and registered, so a version can be rebuilt with exactly its 
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -41,12 +42,38 @@ SEGMENT_COLUMNS = {
 }
 
 
-def _model_due(registry: ModelStore, kind: str, as_of: date, every_days: int) -> dict | None:
-    """The registered model to reuse for `as_of`, or None when one must be trained."""
+def _train_or_reuse(
+    registry: ModelStore, kind: str, as_of: date, every_days: int, train: Callable[[], tuple[object, dict]]
+) -> tuple[str, dict, bool]:
+    """(version, metrics, reused) of the `kind` model for `as_of`.
+
+    The model in force is reused while younger than `every_days` (SEG_RETRAIN_EVERY_DAYS);
+    otherwise `train()` makes one, which is saved under its content hash and registered.
+    """
     entry = registry.in_force(kind, as_of)
     if entry and (as_of - entry["trained_as_of"]).days < every_days:
-        return entry
-    return None
+        return entry["version"], entry["metrics"], True
+    model, metrics = train()
+    version = model.content_hash()
+    registry.save(kind, version, model, as_of, metrics)
+    return version, metrics, False
+
+
+def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
+    try:
+        result = churn.train_churn_model(
+            orders_until(store, as_of), profiles_at(store, as_of), as_of, settings.churn_horizon_days
+        )
+    except churn.InsufficientHistoryError as error:
+        raise dg.Failure(description=f"churn model for {as_of}: {error}", allow_retries=False) from None
+    return result.model, result.metrics
+
+
+def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> tuple[object, dict]:
+    previous = registry.in_force("clusters", as_of, before=True)
+    features = store.frame("select * from customer_features where as_of = ?", [as_of])
+    model = clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
+    return model, {"k": model.k, "silhouette": model.silhouette, "labels": list(model.labels)}
 
 
 def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -64,19 +91,9 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         registry = ModelStore(settings.model_dir, working)
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
-            entry = _model_due(registry, "churn", as_of, settings.retrain_every_days)
-            if entry is None:
-                try:
-                    result = churn.train_churn_model(
-                        orders_until(working, as_of), profiles_at(working, as_of), as_of, settings.churn_horizon_days
-                    )
-                except churn.InsufficientHistoryError as error:
-                    raise dg.Failure(description=f"churn model for {as_of}: {error}", allow_retries=False) from None
-                version = result.model.content_hash()
-                registry.save("churn", version, result.model, as_of, result.metrics)
-                metrics, reused = result.metrics, False
-            else:
-                version, metrics, reused = entry["version"], entry["metrics"], True
+            version, metrics, reused = _train_or_reuse(
+                registry, "churn", as_of, settings.retrain_every_days, lambda: _train_churn(working, settings, as_of)
+            )
         return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
 
     @dg.asset(deps=["customer_features"], **common)
@@ -86,19 +103,12 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         registry = ModelStore(settings.model_dir, working)
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
-            entry = _model_due(registry, "clusters", as_of, settings.retrain_every_days)
-            if entry is None:
-                previous = registry.in_force("clusters", as_of, before=True)
-                features = working.frame("select * from customer_features where as_of = ?", [as_of])
-                model = clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
-                version = model.content_hash()
-                metrics = {"k": model.k, "silhouette": model.silhouette, "labels": list(model.labels)}
-                registry.save("clusters", version, model, as_of, metrics)
-            else:
-                version, metrics = entry["version"], entry["metrics"]
+            version, metrics, reused = _train_or_reuse(
+                registry, "clusters", as_of, settings.retrain_every_days, lambda: _train_clusters(working, registry, as_of)
+            )
         return dg.MaterializeResult(
-            metadata={"model_version": version, "k": metrics["k"], "silhouette": metrics["silhouette"],
-                      "labels": ", ".join(metrics["labels"])}
+            metadata={"model_version": version, "reused": reused, "k": metrics["k"],
+                      "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"])}
         )  # fmt: skip
 
     @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
