@@ -19,13 +19,15 @@ Prospects (a profile but no completed order) have every column of
 profile columns and ``has_profile = false``. Personal data (name, email,
 phone) is never read.
 
-Computation (sized for ~10M orders): each order gets one integer key, the
-high bits a hash of ``customer_id`` and the low bits its purchase day (or, for
-a non-completed order, its status). One group-by on that key gives the
-(customer, purchase day) rows, sorted once by the same key; a sorted group-by
-then yields every per-customer feature. Hashing is only an accelerator: a
-second, independent hash proves that no two customers share a key, and any
-clash is retried with the next seed, so results never depend on hashing.
+Computation (sized for ~10M orders, lazy Polars, no per-row Python): every
+order gets one 64-bit key whose high bits are a hash of ``customer_id`` and
+whose low bits are its purchase day (or, for a non-completed order, its
+status). The orders are sorted once by that key, so each customer's orders are
+contiguous and in day order, and one sorted group-by yields every per-customer
+feature (purchase days, gaps and months are changes between neighbouring
+rows). Hashing is only an accelerator: a second, independent hash proves that
+no two customers share a key, and customers that do are recomputed with the
+next seed, so results never depend on hashing.
 """
 
 from __future__ import annotations
@@ -55,14 +57,20 @@ FEATURE_COLUMNS: dict[str, str] = {
     "spend_365d": "Spend of completed orders with order_day in (D - 365, D].",
     "spend_prev_90d": "Spend of completed orders with order_day in (D - 180, D - 90] (days 91..180 before D).",
     "spend_trend_90d": "(spend_90d - spend_prev_90d) / (spend_90d + spend_prev_90d) in [-1, 1]; 0 when both are 0.",
-    "mean_days_between_purchases": "Mean gap in days between consecutive purchase days (= recency / frequency); null when frequency = 0.",
-    "std_days_between_purchases": "Population std (ddof=0) of the gaps between consecutive purchase days; null when frequency = 0.",
+    "mean_days_between_purchases": (
+        "Mean days between consecutive purchase days (= recency / frequency); null if frequency = 0."
+    ),
+    "std_days_between_purchases": (
+        "Population std (ddof=0) of the days between consecutive purchase days; null if frequency = 0."
+    ),
     "days_since_first_order": "Days from the first purchase day to D (= T as an integer).",
     "active_months": "Number of distinct calendar months with >= 1 purchase day.",
     "cancel_rate": "Cancelled orders / all orders (any status) of the customer <= D.",
     "return_rate": "Returned orders / all orders (any status) of the customer <= D.",
     "distinct_categories": "Number of distinct non-null categories over completed orders <= D.",
-    "main_channel": "Non-null channel with the most completed orders <= D (ties: alphabetically first); null if no channel known.",
+    "main_channel": (
+        "Channel with the most completed orders <= D (ties: alphabetically first); null if none has a channel."
+    ),
     "main_channel_share": "Completed orders in main_channel / order_count; null when main_channel is null.",
     "age_band": "Age (D's year - birth_year) band: <25, 25-34, 35-44, 45-54, 55-64, 65+; null if unknown or negative.",
     "gender": "Gender from the profile snapshot.",
@@ -74,7 +82,9 @@ FEATURE_COLUMNS: dict[str, str] = {
 }
 
 BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
-    list(FEATURE_COLUMNS)[list(FEATURE_COLUMNS).index("frequency") : list(FEATURE_COLUMNS).index("main_channel_share") + 1]
+    list(FEATURE_COLUMNS)[
+        list(FEATURE_COLUMNS).index("frequency") : list(FEATURE_COLUMNS).index("main_channel_share") + 1
+    ]
 )
 
 _WINDOWS = (30, 90, 180, 365)
@@ -133,7 +143,11 @@ def _sort_by_customer_id(frame: pl.DataFrame) -> pl.DataFrame:
     the same order unless two ids share those bytes."""
     frame = frame.rechunk()
     prefix = frame.select(
-        pl.col("customer_id").str.pad_end(8, "\0").cast(pl.Binary).bin.head(8).bin.reinterpret(dtype=pl.UInt64, endianness="big")
+        pl.col("customer_id")
+        .str.pad_end(8, "\0")
+        .cast(pl.Binary)
+        .bin.head(8)
+        .bin.reinterpret(dtype=pl.UInt64, endianness="big")
     ).to_series()
     order = prefix.arg_sort()
     if not (prefix.gather(order).diff() == 0).any():
@@ -175,7 +189,9 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
         known.select(
             (key | code).alias("_packed"),
             pl.col("amount").cast(pl.Float64),
-            pl.when(status == "completed").then(pl.col("category").cast(pl.Enum(categories)).to_physical()).alias("_category"),
+            pl.when(status == "completed")
+            .then(pl.col("category").cast(pl.Enum(categories)).to_physical())
+            .alias("_category"),
             _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
             "_row",
         )
@@ -187,11 +203,19 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     clashed = sorted_orders.filter(
         (customer == customer.shift(1)) & (pl.col("_check") != pl.col("_check").shift(1))
     ).select(customer.unique())["_packed"]
-    buyers = _behaviour(sorted_orders, low, as_of).filter(pl.col("_buyer") & ~pl.col("_key").is_in(clashed.implode())).collect()
+    buyers = (
+        _behaviour(sorted_orders, low, as_of)
+        .filter(pl.col("_buyer") & ~pl.col("_key").is_in(clashed.implode()))
+        .collect()
+    )
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
         .join(_main_channel(known, key, channels, low), on="_key", how="left")
-        .select("customer_id", *BEHAVIOURAL_COLUMNS[:-1], (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"))
+        .select(
+            "customer_id",
+            *BEHAVIOURAL_COLUMNS[:-1],
+            (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"),
+        )
     )
     if clashed.is_empty():
         return buyers
@@ -205,15 +229,16 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     age = pl.col("_age")  # days before as_of; null for non-completed orders
     same = (pl.col("_key") == pl.col("_key").shift(1)).fill_null(False)
     new_day = on_day & (packed != packed.shift(1)).fill_null(True)
-    months = pl.Series([_month_id(as_of - timedelta(days=a)) for a in range(low - 2)], dtype=pl.Int32)
-    month = pl.lit(months).gather(age)
+    month = pl.lit(_month_of_age(sorted_orders, low, as_of)).gather(age)
     first_row = pl.when(~same).then(packed).forward_fill()
     windows = {f"{n}d": age < n for n in _WINDOWS}
     windows["prev_90d"] = (age >= 90) & (age < 180)
     amount = pl.col("amount")
     rows = (
         sorted_orders.lazy()
-        .with_columns((packed & (_U64 ^ low)).alias("_key"), pl.when(on_day).then(low - 3 - code.cast(pl.Int32)).alias("_age"))
+        .with_columns(
+            (packed & (_U64 ^ low)).alias("_key"), pl.when(on_day).then(low - 3 - code.cast(pl.Int32)).alias("_age")
+        )
         .set_sorted("_key")
     )
     # the windows only read the last year's rows: aggregate those separately
@@ -250,7 +275,9 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             pl.col("_returned").sum(),
             (pl.col("_gap") ** 2).sum().alias("_gap_sq"),
             pl.col("_new_month").sum().cast(pl.Int64).alias("active_months"),
-            (pl.col("_category").n_unique() - pl.col("_category").is_null().any()).cast(pl.Int64).alias("distinct_categories"),
+            (pl.col("_category").n_unique() - pl.col("_category").is_null().any())
+            .cast(pl.Int64)
+            .alias("distinct_categories"),
         )
         .join(recent, on="_key", how="left")
         .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in windows)
@@ -291,8 +318,13 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     )
 
 
-def _month_id(day: date) -> int:
-    return day.year * 12 + day.month - 1
+def _month_of_age(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.Series:
+    """Calendar month number of the day ``age`` days before ``as_of``, for every age in ``sorted_orders``."""
+    oldest = (
+        sorted_orders.select((low - 3 - (pl.col("_packed") & low).min().cast(pl.Int64)).clip(lower_bound=0)).item() or 0
+    )
+    days = pl.date_range(as_of - timedelta(days=oldest), as_of, eager=True).reverse()
+    return (days.dt.year().cast(pl.Int32) * 12 + days.dt.month().cast(pl.Int32)).rename("month")
 
 
 def _main_channel(orders: pl.LazyFrame, key: pl.Expr, channels: pl.Series, low: int) -> pl.DataFrame:
@@ -333,13 +365,17 @@ def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFram
     """The profile output columns per customer_id (empty when there is no snapshot)."""
     if profiles is None:
         profiles = pl.DataFrame(schema=_PROFILE_SCHEMA)
-    return profiles.select(
-        "customer_id",
-        _age_band(as_of).alias("age_band"),
-        "gender",
-        "region",
-        "customer_type",
-        "is_member",
-        (pl.lit(as_of) - pl.col("signup_date")).dt.total_days().cast(pl.Int64).alias("days_since_signup"),
-        pl.lit(True).alias("has_profile"),
-    ).cast({c: t for c, t in _PROFILE_SCHEMA.items() if c in _PROFILE_COLUMNS})
+    return (
+        profiles.select(
+            "customer_id",
+            _age_band(as_of).alias("age_band"),
+            "gender",
+            "region",
+            "customer_type",
+            "is_member",
+            (pl.lit(as_of) - pl.col("signup_date")).dt.total_days().cast(pl.Int64).alias("days_since_signup"),
+            pl.lit(True).alias("has_profile"),
+        )
+        .cast({c: t for c, t in _PROFILE_SCHEMA.items() if c in _PROFILE_COLUMNS})
+        .rechunk()
+    )

@@ -1,6 +1,7 @@
 """All Dagster definitions of the pipeline, built from one settings object."""
 
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -23,15 +24,19 @@ def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -
     partitions = daily_partitions(settings.partition_start)
     sql_dir = sql_dir or Path(os.environ.get("SEG_SQL_DIR") or SQL_DIR)
     marts = load_sql_models(sql_dir)
-    return dg.Definitions(
-        assets=[
+    with warnings.catch_warnings():
+        # BackfillPolicy.single_run() is beta; we use it on purpose (a backfill is one run), once per asset
+        warnings.filterwarnings("ignore", category=dg.BetaWarning, message="Parameter `backfill_policy`")
+        assets = [
             *ingestion_assets(partitions),
             *feature_assets(partitions),
             *model_assets(partitions),
             *mart_assets(partitions, sql_dir),
             *warehouse_assets(partitions, marts),
             *report_assets(partitions),
-        ],
+        ]
+    return dg.Definitions(
+        assets=assets,
         jobs=jobs(),
         schedules=[daily_schedule(settings, partitions)],
         sensors=[landing_sensor(settings), run_failure_summary],
