@@ -98,7 +98,8 @@ def _materialize(settings: PipelineSettings, as_of: date) -> int:
     from seg_pipeline.runs import materialize_as_of
 
     instance_dir()
-    print(materialize_as_of(settings, as_of))
+    # one line per stage on a terminal; quiet in CI logs
+    print(materialize_as_of(settings, as_of, log_level="INFO" if sys.stderr.isatty() else "WARNING"))
     return 0
 
 

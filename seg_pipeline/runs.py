@@ -18,11 +18,14 @@ class RunFailed(RuntimeError):
     """A run or its preconditions failed; `str()` is one line saying what and why."""
 
 
-def materialize_as_of(settings: PipelineSettings, as_of: date, instance: dg.DagsterInstance | None = None) -> str:
+def materialize_as_of(
+    settings: PipelineSettings, as_of: date, instance: dg.DagsterInstance | None = None, log_level: str = "WARNING"
+) -> str:
     """Make version `as_of` exist with one run of the segments job for partition D.
 
     That run ingests every landed day <= D that is new or changed, then builds and publishes
-    version D. Returns a one-line summary; raises `RunFailed` with a one-line reason otherwise.
+    version D. `log_level` INFO prints one line per stage. Returns a one-line summary; raises
+    `RunFailed` with a one-line reason otherwise.
     """
     key = as_of.isoformat()
     partitions = daily_partitions(settings.partition_start)
@@ -40,7 +43,12 @@ def materialize_as_of(settings: PipelineSettings, as_of: date, instance: dg.Dags
     result = (
         build_definitions(settings)
         .resolve_job_def(SEGMENTS_JOB)
-        .execute_in_process(instance=instance or dg.DagsterInstance.get(), partition_key=key, raise_on_error=False)
+        .execute_in_process(
+            instance=instance or dg.DagsterInstance.get(),
+            partition_key=key,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
+        )
     )
     if not result.success:
         raise RunFailed(f"version {key} failed (run {result.run_id[:8]}): {failure_line(result)}")
