@@ -7,6 +7,7 @@ their content hash and registered, so a version can be rebuilt with exactly its 
 import hashlib
 import json
 from collections.abc import Callable
+from functools import partial
 from datetime import date, datetime, timezone
 
 import dagster as dg
@@ -92,7 +93,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
             version, metrics, reused = _train_or_reuse(
-                registry, "churn", as_of, settings.retrain_every_days, lambda: _train_churn(working, settings, as_of)
+                registry, "churn", as_of, settings.retrain_every_days, partial(_train_churn, working, settings, as_of)
             )
         return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
 
@@ -104,7 +105,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
             version, metrics, reused = _train_or_reuse(
-                registry, "clusters", as_of, settings.retrain_every_days, lambda: _train_clusters(working, registry, as_of)
+                registry, "clusters", as_of, settings.retrain_every_days, partial(_train_clusters, working, registry, as_of)
             )
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "k": metrics["k"],
