@@ -70,9 +70,10 @@ def _generate(args: argparse.Namespace) -> int:
 
     extra = {"end_date": args.end_date} if args.end_date else {}
     summary = generate_landing(
-        args.out, customers=args.customers, days=args.days, seed=args.seed, file_format=args.format, **extra
-    )
-    print(f"wrote {summary.orders_rows:,} orders of {summary.customers:,} customers to {args.out}")
+        args.out, customers=args.customers, days=args.days, seed=args.seed, file_format=args.format,
+        progress=print if sys.stdout.isatty() else None, **extra,
+    )  # fmt: skip
+    print(f"wrote {summary.orders:,} orders of {summary.customers:,} customers to {args.out}")
     return 0
 
 

@@ -248,3 +248,10 @@ def test_orders_target_scales_the_purchase_rates(tmp_path: Path, target: int) ->
 def test_invalid_arguments_are_rejected(tmp_path: Path, kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         generate_landing(tmp_path, **kwargs)
+
+
+def test_generate_command_writes_the_landing_layout(tmp_path):
+    from seg_pipeline.cli import main
+
+    assert main(["generate", "--out", str(tmp_path), "--customers", "150", "--days", "20", "--seed", "3"]) == 0
+    assert len(list((tmp_path / "orders").glob("*.csv"))) > 0 and (tmp_path / "profiles").is_dir()

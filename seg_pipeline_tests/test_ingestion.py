@@ -159,3 +159,22 @@ def test_quarantine_share_check_blocks_over_threshold(tmp_path, landing, instanc
     assert checks["quarantine_share"] is passed
     assert checks["rows_accounted_for"] is True
     assert result.success is passed
+
+
+def test_tolerated_file_quirks_are_accepted_and_extra_columns_kept_raw(settings, instance):
+    day = END - timedelta(days=6)
+    path = day_file(Path(settings.landing_dir), day)
+    text = (
+        "order_id,customer_id,order_ts,amount,status,gift_note\r\n"
+        f'Q1,C1,{day}T10:00:00,12.50,completed,"hello, world"\r\n'
+        f"Q2,C2,{day}T23:30:00-01:00,7,cancelled,\r\n"  # 00:30 UTC the next day: on the wrong day
+        f"Q3,C3,{day}T12:00:00Z,3.00,,x\r\n"
+    )
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    assert ingest_orders(settings, instance, day, day).success
+    accepted = stored(settings, "select order_id, status, currency from orders where order_day = ? order by 1", [day])
+    assert accepted.rows() == [("Q1", "completed", "USD"), ("Q3", "completed", "USD")]
+    reasons = stored(settings, "select order_id, reason from quarantine_orders where order_day = ?", [day])
+    assert reasons["order_id"].to_list() == ["Q2"] and "not on the file's day" in reasons["reason"][0]
+    extra = stored(settings, "select extra from raw_orders where order_id = 'Q1'")["extra"][0]
+    assert '"gift_note":"hello, world"' in extra
