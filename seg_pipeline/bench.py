@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.landing import COLUMNS
@@ -83,7 +83,7 @@ def run_benchmark(
     if days < 3:
         raise ValueError("days must be >= 3 (a cold day, a next day and history before them)")
     work_dir = Path(work_dir).resolve()
-    yesterday = datetime.now(timezone.utc).date() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
     params = {
         "orders": orders, "customers": customers, "days": days, "seed": seed,
         "end_date": min(LATEST_END_DATE, yesterday).isoformat(),
@@ -133,12 +133,13 @@ def run_benchmark(
 def format_report(result: dict) -> str:
     """The benchmark result as a terminal table: per stage, cold and next day, seconds, x floor, peak MB."""
     p, land, machine, floor = result["params"], result["landing"], result["machine"], result["floor"]
+    load = {when: "/".join(map(str, machine[f"load_average_{when}"])) for when in ("before", "after")}
     cold, nxt = result["runs"]["cold"], result["runs"]["next_day"]
     lines = [
         f"seg_pipeline benchmark: {land['orders']:,} order rows, {p['customers']:,} customers, {p['days']} days "
         f"(target {p['orders']:,} orders, seed {p['seed']})",
-        f"machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB; load average (1/5/15 min) before "
-        f"{'/'.join(map(str, machine['load_average_before']))}, after {'/'.join(map(str, machine['load_average_after']))}",
+        f"machine: {machine['cpus']} CPUs, {machine['memory_gb']} GB; "
+        f"load average (1/5/15 min) before {load['before']}, after {load['after']}",
         f"floor: bare DuckDB BTYD summary over the landed order files <= {floor['as_of']}: "
         f"{floor['seconds']:.2f} s ({floor['cpu_seconds']:.2f} CPU s), peak {floor['peak_rss_mb']:,.0f} MB "
         f"({floor['customers']:,} buyers)",
@@ -252,6 +253,7 @@ def floor_process(args: str, out: str) -> None:
     spec = json.loads(args)
     sql = floor_query(spec["files"], date.fromisoformat(spec["as_of"]))
     con = duckdb.connect()
+    con.execute("set enable_progress_bar = false")
     started, cpu = time.perf_counter(), time.process_time()
     frame = con.sql(sql).pl()
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu

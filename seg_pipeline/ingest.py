@@ -20,8 +20,9 @@ from seg_pipeline.core import validation
 from seg_pipeline.landing import DAY_COLUMN, Kind, LandingFile
 from seg_pipeline.store import WorkingStore, replace_rows
 
-#: a batch holds at most this many bytes of landed files, which bounds memory per batch
-BATCH_BYTES = 256 * 2**20
+#: a batch holds at most this many bytes of landed files (about 1.7M CSV order rows), which
+#: bounds memory per batch (validation holds a few copies of it)
+BATCH_BYTES = 128 * 2**20
 
 TABLES: dict[Kind, tuple[str, str, str]] = {
     "orders": ("raw_orders", "orders", "quarantine_orders"),
@@ -158,14 +159,10 @@ def _write_batch(
     days = sorted({f.day for f in files})
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     if kind == "orders":
-        already = store.frame(
-            "select order_id, order_day from orders where order_day not in (select unnest(?::date[])) "
-            "and order_id in (select unnest(?::varchar[]))",
-            [days, raw.get_column("order_id").drop_nulls().unique().to_list()],
-        )
-        result = validation.validate_orders(raw, currency=currency, already_accepted=already)
+        result = validation.validate_orders(raw, currency=currency, already_accepted=_accepted_elsewhere(store, raw, days))
     else:
         result = validation.validate_profiles(raw)
+    rows_per_file = dict(raw.group_by("source_file").len().iter_rows())
     fingerprint_of = pl.DataFrame({"source_file": list(prints), "file_fingerprint": list(prints.values())})
     raw_rows = raw.join(fingerprint_of, on="source_file", how="left").with_columns(
         pl.lit(now).alias("ingested_at"), pl.lit(run_id).alias("run_id")
@@ -181,7 +178,7 @@ def _write_batch(
             "size": [f.size for f in files],
             "mtime_ns": [f.mtime_ns for f in files],
             "fingerprint": [prints[f.name] for f in files],
-            "raw_rows": [raw.filter(pl.col("source_file") == f.name).height for f in files],
+            "raw_rows": [rows_per_file.get(f.name, 0) for f in files],
             "ingested_at": [now] * len(files),
             "run_id": [run_id] * len(files),
         }
@@ -195,6 +192,21 @@ def _write_batch(
     report.days.extend(days)
     report.files.extend(f.name for f in files)
     report.add(result, raw.height)
+
+
+def _accepted_elsewhere(store: WorkingStore, raw: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """(order_id, order_day) of the batch's order ids already accepted on days outside the batch."""
+    ids = raw.select(pl.col("order_id").str.strip_chars()).drop_nulls().unique()
+    with store.connect() as con:
+        con.register("_batch_ids", ids)
+        try:
+            return con.sql(
+                "select order_id, order_day from orders semi join _batch_ids using (order_id) "
+                "where order_day not in (select unnest(?::date[]))",
+                params=[days],
+            ).pl()
+        finally:
+            con.unregister("_batch_ids")
 
 
 def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFrame:

@@ -10,12 +10,17 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
   the customer has no completed order with order_day in (t, t + h]. A seeded sample of customers keeps about
   ``max_train_rows`` training rows (features are computed on that sample only, which keeps this fast), with an
   exact seeded row cap on the training rows on top.
-- Model: the numeric and categorical features plus two BG/NBD scores (P(alive) and P(no purchase in h), params
-  fitted on the training rows) feed a seeded HistGradientBoostingClassifier (depth-2 trees, monotone in
-  recency and the BG/NBD scores) trained on all but the latest of its snapshots. The latest snapshot (a
-  time-based split) serves for early stopping and for the calibrator: a logistic regression on the logits of
-  the boosted probability and of BG/NBD's P(no purchase) (Platt scaling plus a learned blend, so the model
-  is never much worse than BG/NBD where BTYD dynamics dominate); it tracks the most recent base rate.
+- Model, in two stages (logit scale):
+  1. A BTYD logistic regression on all its snapshots: inputs are the logits of BG/NBD's P(no purchase in h)
+     and P(alive) (params fitted on the same rows) and log1p of days_since_last_order, frequency and T, plus
+     a one-time-buyer flag. Seven coefficients correct the shape of BG/NBD (drop-out only after a purchase).
+  2. A seeded HistGradientBoostingRegressor (depth-2 trees, monotone in recency and the BG/NBD scores) fitted
+     to the Newton working response of stage 1, i.e. one Newton step of boosting that starts from the
+     stage-1 logit instead of a constant: it learns only what the BTYD terms miss (profile, mix, rhythm and
+     the BG/NBD scores themselves), so it adds little variance where BTYD dynamics dominate. It trains on all
+     but the latest snapshot and early-stops on the latest (a time-based split).
+  risk = expit(stage-1 logit + stage-2 correction). Numeric features that are null on every training row
+  (e.g. profile columns without a profile snapshot) are left out.
 - Evaluation on the holdout: AUC, log loss, Brier and calibration deciles, against a recency-only baseline
   (isotonic regression on days_since_last_order) and a BG/NBD baseline (P(no purchase in h) from BG/NBD, with
   one-time buyers scored by their shrinking posterior rate because BG/NBD has P(alive) = 1 for them,
@@ -32,8 +37,8 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.special import logit
-from sklearn.ensemble import HistGradientBoostingClassifier
+from scipy.special import expit, logit
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
@@ -45,14 +50,19 @@ from seg_pipeline.core.features import compute_customer_features
 LABEL = "churned"
 CATEGORICAL_FEATURES = ("main_channel", "age_band", "gender", "region", "customer_type")
 BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_no_purchase")
-# Shape constraints (+1: risk never falls as the feature grows): less variance on small data.
+# Shape constraints of the correction (+1: it never lowers the risk as the feature grows): less variance.
 MONOTONE = {"days_since_last_order": 1, "bgnbd_p_no_purchase": 1, "bgnbd_p_alive": -1}
-_MAX_ITER = 150
+_MAX_ITER = 300
+_MAX_BINS = 255
 _PREDICT_CHUNK = 8192
 _OMP_THREADS = 1  # HistGradientBoosting threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
+_WORKING_P = 0.01  # stage-1 probabilities are clipped to [p, 1 - p] for the Newton working response
+# Early stopping: boosting stops unless the validation loss (weighted half squared error of the working
+# response, of order 1) improved by this much within 10 iterations; a correction must earn its variance.
+_STOP_TOL = 1e-3
 
 
 class InsufficientHistoryError(ValueError):
@@ -61,28 +71,39 @@ class InsufficientHistoryError(ValueError):
 
 @dataclass(frozen=True)
 class ChurnModel:
-    """Calibrated gradient-boosting churn model over customer features."""
+    """BTYD logistic regression plus a gradient-boosted correction over customer features."""
 
     numeric_features: tuple[str, ...]
     categories: tuple[tuple[str, tuple[str, ...]], ...]  # (column, vocabulary in code order)
     bgnbd: BgNbdParams
-    classifier: HistGradientBoostingClassifier
-    calibrator: LogisticRegression
+    bin_edges: tuple[tuple[float, ...], ...]  # per numeric column of the booster input (see _bin_edges)
+    base: LogisticRegression
+    booster: HistGradientBoostingRegressor
     horizon_days: int
     trained_as_of: date
 
     @property
     def feature_names(self) -> list[str]:
-        """Model inputs in matrix order (BG/NBD scores are derived from frequency/recency/T)."""
+        """Booster inputs in matrix order (BG/NBD scores are derived from frequency/recency/T)."""
         return [*self.numeric_features, *BGNBD_FEATURES, *(c for c, _ in self.categories)]
 
-    def _matrix(self, features: pl.DataFrame) -> np.ndarray:
+    def _numeric(self, features: pl.DataFrame) -> np.ndarray:
+        """Numeric features and BG/NBD scores (raw values)."""
         numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).to_numpy()
+        return np.column_stack([numeric, self._bgnbd_scores(features)])
+
+    def _matrix(self, features: pl.DataFrame) -> np.ndarray:
+        """Booster input: numeric columns as bin indices (NaN kept), then categorical codes."""
+        numeric = self._numeric(features)
+        binned = np.full(numeric.shape, np.nan)
+        for j, edges in enumerate(self.bin_edges):
+            known = ~np.isnan(numeric[:, j])
+            binned[known, j] = np.searchsorted(edges, numeric[known, j])
         cats = features.select(
             pl.col(c).replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
             for c, vocab in self.categories
         ).to_numpy()
-        return np.column_stack([numeric, self._bgnbd_scores(features), cats])
+        return np.column_stack([binned, cats])
 
     def _bgnbd_scores(self, features: pl.DataFrame) -> np.ndarray:
         """(P(alive), P(no purchase in the horizon)) per row under the model's BG/NBD params."""
@@ -94,22 +115,29 @@ class ChurnModel:
             ]
         )
 
-    def _stack_inputs(self, features: pl.DataFrame) -> np.ndarray:
-        """Calibrator inputs: logits of the boosted probability and of BG/NBD's P(no purchase)."""
+    def _base_inputs(self, features: pl.DataFrame) -> np.ndarray:
+        """Stage-1 inputs: BG/NBD logits, log1p of recency gap, frequency and T, one-time-buyer flag."""
+        scores = logit(np.clip(self._bgnbd_scores(features), 1e-6, 1 - 1e-6))
+        terms = features.select(
+            pl.col(c).cast(pl.Float64).log1p() for c in ("days_since_last_order", "frequency", "T")
+        ).to_numpy()
+        return np.column_stack([scores, terms, features["frequency"].to_numpy() == 0])
+
+    def _logit(self, features: pl.DataFrame) -> np.ndarray:
+        """Stage-1 logit plus the boosted correction."""
         x = self._matrix(features)
         with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):  # row chunks stay in cache across trees
-            chunks = [x[i : i + _PREDICT_CHUNK] for i in range(0, len(x), _PREDICT_CHUNK)]
-            p = np.concatenate([self.classifier.predict_proba(c)[:, 1] for c in chunks])
-        p_bg = self._bgnbd_scores(features)[:, 1]
-        return logit(np.clip(np.column_stack([p, p_bg]), 1e-9, 1 - 1e-9))
+            correction = np.concatenate(
+                [self.booster.predict(x[i : i + _PREDICT_CHUNK]) for i in range(0, len(x), _PREDICT_CHUNK)]
+            )
+        return self.base.decision_function(self._base_inputs(features)) + correction
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            stacked = self._stack_inputs(features.filter(pl.Series(buyers)))
-            out[buyers] = np.clip(self.calibrator.predict_proba(stacked)[:, 1], _P_MIN, _P_MAX)
+            out[buyers] = np.clip(expit(self._logit(features.filter(pl.Series(buyers)))), _P_MIN, _P_MAX)
         return out
 
     def content_hash(self) -> str:
@@ -173,41 +201,72 @@ def _vocabularies(rows: pl.DataFrame) -> tuple[tuple[str, tuple[str, ...]], ...]
     return tuple(vocabs)
 
 
+def _bin_edges(numeric: np.ndarray) -> tuple[tuple[float, ...], ...]:
+    """Unweighted quantile edges (at most 254) per column, so the booster sees at most 255 distinct values.
+
+    HistGradientBoosting bins like this itself, but with sample weights it computes weighted quantiles one by
+    one, which is orders of magnitude slower; binning beforehand keeps the same trees at a fraction of the cost.
+    """
+    edges = []
+    for col in numeric.T:
+        known = col[~np.isnan(col)]
+        q = np.quantile(known, np.linspace(0, 1, _MAX_BINS + 1)[1:-1]) if known.size else np.empty(0)
+        edges.append(tuple(float(v) for v in np.unique(q)))
+    return tuple(edges)
+
+
 def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: int) -> ChurnModel:
-    """Gradient boosting on snapshots[1:], early-stopped on and calibrated/blended on snapshots[0] (the latest)."""
-    calib = snapshots[0]
-    train = pl.concat(snapshots[1:], how="vertical_relaxed")
-    if calib.height == 0 or train.height == 0 or train[LABEL].n_unique() < 2 or calib[LABEL].n_unique() < 2:
+    """Stage 1 on all snapshots; stage 2 on snapshots[1:], early-stopped on snapshots[0] (the latest)."""
+    latest = snapshots[0]
+    earlier = pl.concat(snapshots[1:], how="vertical_relaxed")
+    rows = pl.concat(snapshots, how="vertical_relaxed")
+    if latest.height == 0 or earlier.height == 0 or earlier[LABEL].n_unique() < 2 or latest[LABEL].n_unique() < 2:
         raise InsufficientHistoryError("need two snapshots with both churners and non-churners")
     numeric = tuple(
         c
-        for c, dtype in train.schema.items()
-        if c not in _NON_FEATURES and (dtype.is_numeric() or dtype == pl.Boolean)
+        for c, dtype in rows.schema.items()
+        if c not in _NON_FEATURES and (dtype.is_numeric() or dtype == pl.Boolean) and rows[c].null_count() < rows.height
     )
-    bgnbd = fit_bgnbd(train["frequency"], train["recency"], train["T"], penalizer=1e-3)
+    bgnbd = fit_bgnbd(rows["frequency"], rows["recency"], rows["T"], penalizer=1e-3)
     draft = ChurnModel(
-        numeric, _vocabularies(train), bgnbd, HistGradientBoostingClassifier(), LogisticRegression(), horizon_days, as_of
+        numeric_features=numeric,
+        categories=_vocabularies(rows),
+        bgnbd=bgnbd,
+        bin_edges=(),
+        base=LogisticRegression(C=1.0, max_iter=1000),
+        booster=HistGradientBoostingRegressor(),
+        horizon_days=horizon_days,
+        trained_as_of=as_of,
     )
+    base = draft.base.fit(draft._base_inputs(rows), rows[LABEL].to_numpy())
+    draft = replace(draft, bin_edges=_bin_edges(draft._numeric(earlier)))
+
+    def working_response(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        p = np.clip(expit(base.decision_function(draft._base_inputs(frame))), _WORKING_P, 1 - _WORKING_P)
+        weight = p * (1 - p)
+        return (frame[LABEL].to_numpy() - p) / weight, weight
+
     names = draft.feature_names
-    classifier = HistGradientBoostingClassifier(
-        learning_rate=0.2,
+    booster = HistGradientBoostingRegressor(
+        learning_rate=0.05,
         max_iter=_MAX_ITER,
         max_depth=2,
-        min_samples_leaf=max(100, train.height // 1000),
+        min_samples_leaf=max(500, earlier.height // 1000),
         l2_regularization=1.0,
         monotonic_cst=[MONOTONE.get(c, 0) for c in names],
         categorical_features=[c in CATEGORICAL_FEATURES for c in names],
         early_stopping=True,
         n_iter_no_change=10,
+        tol=_STOP_TOL,
         random_state=seed,
     )
+    (z, w), (z_val, w_val) = working_response(earlier), working_response(latest)
     with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
-        classifier.fit(
-            draft._matrix(train), train[LABEL].to_numpy(), X_val=draft._matrix(calib), y_val=calib[LABEL].to_numpy()
-        )
-    fitted = replace(draft, classifier=classifier)
-    calibrator = LogisticRegression(C=1e6).fit(fitted._stack_inputs(calib), calib[LABEL].to_numpy())
-    return replace(fitted, calibrator=calibrator)
+        booster.fit(
+            draft._matrix(earlier), z, sample_weight=w,
+            X_val=draft._matrix(latest), y_val=z_val, sample_weight_val=w_val,
+        )  # fmt: skip
+    return replace(draft, booster=booster)
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
@@ -320,6 +379,7 @@ def train_churn_model(
         "bgnbd": _scores(y, p_bgnbd),
         "calibration_deciles": deciles,
         "bgnbd_params": model.bgnbd.to_dict(),
+        "booster_iterations": int(model.booster.n_iter_),
         "model_hash": model.content_hash(),
     }
     return ChurnTrainingResult(model=model, metrics=metrics)
