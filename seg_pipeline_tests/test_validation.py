@@ -439,3 +439,26 @@ def test_every_row_is_accepted_or_quarantined_exactly_once(seed: int) -> None:
     assert again.accepted.equals(accepted) and again.quarantined.equals(quarantined)
     for item in result.expectations:
         assert item["failed_rows"] is None or item["unexpected_count"] == item["failed_rows"]
+
+
+def test_large_batches_show_gx_every_failing_row_and_a_sample_of_the_rest(monkeypatch):
+    from seg_pipeline.core.validation import engine
+
+    monkeypatch.setattr(engine, "GX_MAX_PASSING_ROWS", 5)
+    day = "2026-01-02"
+    rows = [(f"O{i}", "C1", f"{day}T10:00:00", "-1" if i < 3 else "2.00") for i in range(40)]
+    raw = pl.DataFrame(
+        {
+            "order_id": [r[0] for r in rows], "customer_id": [r[1] for r in rows],
+            "order_ts": [r[2] for r in rows], "amount": [r[3] for r in rows],
+            "currency": [None] * 40, "status": [None] * 40, "channel": [None] * 40,
+            "category": [None] * 40, "quantity": [None] * 40,
+            "source_file": ["orders/2026-01-02.csv"] * 40, "source_row": list(range(1, 41)),
+            "order_day": [date.fromisoformat(day)] * 40, "extra": [None] * 40,
+        },
+        schema_overrides={c: pl.Utf8 for c in ("currency", "status", "channel", "category", "quantity", "extra")},
+    )  # fmt: skip
+    result = engine.validate_orders(raw)
+    assert (result.accepted.height, result.quarantined.height) == (37, 3)
+    negative = next(e for e in result.expectations if e["rule"] == "amount_non_negative")
+    assert negative["element_count"] == 8 and negative["unexpected_count"] == negative["failed_rows"] == 3

@@ -42,6 +42,8 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_alive, probability_no_purchase
@@ -77,7 +79,7 @@ class ChurnModel:
     categories: tuple[tuple[str, tuple[str, ...]], ...]  # (column, vocabulary in code order)
     bgnbd: BgNbdParams
     bin_edges: tuple[tuple[float, ...], ...]  # per numeric column of the booster input (see _bin_edges)
-    base: LogisticRegression
+    base: Pipeline  # StandardScaler + LogisticRegression on _base_inputs
     booster: HistGradientBoostingRegressor
     horizon_days: int
     trained_as_of: date
@@ -233,7 +235,7 @@ def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: in
         categories=_vocabularies(rows),
         bgnbd=bgnbd,
         bin_edges=(),
-        base=LogisticRegression(C=1.0, max_iter=1000),
+        base=make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000)),
         booster=HistGradientBoostingRegressor(),
         horizon_days=horizon_days,
         trained_as_of=as_of,
