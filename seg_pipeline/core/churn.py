@@ -11,14 +11,16 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
   ``max_train_rows`` training rows (features are computed on that sample only, which keeps this fast), with an
   exact seeded row cap on the training rows on top.
 - Model, in two stages (logit scale):
-  1. A BTYD logistic regression on all its snapshots: inputs are the logits of BG/NBD's P(no purchase in h)
-     and P(alive) (params fitted on the same rows) and log1p of days_since_last_order, frequency and T, plus
-     a one-time-buyer flag. Seven coefficients correct the shape of BG/NBD (drop-out only after a purchase).
+  1. A BTYD logistic regression (standardised inputs, C = 1) on all its snapshots: inputs are the logits of
+     BG/NBD's P(no purchase in h) and P(alive) (params fitted on the same rows), log1p of
+     days_since_last_order, frequency and T, and a one-time-buyer flag. Seven coefficients correct the shape
+     of BG/NBD (drop-out only right after a purchase).
   2. A seeded HistGradientBoostingRegressor (depth-2 trees, monotone in recency and the BG/NBD scores) fitted
      to the Newton working response of stage 1, i.e. one Newton step of boosting that starts from the
      stage-1 logit instead of a constant: it learns only what the BTYD terms miss (profile, mix, rhythm and
      the BG/NBD scores themselves), so it adds little variance where BTYD dynamics dominate. It trains on all
-     but the latest snapshot and early-stops on the latest (a time-based split).
+     but the latest snapshot and early-stops on the latest (a time-based split). Numeric inputs are cut into
+     at most 255 unweighted quantile bins first (see ``_bin_edges``).
   risk = expit(stage-1 logit + stage-2 correction). Numeric features that are null on every training row
   (e.g. profile columns without a profile snapshot) are left out.
 - Evaluation on the holdout: AUC, log loss, Brier and calibration deciles, against a recency-only baseline
