@@ -6,6 +6,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from seg_pipeline.core.demo_data import generate_landing
@@ -14,6 +15,19 @@ from seg_pipeline.settings import PipelineSettings
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 END = date(2026, 6, 30)
+#: the accepted-orders frame the features and models read (INTERFACES: validation's output)
+ORDER_SCHEMA = {
+    "order_id": pl.Utf8,
+    "customer_id": pl.Utf8,
+    "order_ts": pl.Datetime("us"),
+    "order_day": pl.Date,
+    "amount": pl.Float64,
+    "currency": pl.Utf8,
+    "status": pl.Utf8,
+    "channel": pl.Utf8,
+    "category": pl.Utf8,
+    "quantity": pl.Int32,
+}
 SMALL = dict(customers=700, days=330, seed=7, end_date=END)
 
 

@@ -10,20 +10,9 @@ from polars.testing import assert_frame_equal
 
 from seg_pipeline.core import features
 from seg_pipeline.core.features import BEHAVIOURAL_COLUMNS, FEATURE_COLUMNS, compute_customer_features
+from seg_pipeline_tests.conftest import ORDER_SCHEMA
 
 AS_OF = date(2024, 6, 30)
-ORDER_SCHEMA = {
-    "order_id": pl.Utf8,
-    "customer_id": pl.Utf8,
-    "order_ts": pl.Datetime("us"),
-    "order_day": pl.Date,
-    "amount": pl.Float64,
-    "currency": pl.Utf8,
-    "status": pl.Utf8,
-    "channel": pl.Utf8,
-    "category": pl.Utf8,
-    "quantity": pl.Int32,
-}
 PROFILE_SCHEMA = {
     "customer_id": pl.Utf8,
     "signup_date": pl.Date,

@@ -11,11 +11,10 @@ from seg_pipeline import ingest
 from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
-from seg_pipeline.runs import failure_line
 from seg_pipeline.landing import scan
+from seg_pipeline.runs import failure_line
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
-
 from seg_pipeline_tests.conftest import END, make_settings
 
 

@@ -19,6 +19,7 @@ from seg_pipeline.core.clusters import ClusterModel, fit_clusters, label_keep_sh
 from seg_pipeline.core.demo_data import generate_landing
 from seg_pipeline.core.features import compute_customer_features
 from seg_pipeline.core.validation import validate_orders, validate_profiles
+from seg_pipeline_tests.conftest import ORDER_SCHEMA
 
 # 8,000 customers is the smallest size at which the model beat both baselines for every one of 16 demo
 # seeds tried (6k-10k customers); smaller samples make the holdout comparison with BG/NBD noisy.
@@ -138,20 +139,7 @@ def test_cdnow_lines_become_accepted_orders() -> None:
         " 00003 19980528  1   0.00\r\n"
     )
     orders = _bench_module().cdnow_to_orders(sample)
-    assert orders.schema == pl.Schema(
-        {
-            "order_id": pl.Utf8,
-            "customer_id": pl.Utf8,
-            "order_ts": pl.Datetime("us"),
-            "order_day": pl.Date,
-            "amount": pl.Float64,
-            "currency": pl.Utf8,
-            "status": pl.Utf8,
-            "channel": pl.Utf8,
-            "category": pl.Utf8,
-            "quantity": pl.Int32,
-        }
-    )
+    assert orders.schema == pl.Schema(ORDER_SCHEMA)
     assert orders["customer_id"].to_list() == ["00001", "00002", "00002", "00003", "00003"]
     assert orders["order_id"].n_unique() == 5
     assert orders["order_day"].to_list() == [date(1997, 1, 1), date(1997, 1, 12), date(1997, 1, 12),
