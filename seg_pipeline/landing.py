@@ -33,6 +33,8 @@ REQUIRED: dict[Kind, tuple[str, ...]] = {
     "orders": ("order_id", "customer_id", "order_ts", "amount"),
     "profiles": ("customer_id",),
 }
+#: personal data: kept in the working store for matching, never shown in previews or the analyst file
+PERSONAL_COLUMNS = ("name", "email", "phone")
 #: the column holding the day a file was landed for
 DAY_COLUMN: dict[Kind, str] = {"orders": "order_day", "profiles": "snapshot_date"}
 

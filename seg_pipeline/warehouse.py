@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-PERSONAL_COLUMNS = ("name", "email", "phone")
+from seg_pipeline.landing import PERSONAL_COLUMNS
 
 #: tables copied from the working store as whole versions (as_of) on each publish
 VERSIONED_TABLES = ("customer_features", "customer_segments")

@@ -130,6 +130,9 @@ def test_assets_tell_the_operator_what_they_did(published):
     for key in ("raw_orders", "orders", "quarantine_orders", "customer_features", "customer_segments", "segment_summary"):
         assert {"dagster/row_count", "dagster/column_schema", "preview"} <= set(metadata(key)), key
     assert "reasons" in metadata("quarantine_orders")
+    for key in ("raw_profiles", "profiles", "quarantine_profiles"):  # previews never show personal data
+        shown = {c.name for c in metadata(key)["dagster/column_schema"].value.columns}
+        assert "customer_id" in shown and not shown & {"name", "email", "phone"}, key
     holdout = metadata("churn_model")["holdout"].value
     assert all(name in holdout for name in ("churn model", "recency-only baseline", "BG/NBD baseline"))
     assert metadata("customer_segments")["top 20% revenue share"].value > 0.5

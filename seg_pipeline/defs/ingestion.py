@@ -17,7 +17,7 @@ import polars as pl
 from seg_pipeline import ingest
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.landing import Kind
+from seg_pipeline.landing import PERSONAL_COLUMNS, Kind
 from seg_pipeline.settings import PipelineSettings
 
 STORE_POOL = "seg_store"  # every asset writing the working store; dagster.yaml limits it to 1
@@ -83,7 +83,8 @@ def _run_ingest(
         quarantine: {"reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")},
     }
     for key, rows in [(raw, report.raw_rows), (accepted, report.accepted_rows), (quarantine, report.quarantined_rows)]:
-        preview = frame_metadata(ingest.latest_rows(working, key, kind))  # the latest day as stored
+        stored = ingest.latest_rows(working, key, kind).drop(PERSONAL_COLUMNS, strict=False)
+        preview = frame_metadata(stored)  # the latest day as stored, without personal data
         yield dg.MaterializeResult(asset_key=key, metadata={**preview, "dagster/row_count": rows, **summary, **extra[key]})
     yield from _checks(kind, report, counts, settings)
     if report.errors:

@@ -7,8 +7,8 @@ their content hash and registered, so a version can be rebuilt with exactly its 
 import hashlib
 import json
 from collections.abc import Callable
-from functools import partial
 from datetime import date, datetime, timezone
+from functools import partial
 
 import dagster as dg
 import numpy as np
