@@ -20,13 +20,10 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-ORDER_COLUMNS = (
-    "order_id", "customer_id", "order_ts", "amount", "currency", "status", "channel", "category", "quantity",
-)
-PROFILE_COLUMNS = (
-    "customer_id", "signup_date", "birth_year", "gender", "region", "customer_type", "is_member",
-    "name", "email", "phone",
-)
+from seg_pipeline.landing import COLUMNS
+
+ORDER_COLUMNS = COLUMNS["orders"]
+PROFILE_COLUMNS = COLUMNS["profiles"]
 DIRTY_ORDER_KINDS = (
     "null_order_id", "null_customer_id", "unparseable_order_ts", "order_ts_other_day", "negative_amount",
     "non_numeric_amount", "unknown_status", "zero_quantity", "bad_currency", "duplicate_row", "repeated_order_id",

@@ -23,23 +23,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from string import Formatter
-from typing import Literal
 
 import polars as pl
 
-Kind = Literal["orders", "profiles"]
+from seg_pipeline.landing import COLUMNS, REQUIRED, Kind
 
-ORDER_COLUMNS = (
-    "order_id", "customer_id", "order_ts", "amount", "currency", "status", "channel", "category", "quantity",
-)  # fmt: skip
-PROFILE_COLUMNS = (
-    "customer_id", "signup_date", "birth_year", "gender", "region",
-    "customer_type", "is_member", "name", "email", "phone",
-)  # fmt: skip
-REQUIRED: dict[Kind, tuple[str, ...]] = {
-    "orders": ("order_id", "customer_id", "order_ts", "amount"),
-    "profiles": ("customer_id",),
-}
+ORDER_COLUMNS = COLUMNS["orders"]
+PROFILE_COLUMNS = COLUMNS["profiles"]
 STATUSES = ("completed", "cancelled", "returned")
 DEFAULT_STATUS = "completed"
 CUSTOMER_TYPES = ("individual", "business", "government")
