@@ -73,6 +73,13 @@ def stale_days(store: WorkingStore, landing_dir: str, kind: Kind, until: date) -
 
     For profiles only the snapshot in force at `until` (the latest <= `until`) matters.
     """
+    return _landed(store, landing_dir, kind, until)[2]
+
+
+def _landed(
+    store: WorkingStore, landing_dir: str, kind: Kind, until: date
+) -> tuple[dict[date, list[LandingFile]], dict[str, str], list[date]]:
+    """Landed files <= `until`, the fingerprints of the ones that matter, and the stale days."""
     known = stored_files(store, kind)
     ingested = store.frame(
         "select day, list(source_file || '=' || fingerprint order by source_file) as files "
@@ -81,14 +88,14 @@ def stale_days(store: WorkingStore, landing_dir: str, kind: Kind, until: date) -
     )
     ingested_sets = {day: set(files) for day, files in ingested.iter_rows()}
     landed = landing.scan(landing_dir, kind, until)
-    if kind == "profiles":
-        landed = {day: landed[day] for day in sorted(landed)[-1:]}
-    stale = []
-    for day, files in landed.items():
-        current = {f"{name}={fp}" for name, fp in fingerprints(files, known).items()}
-        if ingested_sets.get(day) != current:
-            stale.append(day)
-    return stale
+    relevant = landed if kind == "orders" else {day: landed[day] for day in sorted(landed)[-1:]}
+    prints = fingerprints((file for files in relevant.values() for file in files), known)
+    stale = [
+        day
+        for day, files in relevant.items()
+        if ingested_sets.get(day) != {f"{file.name}={prints[file.name]}" for file in files}
+    ]
+    return landed, prints, stale
 
 
 def ingest(
@@ -105,13 +112,13 @@ def ingest(
 
     Ingests every landed day <= `until` that is new or changed, plus `force_days` even when
     unchanged. A file that cannot be read fails only its own day: the report lists the error
-    and the other days are ingested. Days without files are empty, not errors.
+    and the other days are ingested. Days without files are empty, not errors. Each file is
+    hashed at most once.
     """
     report = IngestReport(kind)
-    scanned = landing.scan(landing_dir, kind, until)
-    stale = set(stale_days(store, landing_dir, kind, until))
-    todo = sorted(stale | {day for day in force_days if day in scanned})
-    known = stored_files(store, kind)
+    scanned, known_prints, stale = _landed(store, landing_dir, kind, until)
+    todo = sorted(set(stale) | {day for day in force_days if day in scanned})
+    stored = stored_files(store, kind)
     for batch in _batches(todo, scanned):
         frames, batch_files = [], []
         for day in batch:
@@ -124,7 +131,8 @@ def ingest(
         if not batch_files:
             continue
         raw = pl.concat(frames, how="vertical_relaxed")
-        prints = fingerprints(batch_files, known)
+        unhashed = [file for file in batch_files if file.name not in known_prints]
+        prints = {file.name: known_prints.get(file.name) for file in batch_files} | fingerprints(unhashed, stored)
         _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency)
     return report
 
