@@ -54,9 +54,7 @@ def reasons(result: V.ValidationResult) -> list[str]:
 # --- accepted input variants -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("text", "utc"),
-    [
+TIMESTAMPS = [
         ("2026-01-02T10:00:00", datetime(2026, 1, 2, 10)),
         ("2026-01-02 10:00:00", datetime(2026, 1, 2, 10)),
         ("2026-01-02T10:00:00Z", datetime(2026, 1, 2, 10)),
@@ -67,12 +65,24 @@ def reasons(result: V.ValidationResult) -> list[str]:
         ("2026-01-02T10:00:00.123456789", datetime(2026, 1, 2, 10, 0, 0, 123456)),
         ("2026-01-02 10:00:00,5+00:00", datetime(2026, 1, 2, 10, 0, 0, 500000)),
         ("2026-01-02 10:00:00.000000+00:00", datetime(2026, 1, 2, 10)),  # polars/pyarrow text of tz-aware ts
-    ],
-)
+]
+
+
+@pytest.mark.parametrize(("text", "utc"), TIMESTAMPS)
 def test_timestamps_are_parsed_and_converted_to_utc(text: str, utc: datetime) -> None:
     result = V.validate_orders(orders({"order_ts": text}), run_gx=False)
     assert reasons(result) == []
     assert result.accepted.get_column("order_ts").to_list() == [utc]
+
+
+def test_canonical_and_other_timestamp_forms_in_one_batch_keep_their_rows() -> None:
+    """The canonical form takes a fast path and the others a slower one; each row keeps its own value."""
+    forms = [*TIMESTAMPS, ("not-a-date", None), *reversed(TIMESTAMPS)]
+    rows = [{"order_id": f"o{i}", "order_ts": text} for i, (text, _) in enumerate(forms)]
+    result = V.validate_orders(orders(*rows), run_gx=False)
+    assert reasons(result) == ["order_ts 'not-a-date' is not an ISO 8601 timestamp"]
+    parsed = dict(result.accepted.select("order_id", "order_ts").iter_rows())
+    assert parsed == {f"o{i}": utc for i, (_, utc) in enumerate(forms) if utc is not None}
 
 
 def test_offset_conversion_decides_the_day() -> None:

@@ -91,23 +91,25 @@ class ChurnModel:
         """Booster inputs in matrix order (BG/NBD scores are derived from frequency/recency/T)."""
         return [*self.numeric_features, *BGNBD_FEATURES, *(c for c, _ in self.categories)]
 
-    def _numeric(self, features: pl.DataFrame) -> np.ndarray:
-        """Numeric features and BG/NBD scores (raw values)."""
-        numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).to_numpy()
-        return np.column_stack([numeric, self._bgnbd_scores(features)])
+    def _numeric_columns(self, features: pl.DataFrame) -> list[np.ndarray]:
+        """Numeric features and BG/NBD scores (raw values), one contiguous array per column."""
+        numeric = [features[c].cast(pl.Float64).to_numpy() for c in self.numeric_features]
+        return [*numeric, *self._bgnbd_scores(features).T]
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
-        """Booster input: numeric columns as bin indices (NaN kept), then categorical codes."""
-        numeric = self._numeric(features)
-        binned = np.full(numeric.shape, np.nan)
-        for j, edges in enumerate(self.bin_edges):
-            known = ~np.isnan(numeric[:, j])
-            binned[known, j] = np.searchsorted(edges, numeric[known, j])
-        cats = features.select(
-            pl.col(c).replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
-            for c, vocab in self.categories
-        ).to_numpy()
-        return np.column_stack([binned, cats])
+        """Booster input: numeric columns as bin indices (NaN kept), then categorical codes.
+
+        Filled column by column into a Fortran-ordered matrix: every write is contiguous.
+        """
+        numeric = self._numeric_columns(features)
+        matrix = np.empty((features.height, len(numeric) + len(self.categories)), order="F")
+        for j, (values, edges) in enumerate(zip(numeric, self.bin_edges, strict=True)):
+            matrix[:, j] = np.searchsorted(edges, values)
+            matrix[np.isnan(values), j] = np.nan
+        for j, (c, vocab) in enumerate(self.categories, start=len(numeric)):
+            codes = features[c].replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
+            matrix[:, j] = codes.to_numpy()
+        return matrix
 
     def _bgnbd_scores(self, features: pl.DataFrame) -> np.ndarray:
         """(P(alive), P(no purchase in the horizon)) per row under the model's BG/NBD params."""
@@ -205,14 +207,14 @@ def _vocabularies(rows: pl.DataFrame) -> tuple[tuple[str, tuple[str, ...]], ...]
     return tuple(vocabs)
 
 
-def _bin_edges(numeric: np.ndarray) -> tuple[tuple[float, ...], ...]:
+def _bin_edges(numeric: list[np.ndarray]) -> tuple[tuple[float, ...], ...]:
     """Unweighted quantile edges (at most 254) per column, so the booster sees at most 255 distinct values.
 
     HistGradientBoosting bins like this itself, but with sample weights it computes weighted quantiles one by
     one, which is orders of magnitude slower; binning beforehand keeps the same trees at a fraction of the cost.
     """
     edges = []
-    for col in numeric.T:
+    for col in numeric:
         known = col[~np.isnan(col)]
         q = np.quantile(known, np.linspace(0, 1, _MAX_BINS + 1)[1:-1]) if known.size else np.empty(0)
         edges.append(tuple(float(v) for v in np.unique(q)))
@@ -243,7 +245,7 @@ def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: in
         trained_as_of=as_of,
     )
     base = draft.base.fit(draft._base_inputs(rows), rows[LABEL].to_numpy())
-    draft = replace(draft, bin_edges=_bin_edges(draft._numeric(earlier)))
+    draft = replace(draft, bin_edges=_bin_edges(draft._numeric_columns(earlier)))
 
     def working_response(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         p = np.clip(expit(base.decision_function(draft._base_inputs(frame))), _WORKING_P, 1 - _WORKING_P)

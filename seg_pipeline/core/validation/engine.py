@@ -146,7 +146,7 @@ def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> 
 #: great-expectations sees every failing row of a batch but at most this many passing ones
 #: (a seeded sample), so a multi-million-row backfill is not validated twice in full;
 #: polars has already judged every row with the same rules
-GX_MAX_PASSING_ROWS = 200_000
+GX_MAX_PASSING_ROWS = 50_000
 
 
 def _gx_rows(kind: R.Kind, prepared: pl.DataFrame, is_bad: pl.Series) -> pl.DataFrame:

@@ -310,6 +310,25 @@ def _matched(column: str, regex: str) -> pl.Expr:
 def _with_timestamp_utc(frame: pl.DataFrame, column: str, out: str) -> pl.DataFrame:
     """Add `out`: valid ISO 8601 text in `column` as naive UTC Datetime("us"), else null.
 
+    The common 'YYYY-MM-DDTHH:MM:SS' (no offset) is parsed directly; the other valid forms go
+    through `_parse_iso_timestamps`, which only sees those rows.
+    """
+    text = _c(column)
+    canonical = text.str.contains(TIMESTAMP_RE) & (text.str.len_bytes() == 19) & (text.str.slice(10, 1) == "T")
+    frame = frame.with_columns(
+        pl.when(canonical).then(text.str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us", strict=False)).alias(out)
+    )
+    other = (pl.col(out).is_null() & text.is_not_null()).alias("_ts_other")
+    if not frame.select(other.any()).item():
+        return frame
+    frame = frame.with_row_index("_ts_index")
+    parsed = _parse_iso_timestamps(frame.filter(other).select("_ts_index", column), column, out)
+    return frame.update(parsed, on="_ts_index").drop("_ts_index")
+
+
+def _parse_iso_timestamps(frame: pl.DataFrame, column: str, out: str) -> pl.DataFrame:
+    """Add `out` to `frame`: any valid ISO 8601 text in `column` as naive UTC, else null.
+
     Valid text is 'YYYY-MM-DD?HH:MM' + optional ':SS' + optional '.fraction' + optional offset,
     rebuilt as 'YYYY-MM-DD HH:MM:SS.f+HHMM' (naive -> +00:00) for one chrono parse.
     """
