@@ -6,7 +6,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seg_pipeline.core.churn import ChurnModel, ChurnTrainingResult, InsufficientHistoryError, train_churn_model
+from seg_pipeline.core.churn import (
+    ChurnModel,
+    ChurnTrainingResult,
+    InsufficientHistoryError,
+    train_churn_model,
+    training_sample,
+)
 from seg_pipeline.core.features import compute_customer_features
 from seg_pipeline_tests.ml_synth import simulate_orders
 
@@ -81,6 +87,21 @@ def test_deterministic_and_no_leakage_after_as_of(
     assert again.model.content_hash() == result.model.content_hash()
     np.testing.assert_array_equal(again.model.predict_risk(features_today), result.model.predict_risk(features_today))
     assert again.metrics == result.metrics
+
+
+def test_training_on_the_sampled_customers_orders_only_gives_the_same_model(data: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+    """The pipeline loads only the sample's orders from the store; the model must not notice."""
+    orders, profiles = data
+    small = {"max_train_rows": 4000}
+    from_all = train_churn_model(orders, profiles, AS_OF, **small)
+    buyers = orders.filter(pl.col("status") == "completed").get_column("customer_id")
+    sample = training_sample(buyers, **small)
+    assert 0 < from_all.metrics["customer_sample_fraction"] == sample.fraction < 0.5
+    only = orders.join(sample.customers, on="customer_id", how="semi")
+    their_profiles = profiles.join(sample.customers, on="customer_id", how="semi")
+    from_sample = train_churn_model(only, their_profiles, AS_OF, **small, sample=sample)
+    assert from_sample.model.content_hash() == from_all.model.content_hash()
+    assert from_sample.metrics == from_all.metrics
 
 
 def test_save_and_load_roundtrip(result: ChurnTrainingResult, features_today: pl.DataFrame, tmp_path: Path) -> None:

@@ -297,6 +297,27 @@ def _isotonic(score_train: np.ndarray, y_train: np.ndarray, score_test: np.ndarr
     return iso.fit(score_train, y_train).predict(score_test)
 
 
+@dataclass(frozen=True)
+class TrainingSample:
+    """The seeded customer sample the churn model trains on, drawn from every buyer up to D."""
+
+    customers: pl.DataFrame  # customer_id, sorted
+    fraction: float
+
+
+def training_sample(
+    buyers: pl.Series, *, n_snapshots: int = 4, max_train_rows: int = 200_000, seed: int = 0
+) -> TrainingSample:
+    """A seeded sample of `buyers` (ids with a completed order <= D) of about ``max_train_rows / n_snapshots``.
+
+    Callers holding orders in a database draw it first and load only the sample's orders.
+    """
+    customers = buyers.unique().sort().to_frame("customer_id")
+    fraction = min(1.0, max_train_rows / (n_snapshots * max(customers.height, 1)))
+    keep = np.random.default_rng(seed).random(customers.height) < fraction
+    return TrainingSample(customers.filter(pl.Series(keep)), fraction)
+
+
 def train_churn_model(
     orders: pl.DataFrame | pl.LazyFrame,
     profiles: pl.DataFrame | None,
@@ -307,28 +328,31 @@ def train_churn_model(
     snapshot_spacing_days: int = 30,
     max_train_rows: int = 200_000,
     seed: int = 0,
+    sample: TrainingSample | None = None,
 ) -> ChurnTrainingResult:
     """Train, evaluate (holdout t_h = D - h) and refit the churn model; see the module docstring.
 
+    `sample` (from `training_sample` with the same settings) may be given when `orders` and
+    `profiles` hold only the sampled customers; the result is the same as from all orders.
     Raises ``InsufficientHistoryError`` when the history before D is too short.
     """
     if n_snapshots < 2 or horizon_days < 1 or snapshot_spacing_days < 1 or max_train_rows < 1:
         raise ValueError("need n_snapshots >= 2 and positive horizon, spacing and max_train_rows")
     cut = orders.lazy().filter(pl.col("order_day") <= as_of)
-    customers = (
-        cut.filter(pl.col("status") == "completed").select("customer_id").unique().sort("customer_id").collect()
-    )
-    if customers.height == 0:
+    if sample is None:
+        buyers = cut.filter(pl.col("status") == "completed").select("customer_id").collect().to_series()
+        sample = training_sample(buyers, n_snapshots=n_snapshots, max_train_rows=max_train_rows, seed=seed)
+    if sample.customers.height == 0:
         raise InsufficientHistoryError(f"no completed orders on or before {as_of}")
-    rng = np.random.default_rng(seed)
-    fraction = min(1.0, max_train_rows / (n_snapshots * customers.height))
-    sample = customers.filter(pl.Series(rng.random(customers.height) < fraction))
+    fraction = sample.fraction
     # Canonical row order: results must not depend on how the input happens to be ordered.
     sample_orders = (
-        cut.join(sample.lazy(), on="customer_id", how="semi").sort("customer_id", "order_ts", "order_id").collect()
+        cut.join(sample.customers.lazy(), on="customer_id", how="semi")
+        .sort("customer_id", "order_ts", "order_id")
+        .collect()
     )
     sample_profiles = (
-        None if profiles is None else profiles.join(sample, on="customer_id", how="semi").sort("customer_id")
+        None if profiles is None else profiles.join(sample.customers, on="customer_id", how="semi").sort("customer_id")
     )
 
     h, s = timedelta(days=horizon_days), timedelta(days=snapshot_spacing_days)

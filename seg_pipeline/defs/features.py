@@ -14,21 +14,28 @@ from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore, replace_rows
 
 
-def orders_until(store: WorkingStore, as_of: date) -> pl.DataFrame:
-    """Accepted orders of every day <= `as_of` (the only orders a version may see)."""
-    return store.frame(
-        "select order_id, customer_id, order_ts, order_day, amount, status, channel, category "
-        "from orders where order_day <= ?",
-        [as_of],
-    )
+def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Accepted orders of every day <= `as_of` (the only orders a version may see), optionally of `customers` only."""
+    columns = "order_id, customer_id, order_ts, order_day, amount, status, channel, category"
+    return _of_customers(store, f"select {columns} from orders where order_day <= ?", [as_of], customers)
 
 
-def profiles_at(store: WorkingStore, as_of: date) -> pl.DataFrame | None:
-    """The accepted profiles of the latest snapshot <= `as_of`, or None if there is none."""
+def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
     snapshot = store.scalar("select max(snapshot_date) from profiles where snapshot_date <= ?", [as_of])
     if snapshot is None:
         return None
-    return store.frame("select * exclude (snapshot_date, source_file, source_row) from profiles where snapshot_date = ?", [snapshot])
+    query = "select * exclude (snapshot_date, source_file, source_row) from profiles where snapshot_date = ?"
+    return _of_customers(store, query, [snapshot], customers)
+
+
+def _of_customers(store: WorkingStore, query: str, params: list, customers: pl.DataFrame | None) -> pl.DataFrame:
+    """`query`'s rows, restricted to the `customer_id`s of `customers` when given."""
+    if customers is None:
+        return store.frame(query, params)
+    with store.connect() as con:
+        con.register("_customers", customers.select("customer_id"))
+        return con.sql(f"select * from ({query}) semi join _customers using (customer_id)", params=params).pl()
 
 
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:

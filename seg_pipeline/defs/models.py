@@ -61,10 +61,14 @@ def _train_or_reuse(
 
 
 def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
+    """Train on a customer sample drawn in the store, loading only the sampled customers' orders."""
+    buyers = store.frame(
+        "select distinct customer_id from orders where order_day <= ? and status = 'completed'", [as_of]
+    ).to_series()
+    sample = churn.training_sample(buyers)
+    orders, profiles = orders_until(store, as_of, sample.customers), profiles_at(store, as_of, sample.customers)
     try:
-        result = churn.train_churn_model(
-            orders_until(store, as_of), profiles_at(store, as_of), as_of, settings.churn_horizon_days
-        )
+        result = churn.train_churn_model(orders, profiles, as_of, settings.churn_horizon_days, sample=sample)
     except churn.InsufficientHistoryError as error:
         raise dg.Failure(description=f"churn model for {as_of}: {error}", allow_retries=False) from None
     return result.model, result.metrics
