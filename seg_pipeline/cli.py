@@ -13,6 +13,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
 from seg_pipeline.settings import PipelineSettings, SettingsError
 
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--orders", type=int, default=None, help="default 10,000,000")
     bench.add_argument("--customers", type=int, default=None, help="default 1,000,000")
     bench.add_argument("--days", type=int, default=730)
+    bench.add_argument(
+        "--retrain-every-days", type=int, default=RETRAIN_EVERY_DAYS, help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)"
+    )
     bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)
     try:
@@ -84,7 +88,9 @@ def _bench(args: argparse.Namespace) -> int:
 
     sizes = {name: value for name in ("orders", "customers") if (value := getattr(args, name)) is not None}
     try:
-        result = run_benchmark(args.work_dir, days=args.days, quick=args.quick, **sizes)
+        result = run_benchmark(
+            args.work_dir, days=args.days, quick=args.quick, retrain_every_days=args.retrain_every_days, **sizes
+        )
     except BenchmarkError as error:
         print(f"seg-pipeline: {error}", file=sys.stderr)
         return 1

@@ -116,6 +116,7 @@ def ingest(
     hashed at most once.
     """
     report = IngestReport(kind)
+    store.sweep_parts()
     scanned, known_prints, stale = _landed(store, landing_dir, kind, until)
     todo = sorted(set(stale) | {day for day in force_days if day in scanned})
     stored = stored_files(store, kind)
@@ -191,11 +192,10 @@ def _write_batch(
             "run_id": [run_id] * len(files),
         }
     )
-    in_days = f"{day_col} in (select unnest(?::date[]))"
     with store.transaction() as con:
-        replace_rows(con, raw_table, in_days, [days], raw_rows)
-        replace_rows(con, accepted_table, in_days, [days], result.accepted)
-        replace_rows(con, quarantine_table, in_days, [days], quarantined)
+        store.replace_parts(con, raw_table, days, raw_rows)
+        store.replace_parts(con, accepted_table, days, result.accepted)
+        replace_rows(con, quarantine_table, f"{day_col} in (select unnest(?::date[]))", [days], quarantined)
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
     report.days.extend(days)
     report.files.extend(f.name for f in files)
@@ -217,19 +217,22 @@ def _accepted_elsewhere(store: WorkingStore, raw: pl.DataFrame, days: list[date]
             con.unregister("_batch_ids")
 
 
+#: rows per day of one part table (from its manifest), for days in a list
+_PART_ROWS = "select day, sum(rows)::bigint as n from parts where table_name = ? and day in (select unnest(?::date[])) group by 1"
+
+
 def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFrame:
     """Per landed day: raw, accepted and quarantined rows as stored (the no-loss invariant)."""
     raw_table, accepted_table, quarantine_table = TABLES[kind]
-    day_col = DAY_COLUMN[kind]
-    counts = [
-        f"(select {day_col} as day, count(*) as n from {table} where {day_col} in (select unnest(?::date[])) "
-        f"group by 1) as {alias}"
-        for table, alias in [(raw_table, "r"), (accepted_table, "a"), (quarantine_table, "q")]
-    ]
     return store.frame(
-        f"select r.day, r.n as raw_rows, coalesce(a.n, 0) as accepted_rows, coalesce(q.n, 0) as quarantined_rows "
-        f"from {counts[0]} left join {counts[1]} using (day) left join {counts[2]} using (day) order by r.day",
-        [days, days, days],
+        f"""
+        with r as ({_PART_ROWS}), a as ({_PART_ROWS}),
+        q as (select {DAY_COLUMN[kind]} as day, count(*) as n from {quarantine_table}
+              where {DAY_COLUMN[kind]} in (select unnest(?::date[])) group by 1)
+        select r.day, r.n as raw_rows, coalesce(a.n, 0) as accepted_rows, coalesce(q.n, 0) as quarantined_rows
+        from r left join a using (day) left join q using (day) order by r.day
+        """,
+        [raw_table, days, accepted_table, days, days],
     )
 
 
@@ -244,10 +247,10 @@ def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float,
     raw_table, _, quarantine_table = TABLES[kind]
     day_col = DAY_COLUMN[kind]
     return store.frame(
-        f"with r as (select {day_col} as day, count(*) as n from {raw_table} where {day_col} <= ? group by 1), "
+        f"with r as (select day, sum(rows)::bigint as n from parts where table_name = ? and day <= ? group by 1), "
         f"q as (select {day_col} as day, count(*) as n from {quarantine_table} where {day_col} <= ? group by 1) "
         "select r.day, q.n / r.n as share from r join q using (day) where q.n / r.n > ? and q.n >= ? order by r.day",
-        [until, until, threshold, min_rows],
+        [raw_table, until, until, threshold, min_rows],
     )
 
 

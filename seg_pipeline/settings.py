@@ -24,7 +24,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_CURRENCY": ("USD", "currency of amounts; orders in other currencies are quarantined"),
     "SEG_STORE_PATH": (
         "<warehouse>_store.duckdb",
-        "the pipeline's own working DuckDB store (raw, validated, models); never opened by analysts",
+        "the pipeline's own working DuckDB store; raw and validated rows as Parquet parts in `<store>_parts/`, "
+        "models in `<store>_models/`; never opened by analysts",
     ),
     "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
     "SEG_QUARANTINE_MIN_ROWS": ("10", "...and has at least this many quarantined rows (small days are noisy)"),

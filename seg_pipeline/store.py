@@ -9,6 +9,14 @@ Why we own this small store instead of dagster-duckdb's IO managers:
   inter-process file lock and closed straight after, so concurrent runs queue instead of
   failing on DuckDB's lock.
 
+The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`) are Parquet
+parts, one file per table and day, under `<store>_parts/`; the `parts` table is their
+manifest and each of them is a view over its committed parts. Writing a day's part with
+polars costs a fifth of inserting it into DuckDB, and a reader loads it faster too. A part
+is written under a fresh name and switched in by the same transaction that updates the
+quarantine and the manifest, so a day is still replaced whole or not at all; superseded
+files are deleted after the commit, files of a rolled-back transaction straight away.
+
 Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file.
 """
 
@@ -17,8 +25,10 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -27,6 +37,39 @@ import polars as pl
 _RAW_ORDER_COLUMNS = "order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
 _RAW_PROFILE_COLUMNS = "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
 
+
+def _raw_schema(day: str, columns: str) -> dict[str, pl.DataType]:
+    landed = {c.strip(): pl.String() for c in columns.split(",")}
+    return {
+        day: pl.Date(), "source_file": pl.String(), "source_row": pl.Int64(), **landed, "extra": pl.String(),
+        "file_fingerprint": pl.String(), "ingested_at": pl.Datetime("us"), "run_id": pl.String(),
+    }  # fmt: skip
+
+
+#: the tables kept as Parquet parts: table -> (day column, schema)
+PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
+    "raw_orders": ("order_day", _raw_schema("order_day", _RAW_ORDER_COLUMNS)),
+    "raw_profiles": ("snapshot_date", _raw_schema("snapshot_date", _RAW_PROFILE_COLUMNS)),
+    "orders": (
+        "order_day",
+        {
+            "order_id": pl.String(), "customer_id": pl.String(), "order_ts": pl.Datetime("us"),
+            "order_day": pl.Date(), "amount": pl.Float64(), "currency": pl.String(), "status": pl.String(),
+            "channel": pl.String(), "category": pl.String(), "quantity": pl.Int32(),
+            "source_file": pl.String(), "source_row": pl.Int64(),
+        },
+    ),
+    "profiles": (
+        "snapshot_date",
+        {
+            "snapshot_date": pl.Date(), "customer_id": pl.String(), "signup_date": pl.Date(),
+            "birth_year": pl.Int32(), "gender": pl.String(), "region": pl.String(), "customer_type": pl.String(),
+            "is_member": pl.Boolean(), "name": pl.String(), "email": pl.String(), "phone": pl.String(),
+            "source_file": pl.String(), "source_row": pl.Int64(),
+        },
+    ),
+}  # fmt: skip
+
 #: DDL of the tables whose shape the store owns. `customer_features` and the marts take
 #: their shape from the frames that first fill them (their columns are documented in core/).
 SCHEMA = f"""
@@ -34,26 +77,7 @@ create table if not exists landing_files (
     kind varchar, day date, source_file varchar, size bigint, mtime_ns bigint,
     fingerprint varchar, raw_rows bigint, ingested_at timestamp, run_id varchar
 );
-create table if not exists raw_orders (
-    order_day date, source_file varchar, source_row bigint,
-    {", ".join(f"{c.strip()} varchar" for c in _RAW_ORDER_COLUMNS.split(","))},
-    extra varchar, file_fingerprint varchar, ingested_at timestamp, run_id varchar
-);
-create table if not exists raw_profiles (
-    snapshot_date date, source_file varchar, source_row bigint,
-    {", ".join(f"{c.strip()} varchar" for c in _RAW_PROFILE_COLUMNS.split(","))},
-    extra varchar, file_fingerprint varchar, ingested_at timestamp, run_id varchar
-);
-create table if not exists orders (
-    order_id varchar, customer_id varchar, order_ts timestamp, order_day date, amount double,
-    currency varchar, status varchar, channel varchar, category varchar, quantity integer,
-    source_file varchar, source_row bigint
-);
-create table if not exists profiles (
-    snapshot_date date, customer_id varchar, signup_date date, birth_year integer, gender varchar,
-    region varchar, customer_type varchar, is_member boolean, name varchar, email varchar, phone varchar,
-    source_file varchar, source_row bigint
-);
+create table if not exists parts (table_name varchar, day date, file varchar, rows bigint);
 create table if not exists quarantine_orders (
     order_day date, source_file varchar, source_row bigint,
     {", ".join(f"{c.strip()} varchar" for c in _RAW_ORDER_COLUMNS.split(","))},
@@ -119,7 +143,7 @@ class _ProcessLock:
 
 
 class WorkingStore:
-    """Short-lived, locked connections to the pipeline's DuckDB file.
+    """Short-lived, locked connections to the pipeline's DuckDB file and its Parquet parts.
 
     With `wait=False` every connection raises `StoreBusy` instead of queueing (for sensors).
     """
@@ -127,10 +151,15 @@ class WorkingStore:
     def __init__(self, path: str | Path, *, wait: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.parts_dir = self.path.with_name(f"{self.path.stem}_parts")
         self.wait = wait
         self._lock = _ProcessLock(self.path.with_name(self.path.name + ".lock"))
+        self._written: list[Path] = []
+        self._superseded: list[Path] = []
         with self.connect() as con:
             con.execute(SCHEMA)
+            for table in PART_TABLES:
+                self._create_view(con, table)
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -144,15 +173,18 @@ class WorkingStore:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One atomic unit of work: committed whole or rolled back whole."""
+        """One atomic unit of work, Parquet parts included: committed whole or rolled back whole."""
         with self.connect() as con:
+            self._written, self._superseded = [], []
             con.begin()
             try:
                 yield con
             except BaseException:
                 con.rollback()
+                _unlink(self._written)
                 raise
             con.commit()
+            _unlink(self._superseded)
 
     def frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         """Run a query and return a Polars frame."""
@@ -163,6 +195,89 @@ class WorkingStore:
         with self.connect() as con:
             row = con.execute(sql, params or []).fetchone()
             return None if row is None else row[0]
+
+    def replace_parts(self, con: duckdb.DuckDBPyConnection, table: str, days: Sequence[date], rows: pl.DataFrame) -> None:
+        """Replace `days` of the part table `table` with `rows`, one Parquet file per day; inside `transaction()`."""
+        day_column, schema = PART_TABLES[table]
+        rows = rows.select(pl.col(c).cast(dtype) for c, dtype in schema.items())
+        outside = rows.filter(~pl.col(day_column).is_in(list(days)))
+        if not outside.is_empty():
+            raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
+        in_days = "table_name = ? and day in (select unnest(?::date[]))"
+        old = con.execute(f"select file from parts where {in_days}", [table, list(days)]).fetchall()
+        con.execute(f"delete from parts where {in_days}", [table, list(days)])
+        manifest = []
+        for (day,), part in rows.partition_by(day_column, as_dict=True, maintain_order=True).items():
+            name = f"{table}/{day.isoformat()}/{uuid.uuid4().hex}.parquet"
+            path = self.parts_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._written.append(path)
+            part.write_parquet(path, compression="lz4")
+            manifest.append((table, day, name, part.height))
+        if manifest:
+            con.executemany("insert into parts values (?, ?, ?, ?)", manifest)
+        self._superseded.extend(self.parts_dir / file for (file,) in old)
+        self._create_view(con, table)
+
+    def read_parts(
+        self,
+        table: str,
+        columns: Sequence[str],
+        *,
+        until: date | None = None,
+        day: date | None = None,
+        semi: pl.DataFrame | None = None,
+    ) -> pl.DataFrame:
+        """`columns` of part table `table` for the days <= `until` (or the one `day`), straight from Parquet.
+
+        `semi`: keep only rows whose values in `semi`'s columns occur in `semi` (e.g. a customer sample).
+        """
+        with self.connect() as con:
+            files = self._files(con, table, until, day)
+            if not files:
+                schema = PART_TABLES[table][1]
+                return pl.DataFrame(schema={c: schema[c] for c in columns})
+            rows = pl.scan_parquet(files).select(columns)
+            if semi is not None:
+                rows = rows.join(semi.lazy(), on=semi.columns, how="semi", maintain_order="left")
+            return rows.collect()
+
+    def sweep_parts(self) -> None:
+        """Delete part files no committed manifest row names (left by a crash between write and commit)."""
+        with self.connect() as con:
+            kept = {self.parts_dir / file for (file,) in con.execute("select file from parts").fetchall()}
+            _unlink([path for path in self.parts_dir.glob("*/*/*.parquet") if path not in kept])
+
+    def _files(
+        self, con: duckdb.DuckDBPyConnection, table: str, until: date | None = None, day: date | None = None
+    ) -> list[str]:
+        rows = con.execute(
+            "select file from parts where table_name = ? and (?::date is null or day <= ?) "
+            "and (?::date is null or day = ?) order by day, file",
+            [table, until, until, day, day],
+        ).fetchall()
+        return [str(self.parts_dir / file) for (file,) in rows]
+
+    def _create_view(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        """(Re)define the view `table` over its committed parts (an empty typed relation when none)."""
+        files = self._files(con, table)
+        if files:
+            source = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+        else:
+            columns = ", ".join(f"null::{_DUCKDB_TYPES[type(t)]} as {c}" for c, t in PART_TABLES[table][1].items())
+            source = f"(select {columns} limit 0)"
+        con.execute(f"create or replace view {table} as select * from {source}")
+
+
+_DUCKDB_TYPES = {
+    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer",
+    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
+}  # fmt: skip
+
+
+def _unlink(paths: Sequence[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def replace_rows(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from seg_pipeline import bench
@@ -27,6 +28,11 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
         steps = {step for stage in run["stages"].values() for step in stage["steps"]}
         assert {"ingest_orders", "ingest_profiles", "customer_features", "churn_model", "cluster_model",
                 "customer_segments", "segment_summary", "current_segments"} <= steps  # fmt: skip
+    # weekly retraining (the default): the next day reused the cold run's models
+    store = duckdb.connect(str(tmp_path / "run" / "segments_store.duckdb"), read_only=True)
+    trained = store.sql("select kind, trained_as_of::varchar from model_registry order by kind").fetchall()
+    store.close()
+    assert trained == [("churn", "2026-11-20"), ("clusters", "2026-11-20")]
     assert set(result["targets"]) == {"cold total", "cold peak memory", "next-day total", "cold features vs floor"}
     report = format_report(result)
     assert all(stage in report for stage in STAGES) and "floor" in report
@@ -37,5 +43,5 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
     monkeypatch.setattr(bench, "run_benchmark", lambda work_dir, **kwargs: calls.append(kwargs) or result)
     out = tmp_path / "result.json"
     assert main(["bench", "--work-dir", str(tmp_path), "--quick", "--orders", "6000", "--out", str(out)]) == 0
-    assert calls == [{"days": 730, "quick": True, "orders": 6000}]
+    assert calls == [{"days": 730, "quick": True, "orders": 6000, "retrain_every_days": 7}]
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))

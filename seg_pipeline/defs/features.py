@@ -11,31 +11,24 @@ from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore, replace_rows
+from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
+
+
+ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category")
 
 
 def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
     """Accepted orders of every day <= `as_of` (the only orders a version may see), optionally of `customers` only."""
-    columns = "order_id, customer_id, order_ts, order_day, amount, status, channel, category"
-    return _of_customers(store, f"select {columns} from orders where order_day <= ?", [as_of], customers)
+    return store.read_parts("orders", ORDER_COLUMNS, until=as_of, semi=customers)
 
 
 def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
     """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
-    snapshot = store.scalar("select max(snapshot_date) from profiles where snapshot_date <= ?", [as_of])
+    snapshot = store.scalar("select max(day) from parts where table_name = 'profiles' and day <= ?", [as_of])
     if snapshot is None:
         return None
-    query = "select * exclude (snapshot_date, source_file, source_row) from profiles where snapshot_date = ?"
-    return _of_customers(store, query, [snapshot], customers)
-
-
-def _of_customers(store: WorkingStore, query: str, params: list, customers: pl.DataFrame | None) -> pl.DataFrame:
-    """`query`'s rows, restricted to the `customer_id`s of `customers` when given."""
-    if customers is None:
-        return store.frame(query, params)
-    with store.connect() as con:
-        con.register("_customers", customers.select("customer_id"))
-        return con.sql(f"select * from ({query}) semi join _customers using (customer_id)", params=params).pl()
+    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", "source_file", "source_row")]
+    return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:

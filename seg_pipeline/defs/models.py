@@ -194,7 +194,7 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
         "bgnbd": params.to_dict(),
     }  # fmt: skip
     counts = store.frame(
-        "select (select count(*) from orders where order_day <= ?) as accepted, "
+        "select (select sum(rows)::bigint from parts where table_name = 'orders' and day <= ?) as accepted, "
         "(select count(*) from quarantine_orders where order_day <= ?) as quarantined",
         [as_of, as_of],
     )

@@ -1,0 +1,86 @@
+"""The working store's Parquet parts: replaced per day inside transactions, never half-switched."""
+
+from datetime import date, datetime
+
+import polars as pl
+import pytest
+
+from seg_pipeline.store import PART_TABLES, WorkingStore
+
+D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
+
+
+def orders(*days: date, n: int = 3, tag: str = "a") -> pl.DataFrame:
+    """`n` accepted orders on each of `days`, in the part table's schema."""
+    rows = [
+        {"order_id": f"{tag}-{day}-{i}", "customer_id": f"c{i}", "order_ts": datetime(day.year, day.month, day.day, 10),
+         "order_day": day, "amount": float(i), "status": "completed", "source_file": f"orders/{day}.csv", "source_row": i}
+        for day in days for i in range(1, n + 1)
+    ]  # fmt: skip
+    return pl.DataFrame(rows).select(
+        pl.col(c).cast(dtype) if c in rows[0] else pl.lit(None, dtype).alias(c)
+        for c, dtype in PART_TABLES["orders"][1].items()
+    )
+
+
+def part_files(store: WorkingStore) -> set[str]:
+    return {str(p.relative_to(store.parts_dir)) for p in store.parts_dir.glob("*/*/*.parquet")}
+
+
+@pytest.fixture
+def store(tmp_path) -> WorkingStore:
+    return WorkingStore(tmp_path / "store.duckdb")
+
+
+def test_empty_part_tables_are_typed_views(store: WorkingStore) -> None:
+    for table, (_, schema) in PART_TABLES.items():
+        assert store.frame(f"select * from {table}").schema == pl.Schema(schema)
+
+
+def test_replacing_a_day_swaps_its_file_and_leaves_other_days(store: WorkingStore) -> None:
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
+    first = part_files(store)
+    assert len(first) == 2
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D2], orders(D2, n=5, tag="b"))
+    counts = dict(store.frame("select order_day, count(*) from orders group by 1").iter_rows())
+    assert counts == {D1: 3, D2: 5}
+    assert len(part_files(store)) == 2 and len(part_files(store) & first) == 1  # the old D2 file is gone
+    assert store.read_parts("orders", ["order_id"], until=D1)["order_id"].to_list() == [f"a-{D1}-{i}" for i in (1, 2, 3)]
+
+
+def test_a_failed_transaction_keeps_the_old_parts_and_deletes_the_new_files(store: WorkingStore) -> None:
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D1], orders(D1))
+    before, files = store.frame("select * from orders"), part_files(store)
+    with pytest.raises(RuntimeError, match="boom"), store.transaction() as con:
+        store.replace_parts(con, "orders", [D1], orders(D1, n=9, tag="b"))
+        raise RuntimeError("boom")
+    assert store.frame("select * from orders").equals(before)
+    assert part_files(store) == files
+    assert WorkingStore(store.path).frame("select * from orders").equals(before)  # the view, as committed
+
+
+def test_rows_outside_the_replaced_days_are_refused(store: WorkingStore) -> None:
+    with pytest.raises(ValueError, match="outside the days being replaced"), store.transaction() as con:
+        store.replace_parts(con, "orders", [D1], orders(D1, D2))
+    assert part_files(store) == set()
+
+
+def test_sweep_deletes_files_no_commit_names(store: WorkingStore) -> None:
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D1], orders(D1))
+    orphan = store.parts_dir / "orders" / D2.isoformat() / "left-by-a-crash.parquet"
+    orphan.parent.mkdir(parents=True)
+    orders(D2).write_parquet(orphan)
+    store.sweep_parts()
+    assert not orphan.exists() and len(part_files(store)) == 1
+
+
+def test_read_parts_keeps_only_the_semi_join_keys(store: WorkingStore) -> None:
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
+    only = store.read_parts("orders", ["customer_id", "order_day"], until=D2, semi=pl.DataFrame({"customer_id": ["c2"]}))
+    assert only.rows() == [("c2", D1), ("c2", D2)]
+    assert store.read_parts("orders", ["order_id"], until=date(2025, 1, 1)).is_empty()
