@@ -119,7 +119,10 @@ def ingest(
     store.sweep_parts()
     scanned, known_prints, stale = _landed(store, landing_dir, kind, until)
     todo = sorted(set(stale) | {day for day in force_days if day in scanned})
+    if todo:
+        validation.warm_up()
     stored = stored_files(store, kind)
+    accepted = _AcceptedOrders(store) if kind == "orders" and todo else None
     for batch in _batches(todo, scanned):
         frames, batch_files = [], []
         for day in batch:
@@ -134,7 +137,7 @@ def ingest(
         raw = pl.concat(frames, how="vertical_relaxed")
         unhashed = [file for file in batch_files if file.name not in known_prints]
         prints = {file.name: known_prints.get(file.name) for file in batch_files} | fingerprints(unhashed, stored)
-        _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency)
+        _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency, accepted=accepted)
     return report
 
 
@@ -162,13 +165,14 @@ def _write_batch(
     *,
     run_id: str,
     currency: str,
+    accepted: _AcceptedOrders | None,
 ) -> None:
     raw_table, accepted_table, quarantine_table = TABLES[kind]
     day_col = DAY_COLUMN[kind]
     days = sorted({f.day for f in files})
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     if kind == "orders":
-        result = validation.validate_orders(raw, currency=currency, already_accepted=_accepted_elsewhere(store, raw, days))
+        result = validation.validate_orders(raw, currency=currency, already_accepted=accepted.elsewhere(raw, days))
     else:
         result = validation.validate_profiles(raw)
     rows_per_file = dict(raw.group_by("source_file").len().iter_rows())
@@ -197,24 +201,41 @@ def _write_batch(
         store.replace_parts(con, accepted_table, days, result.accepted)
         replace_rows(con, quarantine_table, f"{day_col} in (select unnest(?::date[]))", [days], quarantined)
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
+    if accepted is not None:
+        accepted.replace(days, result.accepted)
     report.days.extend(days)
     report.files.extend(f.name for f in files)
     report.add(result, raw.height)
 
 
-def _accepted_elsewhere(store: WorkingStore, raw: pl.DataFrame, days: list[date]) -> pl.DataFrame:
-    """(order_id, order_day) of the batch's order ids already accepted on days outside the batch."""
-    ids = raw.select(pl.col("order_id").str.strip_chars()).drop_nulls().unique()
-    with store.connect() as con:
-        con.register("_batch_ids", ids)
-        try:
-            return con.sql(
-                "select order_id, order_day from orders semi join _batch_ids using (order_id) "
-                "where order_day not in (select unnest(?::date[]))",
-                params=[days],
-            ).pl()
-        finally:
-            con.unregister("_batch_ids")
+class _AcceptedOrders:
+    """(order_id, order_day) of every accepted order, read once and kept current through one ingest.
+
+    Each batch looks its order ids up here instead of re-reading every stored id per batch;
+    the lookup joins 64-bit hashes of the ids first and compares the ids themselves only then.
+    """
+
+    def __init__(self, store: WorkingStore) -> None:
+        self.rows = _with_hash(store.read_parts("orders", ["order_id", "order_day"]))
+        self.days = set(self.rows.get_column("order_day").unique().to_list())
+
+    def elsewhere(self, raw: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+        """The batch's order ids already accepted on days outside the batch, with that day."""
+        ids = _with_hash(raw.select(pl.col("order_id").str.strip_chars()).drop_nulls())
+        candidates = self.rows.join(ids.select("_hash"), on="_hash", how="semi")
+        candidates = candidates.filter(~pl.col("order_day").is_in(days))
+        matched = ids.join(candidates.select("_hash"), on="_hash", how="semi").select("order_id")
+        return candidates.join(matched, on="order_id", how="semi").drop("_hash")
+
+    def replace(self, days: list[date], accepted: pl.DataFrame) -> None:
+        """The batch's days now hold `accepted`."""
+        kept = self.rows.filter(~pl.col("order_day").is_in(days)) if self.days.intersection(days) else self.rows
+        self.rows = pl.concat([kept, _with_hash(accepted.select("order_id", "order_day"))])
+        self.days.update(days)
+
+
+def _with_hash(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(pl.col("order_id").hash(seed=0).alias("_hash"))
 
 
 #: rows per day of one part table (from its manifest), for days in a list

@@ -10,12 +10,12 @@ Why we own this small store instead of dagster-duckdb's IO managers:
   failing on DuckDB's lock.
 
 The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`) are Parquet
-parts, one file per table and day, under `<store>_parts/`; the `parts` table is their
-manifest and each of them is a view over its committed parts. Writing a day's part with
-polars costs a fifth of inserting it into DuckDB, and a reader loads it faster too. A part
-is written under a fresh name and switched in by the same transaction that updates the
-quarantine and the manifest, so a day is still replaced whole or not at all; superseded
-files are deleted after the commit, files of a rolled-back transaction straight away.
+parts under `<store>_parts/` (one file per ingest batch of days); the `parts` table is their
+manifest (which file holds which day) and each of them is a view over its committed files.
+Writing rows with polars costs a fifth of inserting them into DuckDB, and readers load them
+faster too. A file is written under a fresh name and switched in by the same transaction
+that updates the quarantine and the manifest, so a day is still replaced whole or not at
+all; superseded files are deleted after the commit, files of a rolled-back one straight away.
 
 Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file.
 """
@@ -197,26 +197,41 @@ class WorkingStore:
             return None if row is None else row[0]
 
     def replace_parts(self, con: duckdb.DuckDBPyConnection, table: str, days: Sequence[date], rows: pl.DataFrame) -> None:
-        """Replace `days` of the part table `table` with `rows`, one Parquet file per day; inside `transaction()`."""
+        """Replace `days` of the part table `table` with `rows`; call inside `transaction()`.
+
+        The rows go into one new Parquet file. A file also holding days that are not replaced is
+        superseded too: its other days are carried over into the new file.
+        """
         day_column, schema = PART_TABLES[table]
-        rows = rows.select(pl.col(c).cast(dtype) for c, dtype in schema.items())
-        outside = rows.filter(~pl.col(day_column).is_in(list(days)))
+        days = list(days)
+        outside = rows.filter(~pl.col(day_column).is_in(days))
         if not outside.is_empty():
             raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
-        in_days = "table_name = ? and day in (select unnest(?::date[]))"
-        old = con.execute(f"select file from parts where {in_days}", [table, list(days)]).fetchall()
-        con.execute(f"delete from parts where {in_days}", [table, list(days)])
-        manifest = []
-        for (day,), part in rows.partition_by(day_column, as_dict=True, maintain_order=True).items():
-            name = f"{table}/{day.isoformat()}/{uuid.uuid4().hex}.parquet"
+        old = [
+            file
+            for (file,) in con.execute(
+                "select distinct file from parts where table_name = ? and day in (select unnest(?::date[]))",
+                [table, days],
+            ).fetchall()
+        ]
+        kept = [
+            pl.scan_parquet(self.parts_dir / file).filter(~pl.col(day_column).is_in(days)).collect() for file in old
+        ]
+        rows = pl.concat([rows.select(pl.col(c).cast(t) for c, t in schema.items()), *kept]).sort(
+            day_column, maintain_order=True
+        )
+        con.execute("delete from parts where table_name = ? and file in (select unnest(?::varchar[]))", [table, old])
+        if not rows.is_empty():
+            name = f"{table}/{rows[day_column][0].isoformat()}/{uuid.uuid4().hex}.parquet"
             path = self.parts_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             self._written.append(path)
-            part.write_parquet(path, compression="lz4")
-            manifest.append((table, day, name, part.height))
-        if manifest:
-            con.executemany("insert into parts values (?, ?, ?, ?)", manifest)
-        self._superseded.extend(self.parts_dir / file for (file,) in old)
+            rows.write_parquet(path, compression="lz4")
+            con.executemany(
+                "insert into parts values (?, ?, ?, ?)",
+                [(table, day, name, n) for day, n in rows.group_by(day_column).len().sort(day_column).iter_rows()],
+            )
+        self._superseded.extend(self.parts_dir / file for file in old)
         self._create_view(con, table)
 
     def read_parts(
@@ -228,7 +243,7 @@ class WorkingStore:
         day: date | None = None,
         semi: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
-        """`columns` of part table `table` for the days <= `until` (or the one `day`), straight from Parquet.
+        """`columns` of part table `table` (every day, the days <= `until`, or the one `day`), straight from Parquet.
 
         `semi`: keep only rows whose values in `semi`'s columns occur in `semi` (e.g. a customer sample).
         """
@@ -237,7 +252,13 @@ class WorkingStore:
             if not files:
                 schema = PART_TABLES[table][1]
                 return pl.DataFrame(schema={c: schema[c] for c in columns})
-            rows = pl.scan_parquet(files).select(columns)
+            day_column = PART_TABLES[table][0]
+            rows = pl.scan_parquet(files)
+            if until is not None:
+                rows = rows.filter(pl.col(day_column) <= until)
+            if day is not None:
+                rows = rows.filter(pl.col(day_column) == day)
+            rows = rows.select(columns)
             if semi is not None:
                 rows = rows.join(semi.lazy(), on=semi.columns, how="semi", maintain_order="left")
             return rows.collect()
@@ -251,9 +272,10 @@ class WorkingStore:
     def _files(
         self, con: duckdb.DuckDBPyConnection, table: str, until: date | None = None, day: date | None = None
     ) -> list[str]:
+        """The files holding days <= `until` (or the one `day`) of `table`, in day order."""
         rows = con.execute(
             "select file from parts where table_name = ? and (?::date is null or day <= ?) "
-            "and (?::date is null or day = ?) order by day, file",
+            "and (?::date is null or day = ?) group by file order by min(day), file",
             [table, until, until, day, day],
         ).fetchall()
         return [str(self.parts_dir / file) for (file,) in rows]

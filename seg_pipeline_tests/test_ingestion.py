@@ -178,3 +178,31 @@ def test_tolerated_file_quirks_are_accepted_and_extra_columns_kept_raw(settings,
     assert reasons["order_id"].to_list() == ["Q2"] and "not on the file's day" in reasons["reason"][0]
     extra = stored(settings, "select extra from raw_orders where order_id = 'Q1'")["extra"][0]
     assert '"gift_note":"hello, world"' in extra
+
+
+def test_an_order_id_accepted_on_another_day_is_quarantined_across_batches_and_runs(tmp_path, monkeypatch):
+    """Earlier runs (the store) and earlier batches of the same run both count as 'accepted elsewhere'."""
+    landing = tmp_path / "landing"
+    (landing / "orders").mkdir(parents=True)
+    day = [date(2026, 3, 1) + timedelta(days=i) for i in range(4)]
+
+    def land(d: date, *order_ids: str) -> None:
+        lines = [f"{oid},c-{oid},{d}T10:00:00,5.0" for oid in order_ids]
+        (landing / "orders" / f"{d}.csv").write_text("order_id,customer_id,order_ts,amount\n" + "\n".join(lines) + "\n")
+
+    store = WorkingStore(tmp_path / "store.duckdb")
+    land(day[0], "x", "a")
+    ingest.ingest(store, str(landing), "orders", day[0], run_id="first", currency="USD")
+    land(day[1], "x", "b")  # x was accepted by the first run
+    land(day[2], "y")
+    land(day[3], "y", "c")  # y is accepted by an earlier batch of this run
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 1)  # one day per batch
+    report = ingest.ingest(store, str(landing), "orders", day[3], run_id="second", currency="USD")
+    assert report.days == day[1:]
+    quarantined = store.frame("select order_id, order_day, reason from quarantine_orders order by order_day")
+    assert quarantined.rows() == [
+        ("x", day[1], f"order_id already accepted on {day[0]}"),
+        ("y", day[3], f"order_id already accepted on {day[2]}"),
+    ]
+    accepted = store.frame("select order_id from orders order by order_id")["order_id"].to_list()
+    assert accepted == ["a", "b", "c", "x", "y"]

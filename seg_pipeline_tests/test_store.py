@@ -37,16 +37,18 @@ def test_empty_part_tables_are_typed_views(store: WorkingStore) -> None:
         assert store.frame(f"select * from {table}").schema == pl.Schema(schema)
 
 
-def test_replacing_a_day_swaps_its_file_and_leaves_other_days(store: WorkingStore) -> None:
+def test_replacing_a_day_carries_the_other_days_of_its_file_over(store: WorkingStore) -> None:
     with store.transaction() as con:
         store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
     first = part_files(store)
-    assert len(first) == 2
+    d1 = store.frame("select * from orders where order_day = ? order by order_id", [D1])
     with store.transaction() as con:
         store.replace_parts(con, "orders", [D2], orders(D2, n=5, tag="b"))
     counts = dict(store.frame("select order_day, count(*) from orders group by 1").iter_rows())
     assert counts == {D1: 3, D2: 5}
-    assert len(part_files(store)) == 2 and len(part_files(store) & first) == 1  # the old D2 file is gone
+    assert store.frame("select * from orders where order_day = ? order by order_id", [D1]).equals(d1)
+    assert len(part_files(store)) == 1 and not part_files(store) & first  # the superseded file is gone
+    assert dict(store.frame("select day, rows from parts").iter_rows()) == counts
     assert store.read_parts("orders", ["order_id"], until=D1)["order_id"].to_list() == [f"a-{D1}-{i}" for i in (1, 2, 3)]
 
 

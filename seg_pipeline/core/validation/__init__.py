@@ -11,6 +11,7 @@ from seg_pipeline.core.validation.engine import (
     validate_orders,
     validate_profiles,
 )
+from seg_pipeline.core.validation.gx_report import warm_up
 from seg_pipeline.core.validation.rules import ORDER_RULES, PROFILE_RULES, Expect, Rule
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "normalize_column_name",
     "validate_orders",
     "validate_profiles",
+    "warm_up",
 ]

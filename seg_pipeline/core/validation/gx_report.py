@@ -51,6 +51,20 @@ def _context() -> Any:
     return context
 
 
+def warm_up() -> None:
+    """Import GX and build its context in a background thread, while the caller reads and checks rows.
+
+    The import costs seconds of mostly single-threaded Python; polars and DuckDB work meanwhile
+    runs outside the GIL, so the two overlap instead of adding up.
+    """
+
+    def build() -> None:
+        with _LOCK:
+            _context()
+
+    threading.Thread(target=build, name="gx-warm-up", daemon=True).start()
+
+
 @cache
 def _suite(kind: Kind, settings_items: tuple[tuple[str, object], ...]) -> tuple[Any, Any]:
     """(batch definition, expectation suite) of `kind` for these settings, built once."""
