@@ -59,7 +59,7 @@ MONOTONE = {"days_since_last_order": 1, "bgnbd_p_no_purchase": 1, "bgnbd_p_alive
 _MAX_ITER = 300
 _MAX_BINS = 255
 _PREDICT_CHUNK = 8192
-_OMP_THREADS = 1  # HistGradientBoosting threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
+_OMP_THREADS = 1  # HistGradientBoosting training threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
@@ -71,6 +71,12 @@ _STOP_TOL = 1e-3
 
 class InsufficientHistoryError(ValueError):
     """Not enough order history before D to build training and holdout snapshots."""
+
+
+def _binned(values: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
+    """Bin index of each value among `edges` (numpy's searchsorted, side left); null for null or NaN."""
+    index = pl.lit(pl.Series(edges, dtype=pl.Float64)).search_sorted(values, side="left")
+    return pl.when(values.is_not_null() & values.is_not_nan()).then(index.cast(pl.Float64))
 
 
 @dataclass(frozen=True)
@@ -99,17 +105,20 @@ class ChurnModel:
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
         """Booster input: numeric columns as bin indices (NaN kept), then categorical codes.
 
-        Filled column by column into a Fortran-ordered matrix: every write is contiguous.
+        One polars select bins all columns at once (in parallel); the result is Fortran-ordered.
         """
-        numeric = self._numeric_columns(features)
-        matrix = np.empty((features.height, len(numeric) + len(self.categories)), order="F")
-        for j, (values, edges) in enumerate(zip(numeric, self.bin_edges, strict=True)):
-            matrix[:, j] = np.searchsorted(edges, values)
-            matrix[np.isnan(values), j] = np.nan
-        for j, (c, vocab) in enumerate(self.categories, start=len(numeric)):
-            codes = features[c].replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
-            matrix[:, j] = codes.to_numpy()
-        return matrix
+        scores = self._bgnbd_scores(features)
+        numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).with_columns(
+            pl.Series(name, scores[:, k]) for k, name in enumerate(BGNBD_FEATURES)
+        )
+        binned = numeric.select(
+            _binned(pl.col(c), edges).alias(c) for c, edges in zip(numeric.columns, self.bin_edges, strict=True)
+        )
+        codes = features.select(
+            pl.col(c).replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
+            for c, vocab in self.categories
+        )
+        return pl.concat([binned, codes], how="horizontal").to_numpy(order="fortran")
 
     def _bgnbd_scores(self, features: pl.DataFrame) -> np.ndarray:
         """(P(alive), P(no purchase in the horizon)) per row under the model's BG/NBD params."""
@@ -132,10 +141,10 @@ class ChurnModel:
     def _logit(self, features: pl.DataFrame) -> np.ndarray:
         """Stage-1 logit plus the boosted correction."""
         x = self._matrix(features)
-        with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):  # row chunks stay in cache across trees
-            correction = np.concatenate(
-                [self.booster.predict(x[i : i + _PREDICT_CHUNK]) for i in range(0, len(x), _PREDICT_CHUNK)]
-            )
+        # row chunks stay in cache across trees; scoring runs alone, so it may use every core
+        correction = np.concatenate(
+            [self.booster.predict(x[i : i + _PREDICT_CHUNK]) for i in range(0, len(x), _PREDICT_CHUNK)]
+        )
         return self.base.decision_function(self._base_inputs(features)) + correction
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:

@@ -16,6 +16,8 @@ deterministically by customer_id (ascending id gets the lower rank); the score i
 
 import polars as pl
 
+from seg_pipeline.core.ranking import rank_by
+
 PROSPECT_SEGMENT = "Prospect"
 
 # (R scores, F scores, segment); M plays no part. Covers each of the 25 (R, F)
@@ -48,21 +50,20 @@ def rfm_segment_of(r: int, f: int) -> str:
     return _GRID_LOOKUP[10 * r + f]
 
 
-def _quintile(col: str, descending: bool) -> pl.Expr:
-    """1..5 quintile of `col` over scored customers (rank by value, then customer_id)."""
-    key = pl.when(_SCORED).then(pl.col(col))
-    rank = pl.arg_sort_by([key, "customer_id"], descending=[descending, False], nulls_last=True).arg_sort() + 1
-    n = _SCORED.sum()
-    return pl.when(_SCORED).then((5 * rank + n - 1) // n).cast(pl.Int8)
+def _quintile(features: pl.DataFrame, col: str, descending: bool, n: int) -> pl.Expr:
+    """1..5 quintile of `col` over the `n` scored customers (rank by value, then customer_id)."""
+    rank = rank_by(features, pl.when(_SCORED).then(pl.col(col)), descending=descending)
+    return pl.when(_SCORED).then((5 * pl.lit(rank) + n - 1) // max(n, 1)).cast(pl.Int8)
 
 
 def score_rfm(features: pl.DataFrame) -> pl.DataFrame:
     """customer_id, r/f/m_score (Int8), rfm_score ('545') and rfm_segment, in input row order."""
+    n = features.select(_SCORED.sum()).item()
     scores = features.select(
         "customer_id",
-        _quintile("days_since_last_order", descending=True).alias("r_score"),
-        _quintile("order_count", descending=False).alias("f_score"),
-        _quintile("total_spend", descending=False).alias("m_score"),
+        _quintile(features, "days_since_last_order", True, n).alias("r_score"),
+        _quintile(features, "order_count", False, n).alias("f_score"),
+        _quintile(features, "total_spend", False, n).alias("m_score"),
     )
     return scores.with_columns(
         pl.concat_str("r_score", "f_score", "m_score").alias("rfm_score"),

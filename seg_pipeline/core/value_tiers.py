@@ -10,6 +10,8 @@ silver, the rest bronze (rounding half up). Null value (prospects) -> null tier.
 
 import polars as pl
 
+from seg_pipeline.core.ranking import rank_by
+
 VALUE_TIERS: tuple[str, ...] = ("platinum", "gold", "silver", "bronze")
 DEFAULT_CUTS: tuple[float, float, float] = (0.01, 0.05, 0.20)
 TOP_SHARE = 0.20  # the "top 20% of customers" of the 80/20 check
@@ -19,12 +21,6 @@ def _validate_cuts(cuts: tuple[float, ...]) -> None:
     ok = len(cuts) == 3 and 0 < cuts[0] < cuts[1] < cuts[2] < 1
     if not ok:
         raise ValueError(f"SEG_VALUE_TIER_CUTS must be 3 strictly increasing fractions in (0, 1), got {cuts!r}")
-
-
-def _value_rank(value_col: str) -> pl.Expr:
-    """1-based rank by value desc, then customer_id; null values rank last."""
-    order = pl.arg_sort_by([pl.col(value_col), "customer_id"], descending=[True, False], nulls_last=True)
-    return order.arg_sort() + 1
 
 
 def _top_count(share: float, n: int) -> int:
@@ -38,7 +34,7 @@ def assign_value_tiers(
     _validate_cuts(tuple(cuts))
     n = values.height - values[value_col].null_count()
     k1, k2, k3 = (_top_count(c, n) for c in cuts)
-    rank = _value_rank(value_col)
+    rank = pl.lit(rank_by(values, pl.col(value_col), descending=True))
     tier = (
         pl.when(pl.col(value_col).is_null()).then(None)
         .when(rank <= k1).then(pl.lit("platinum"))
@@ -64,5 +60,6 @@ def tier_revenue_shares(tiers_with_values: pl.DataFrame, value_col: str = "spend
         tier: {"customers": counts.get(tier, 0), "revenue_share": revenue.get(tier, 0.0) / total if total else None}
         for tier in VALUE_TIERS
     }
-    top = valued.filter(_value_rank(value_col) <= _top_count(TOP_SHARE, valued.height))[value_col].sum()
+    top_rank = rank_by(valued, pl.col(value_col), descending=True) <= _top_count(TOP_SHARE, valued.height)
+    top = valued.filter(top_rank)[value_col].sum()
     return {"tiers": tiers, "top20_revenue_share": top / total if total else None}
