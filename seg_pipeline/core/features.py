@@ -165,7 +165,8 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     """
     if seed == _MAX_SEEDS:
         raise RuntimeError(f"customer key hashes clashed for {_MAX_SEEDS} seeds")
-    channels, categories = (orders[c].drop_nulls().unique().sort() for c in ("channel", "category"))
+    distinct = orders.select(pl.col("channel", "category").unique().drop_nulls().sort().implode())  # in parallel
+    channels, categories = (distinct.get_column(c).explode().drop_nulls() for c in ("channel", "category"))
     first_day = orders["order_day"].min()
     # key = hash bits above ``low`` | a code in ``low``: for the order rows
     # 0 .. low-3 the purchase day (ascending), low-2 cancelled, low-1 returned, low any other status;
