@@ -124,17 +124,14 @@ def ingest(
     stored = stored_files(store, kind)
     accepted = _AcceptedOrders(store) if kind == "orders" and todo else None
     for batch in _batches(todo, scanned):
-        frames, batch_files = [], []
-        for day in batch:
-            try:
-                frames.extend(landing.read_raw(file) for file in scanned[day])
-            except landing.LandingFileError as error:
-                report.errors.append(str(error))
-                continue
-            batch_files.extend(scanned[day])
+        frames, errors = landing.read_many([file for day in batch for file in scanned[day]])
+        report.errors.extend(str(error) for error in errors)
+        failed = {error.path for error in errors}  # file names
+        failed_days = {file.day for day in batch for file in scanned[day] if file.name in failed}
+        batch_files = [file for day in batch if day not in failed_days for file in scanned[day]]
         if not batch_files:
             continue
-        raw = pl.concat(frames, how="vertical_relaxed")
+        raw = pl.concat(frames, how="vertical_relaxed").filter(~pl.col(DAY_COLUMN[kind]).is_in(list(failed_days)))
         unhashed = [file for file in batch_files if file.name not in known_prints]
         prints = {file.name: known_prints.get(file.name) for file in batch_files} | fingerprints(unhashed, stored)
         _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency, accepted=accepted)
