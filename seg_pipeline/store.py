@@ -217,9 +217,9 @@ class WorkingStore:
         kept = [
             pl.scan_parquet(self.parts_dir / file).filter(~pl.col(day_column).is_in(days)).collect() for file in old
         ]
-        rows = pl.concat([rows.select(pl.col(c).cast(t) for c, t in schema.items()), *kept]).sort(
-            day_column, maintain_order=True
-        )
+        rows = rows.select(pl.col(c).cast(t) for c, t in schema.items())
+        if kept:
+            rows = pl.concat([rows, *kept]).sort(day_column, maintain_order=True)
         con.execute("delete from parts where table_name = ? and file in (select unnest(?::varchar[]))", [table, old])
         if not rows.is_empty():
             name = f"{table}/{rows[day_column][0].isoformat()}/{uuid.uuid4().hex}.parquet"

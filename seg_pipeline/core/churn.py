@@ -32,6 +32,7 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
 
 import hashlib
 import pickle
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -276,11 +277,10 @@ def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: in
         random_state=seed,
     )
     (z, w), (z_val, w_val) = working_response(earlier), working_response(latest)
-    with threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
-        booster.fit(
-            draft._matrix(earlier), z, sample_weight=w,
-            X_val=draft._matrix(latest), y_val=z_val, sample_weight_val=w_val,
-        )  # fmt: skip
+    booster.fit(
+        draft._matrix(earlier), z, sample_weight=w,
+        X_val=draft._matrix(latest), y_val=z_val, sample_weight_val=w_val,
+    )  # fmt: skip
     return replace(draft, booster=booster)
 
 
@@ -383,8 +383,12 @@ def train_churn_model(
     holdout = frames[holdout_date]
     if holdout.height == 0 or holdout[LABEL].n_unique() < 2:
         raise InsufficientHistoryError(f"holdout snapshot {holdout_date} needs churners and non-churners")
-    eval_rows = rows(eval_dates)
-    eval_model = _fit(eval_rows, horizon_days, as_of, seed)
+    eval_rows, final_rows = rows(eval_dates), rows(final_dates)
+    # The evaluation and the final model are independent fits: one thread each (the boosters' OpenMP
+    # loops limited to one thread, so the two never oversubscribe the cores).
+    with ThreadPoolExecutor(2) as pool, threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
+        fits = [pool.submit(_fit, chosen, horizon_days, as_of, seed) for chosen in (eval_rows, final_rows)]
+        eval_model, model = (fit.result() for fit in fits)
     train = pl.concat(eval_rows, how="vertical_relaxed")
     y_train, y = train[LABEL].to_numpy(), holdout[LABEL].to_numpy()
     p_model = eval_model.predict_risk(holdout)
@@ -396,8 +400,6 @@ def train_churn_model(
         return probability_no_purchase(eval_model.bgnbd, horizon_days, df["frequency"], df["recency"], df["T"])
 
     p_bgnbd = _isotonic(bg_score(train), y_train, bg_score(holdout))
-    final_rows = rows(final_dates)
-    model = _fit(final_rows, horizon_days, as_of, seed)
     deciles = _deciles(y, p_model)
     metrics: dict[str, Any] = {
         "trained_as_of": as_of.isoformat(),
