@@ -109,6 +109,10 @@ class StoreBusy(RuntimeError):
     """Another process holds the store and the caller chose not to wait."""
 
 
+class StoreError(RuntimeError):
+    """The store file cannot be used as it is; `str()` is one line saying why and what to do."""
+
+
 class _ProcessLock:
     """An exclusive lock across processes (flock) that one process may take re-entrantly."""
 
@@ -157,6 +161,12 @@ class WorkingStore:
         self._written: list[Path] = []
         self._superseded: list[Path] = []
         with self.connect() as con:
+            tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
+            if old := [name for name in tables if name in PART_TABLES]:
+                raise StoreError(
+                    f"{self.path}: written by an older seg_pipeline ({old[0]} is a table, not Parquet parts); "
+                    "delete it and re-run: the landed files are ingested again"
+                )
             con.execute(SCHEMA)
             for table in PART_TABLES:
                 self._create_view(con, table)

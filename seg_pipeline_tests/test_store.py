@@ -2,10 +2,11 @@
 
 from datetime import date, datetime
 
+import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline.store import PART_TABLES, WorkingStore
+from seg_pipeline.store import PART_TABLES, StoreError, WorkingStore
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 
@@ -86,3 +87,11 @@ def test_read_parts_keeps_only_the_semi_join_keys(store: WorkingStore) -> None:
     only = store.read_parts("orders", ["customer_id", "order_day"], until=D2, semi=pl.DataFrame({"customer_id": ["c2"]}))
     assert only.rows() == [("c2", D1), ("c2", D2)]
     assert store.read_parts("orders", ["order_id"], until=date(2025, 1, 1)).is_empty()
+
+
+def test_a_store_of_the_old_table_layout_is_refused_in_one_line(tmp_path) -> None:
+    path = tmp_path / "old.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute("create table raw_orders (order_day date)")
+    with pytest.raises(StoreError, match=r"old\.duckdb: written by an older seg_pipeline \(raw_orders is a table"):
+        WorkingStore(path)
