@@ -78,6 +78,7 @@ create table if not exists landing_files (
     fingerprint varchar, raw_rows bigint, ingested_at timestamp, run_id varchar
 );
 create table if not exists parts (table_name varchar, day date, file varchar, rows bigint);
+create table if not exists feature_sources (as_of date, orders_state varchar);
 create table if not exists quarantine_orders (
     order_day date, source_file varchar, source_row bigint,
     {", ".join(f"{c.strip()} varchar" for c in _RAW_ORDER_COLUMNS.split(","))},

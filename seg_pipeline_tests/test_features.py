@@ -408,3 +408,25 @@ def test_deterministic_and_input_order_independent():
     first = compute_customer_features(orders, profiles, AS_OF)
     shuffled = compute_customer_features(orders.sample(fraction=1.0, shuffle=True, seed=1), profiles.reverse(), AS_OF)
     assert_frame_equal(shuffled, first, check_exact=False, rel_tol=1e-12)
+
+
+@pytest.mark.parametrize("gap_days", [1, 3, 40])
+def test_rolling_forward_from_an_earlier_version_equals_computing_from_scratch(gap_days):
+    """Only customers with orders on new or window-boundary days are recomputed; the result is identical."""
+    orders, profiles = random_inputs(4000, 300, seed=gap_days)
+    previous_as_of = AS_OF - timedelta(days=gap_days)
+    previous = compute_customer_features(orders, profiles.head(200), previous_as_of)
+    snapshot = profiles.tail(250)  # a different snapshot at as_of: some profiles gone, some new
+    ranges = features.changed_day_ranges(previous_as_of, AS_OF)
+    in_ranges = pl.any_horizontal(pl.col("order_day").is_between(first, last) for first, last in ranges)
+    changed = orders.filter(pl.col("customer_id").is_in(orders.filter(in_ranges)["customer_id"].implode()))
+    assert 0 < changed["customer_id"].n_unique() < orders["customer_id"].n_unique()  # some, not all
+
+    rolled = features.roll_forward(previous, changed, snapshot, AS_OF)
+
+    assert_frame_equal(rolled, compute_customer_features(orders, snapshot, AS_OF))
+
+
+def test_rolling_forward_needs_a_later_date():
+    with pytest.raises(ValueError, match="must be after"):
+        features.changed_day_ranges(AS_OF, AS_OF)

@@ -117,9 +117,60 @@ def compute_customer_features(
     ``orders`` is the accepted orders frame (any days; only ``order_day <= as_of`` is used),
     ``profiles`` one accepted profile snapshot (unique customer_id) or None.
     """
+    return _assemble(_buyers(_orders_until(orders, as_of), as_of, seed=0), profiles, as_of)
+
+
+def changed_day_ranges(previous_as_of: date, as_of: date) -> list[tuple[date, date]]:
+    """Inclusive day ranges whose orders can make a customer's behaviour differ between the two dates.
+
+    The new days (previous_as_of, as_of], and the days leaving each window meanwhile. A customer
+    without orders in any of them has, at ``as_of``, the behaviour of ``previous_as_of`` aged by
+    the days in between (see ``roll_forward``).
+    """
+    if as_of <= previous_as_of:
+        raise ValueError(f"as_of {as_of} must be after previous_as_of {previous_as_of}")
+    first = previous_as_of + timedelta(days=1)
+    return [(first, as_of)] + [(first - timedelta(days=n), as_of - timedelta(days=n)) for n in _WINDOWS]
+
+
+def roll_forward(
+    previous: pl.DataFrame,
+    changed_orders: pl.DataFrame | pl.LazyFrame,
+    profiles: pl.DataFrame | None,
+    as_of: date,
+) -> pl.DataFrame:
+    """``customer_features`` at ``as_of`` from an earlier version, equal to ``compute_customer_features``.
+
+    ``previous`` is the feature table at an earlier date P computed from the same orders <= P;
+    ``changed_orders`` holds every order <= ``as_of`` of each customer with an order in
+    ``changed_day_ranges(P, as_of)``. Those customers are recomputed; every other buyer keeps
+    P's behaviour, its day counts moved on by the days in between. Profile columns always come
+    from ``profiles`` (the snapshot in force at ``as_of``).
+    """
+    previous_as_of = previous.get_column("as_of").max()
+    days = (as_of - previous_as_of).days
+    changed_orders = _orders_until(changed_orders, as_of)
+    recomputed = _buyers(changed_orders, as_of, seed=0)
+    aged = {c: pl.col(c) + days for c in ("T", "days_since_last_order", "days_since_first_order")}
+    kept = (
+        previous.filter(pl.col("frequency").is_not_null())
+        .join(changed_orders.select("customer_id").unique(), on="customer_id", how="anti")
+        .select(
+            pl.col(c).cast(dtype) if c not in aged else aged[c].cast(dtype).alias(c)
+            for c, dtype in recomputed.schema.items()
+        )
+    )
+    return _assemble(pl.concat([kept, recomputed]), profiles, as_of)
+
+
+def _orders_until(orders: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFrame:
     if isinstance(orders, pl.LazyFrame):
-        orders = orders.select(_ORDER_COLUMNS).filter(pl.col("order_day") <= as_of).collect()
-    buyers = _buyers(orders, as_of, seed=0)
+        return orders.select(_ORDER_COLUMNS).filter(pl.col("order_day") <= as_of).collect()
+    return orders
+
+
+def _assemble(buyers: pl.DataFrame, profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+    """The feature table: buyers' behaviour and the profile snapshot's columns, sorted by customer_id."""
     snapshot = _profile_snapshot(profiles, as_of)
     return (
         buyers.lazy()

@@ -1,12 +1,12 @@
 """The customer feature table: one version per as-of date, computed by the Polars core."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
 import polars as pl
 
 from seg_pipeline import ingest
-from seg_pipeline.core.features import FEATURE_COLUMNS, compute_customer_features
+from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
 from seg_pipeline.defs.resources import StoreResource
@@ -47,6 +47,42 @@ def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: d
             )
 
 
+#: a version at most this many days old is rolled forward; an older one would touch most customers anyway
+ROLL_FORWARD_MAX_DAYS = 31
+#: the accepted orders of every day <= ? as the store holds them now: their Parquet files
+_ORDERS_STATE = (
+    "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
+    "from parts where table_name = 'orders' and day <= {as_of}"
+)
+
+
+def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str, str]:
+    """The feature table at `as_of`, the state of the orders it was made from, and how it was made.
+
+    The latest earlier version (at most ROLL_FORWARD_MAX_DAYS old) whose orders are still exactly
+    the stored ones is rolled forward: only customers with orders on the new days or on days leaving
+    a window are recomputed (`core.features.roll_forward`, equal to computing from all orders).
+    Without one, every order <= `as_of` is read.
+    """
+    state = store.scalar(_ORDERS_STATE.format(as_of="?"), [as_of])
+    previous_as_of = store.scalar(
+        f"select max(as_of) from feature_sources where as_of < ? and as_of >= ? "
+        f"and orders_state = ({_ORDERS_STATE.format(as_of='feature_sources.as_of')})",
+        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS)],
+    )
+    profiles = profiles_at(store, as_of)
+    if previous_as_of is None:
+        return compute_customer_features(orders_until(store, as_of), profiles, as_of), state, "from all orders"
+    ranges = changed_day_ranges(previous_as_of, as_of)
+    touched = store.frame(
+        "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
+        [day for day_range in ranges for day in day_range],
+    )
+    previous = store.frame("select * from customer_features where as_of = ? order by customer_id", [previous_as_of])
+    features = roll_forward(previous, orders_until(store, as_of, touched), profiles, as_of)
+    return features, state, f"rolled forward from {previous_as_of}, {touched.height:,} customers recomputed"
+
+
 def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
@@ -61,10 +97,14 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
             ensure_not_blocked(working, settings, as_of)
-            features = compute_customer_features(orders_until(working, as_of), profiles_at(working, as_of), as_of)
+            features, state, how = build_features(working, as_of)
             with working.transaction() as con:
                 replace_rows(con, "customer_features", "as_of = ?", [as_of], features)
-            context.log.info(f"customer_features {as_of}: {features.height} customers")
-        return dg.MaterializeResult(metadata={**frame_metadata(features, FEATURE_COLUMNS), "as_of": key})
+                replace_rows(
+                    con, "feature_sources", "as_of = ?", [as_of], pl.DataFrame({"as_of": [as_of], "orders_state": [state]})
+                )
+            context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
+        metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": key, "computed": how}
+        return dg.MaterializeResult(metadata=metadata)
 
     return [customer_features]
