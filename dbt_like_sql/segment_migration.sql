@@ -13,53 +13,57 @@ with previous_version as (
     where as_of < getvariable('as_of')
 ),
 
-both_versions as (
-    select customer_segments.*
+current_version as (
+    select customer_id, rfm_segment, cluster_label, value_tier, lifecycle_stage
     from customer_segments
     where as_of = getvariable('as_of')
-       or as_of = (select previous_as_of from previous_version)
 ),
 
--- one row per version, customer and segment type
-assignments as (
-    select as_of, customer_id, 'rfm_segment' as segment_type, rfm_segment as segment from both_versions
-    union all
-    select as_of, customer_id, 'cluster_label', cluster_label from both_versions
-    union all
-    select as_of, customer_id, 'value_tier', value_tier from both_versions
-    union all
-    select as_of, customer_id, 'lifecycle_stage', lifecycle_stage from both_versions
+previous as (
+    select customer_id, rfm_segment, cluster_label, value_tier, lifecycle_stage
+    from customer_segments
+    where as_of = (select previous_as_of from previous_version)
 ),
 
-current_assignments as (
-    select * from assignments where as_of = getvariable('as_of')
+-- one row per customer in either version: both versions' segments side by side
+pairs as materialized (
+    select
+        previous.customer_id is null as is_new,
+        current_version.customer_id is null as is_gone,
+        previous.rfm_segment as from_rfm, current_version.rfm_segment as to_rfm,
+        previous.cluster_label as from_cluster, current_version.cluster_label as to_cluster,
+        previous.value_tier as from_tier, current_version.value_tier as to_tier,
+        previous.lifecycle_stage as from_stage, current_version.lifecycle_stage as to_stage
+    from current_version
+    full join previous on current_version.customer_id = previous.customer_id
 ),
 
-previous_assignments as (
-    select * from assignments where as_of < getvariable('as_of')
+pair_counts as materialized (
+    select is_new, is_gone, from_rfm, to_rfm, from_cluster, to_cluster, from_tier, to_tier, from_stage, to_stage,
+        count(*) as customers
+    from pairs
+    group by all
 ),
 
 moves as (
-    select
-        coalesce(current_assignments.segment_type, previous_assignments.segment_type) as segment_type,
-        case
-            when previous_assignments.customer_id is null then '(new)'
-            else coalesce(previous_assignments.segment, '(none)')
-        end as from_segment,
-        case
-            when current_assignments.customer_id is null then '(gone)'
-            else coalesce(current_assignments.segment, '(none)')
-        end as to_segment
-    from current_assignments
-    full join previous_assignments
-        on current_assignments.customer_id = previous_assignments.customer_id
-        and current_assignments.segment_type = previous_assignments.segment_type
+    select 'rfm_segment' as segment_type, from_rfm as from_value, to_rfm as to_value, is_new, is_gone, customers
+    from pair_counts
+    union all
+    select 'cluster_label', from_cluster, to_cluster, is_new, is_gone, customers from pair_counts
+    union all
+    select 'value_tier', from_tier, to_tier, is_new, is_gone, customers from pair_counts
+    union all
+    select 'lifecycle_stage', from_stage, to_stage, is_new, is_gone, customers from pair_counts
 ),
 
 transitions as (
-    select segment_type, from_segment, to_segment, count(*) as customers
+    select
+        segment_type,
+        case when is_new then '(new)' else coalesce(from_value, '(none)') end as from_segment,
+        case when is_gone then '(gone)' else coalesce(to_value, '(none)') end as to_segment,
+        sum(customers)::bigint as customers
     from moves
-    group by segment_type, from_segment, to_segment
+    group by all
 )
 
 select

@@ -31,6 +31,12 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 
+def features_at(store: WorkingStore, as_of: date) -> pl.DataFrame:
+    """The stored feature table of `as_of`, sorted by customer_id (as written: checked, re-sorted only if not)."""
+    features = store.frame("select * from customer_features where as_of = ?", [as_of])
+    return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")
+
+
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:
     """Refuse to build on a landed day whose quarantined share broke the threshold."""
     for kind in ("orders", "profiles"):
@@ -78,8 +84,7 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
         "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
         [day for day_range in ranges for day in day_range],
     )
-    previous = store.frame("select * from customer_features where as_of = ? order by customer_id", [previous_as_of])
-    features = roll_forward(previous, orders_until(store, as_of, touched), profiles, as_of)
+    features = roll_forward(features_at(store, previous_as_of), orders_until(store, as_of, touched), profiles, as_of)
     return features, state, f"rolled forward from {previous_as_of}, {touched.height:,} customers recomputed"
 
 

@@ -16,7 +16,7 @@ import polars as pl
 
 from seg_pipeline import __version__
 from seg_pipeline.core import actions, bgnbd, churn, clusters, clv, lifecycle, rfm, value_tiers
-from seg_pipeline.defs.features import orders_until, profiles_at
+from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.resources import StoreResource
@@ -76,7 +76,7 @@ def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -
 
 def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> tuple[object, dict]:
     previous = registry.in_force("clusters", as_of, before=True)
-    features = store.frame("select * from customer_features where as_of = ?", [as_of])
+    features = features_at(store, as_of)
     model = clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
     return model, {"k": model.k, "silhouette": model.silhouette, "labels": list(model.labels)}
 
@@ -150,7 +150,7 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
     cluster_entry = registry.in_force("clusters", as_of)
     if churn_entry is None or cluster_entry is None:
         raise dg.Failure(f"no churn or cluster model registered for {as_of}: materialize churn_model and cluster_model first")
-    features = store.frame("select * from customer_features where as_of = ? order by customer_id", [as_of])
+    features = features_at(store, as_of)
     buyers = features.filter(pl.col("frequency").is_not_null())
     churn_risk = ModelStore.load(churn_entry).predict_risk(features)
     cluster_model = ModelStore.load(cluster_entry)
