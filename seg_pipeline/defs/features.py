@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from seg_pipeline import ingest
+from seg_pipeline import __version__, ingest
 from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
@@ -55,7 +55,7 @@ def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: d
 
 #: a version at most this many days old is rolled forward; an older one would touch most customers anyway
 ROLL_FORWARD_MAX_DAYS = 31
-#: the accepted orders of every day <= ? as the store holds them now: their Parquet files
+#: the accepted orders of every day <= {as_of} as the store holds them now: their Parquet files
 _ORDERS_STATE = (
     "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
     "from parts where table_name = 'orders' and day <= {as_of}"
@@ -65,16 +65,16 @@ _ORDERS_STATE = (
 def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str, str]:
     """The feature table at `as_of`, the state of the orders it was made from, and how it was made.
 
-    The latest earlier version (at most ROLL_FORWARD_MAX_DAYS old) whose orders are still exactly
-    the stored ones is rolled forward: only customers with orders on the new days or on days leaving
+    The latest earlier version (at most ROLL_FORWARD_MAX_DAYS old) made by this code version from
+    exactly the orders stored now is rolled forward: only customers with orders on the new days or on days leaving
     a window are recomputed (`core.features.roll_forward`, equal to computing from all orders).
     Without one, every order <= `as_of` is read.
     """
-    state = store.scalar(_ORDERS_STATE.format(as_of="?"), [as_of])
+    state = f"{__version__}:{store.scalar(_ORDERS_STATE.format(as_of='?'), [as_of])}"
     previous_as_of = store.scalar(
-        f"select max(as_of) from feature_sources where as_of < ? and as_of >= ? "
-        f"and orders_state = ({_ORDERS_STATE.format(as_of='feature_sources.as_of')})",
-        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS)],
+        "select max(as_of) from feature_sources where as_of < ? and as_of >= ? "
+        f"and orders_state = ? || ':' || ({_ORDERS_STATE.format(as_of='feature_sources.as_of')})",
+        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS), __version__],
     )
     profiles = profiles_at(store, as_of)
     if previous_as_of is None:
