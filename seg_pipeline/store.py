@@ -169,8 +169,10 @@ class WorkingStore:
                     "delete it and re-run: the landed files are ingested again"
                 )
             con.execute(SCHEMA)
+            views = dict(con.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
             for table in PART_TABLES:
-                self._create_view(con, table)
+                if table not in views or ("read_parquet" in views[table] and str(self.parts_dir) not in views[table]):
+                    self._create_view(con, table)  # new store, or one moved since its views were made
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -95,3 +95,14 @@ def test_a_store_of_the_old_table_layout_is_refused_in_one_line(tmp_path) -> Non
         con.execute("create table raw_orders (order_day date)")
     with pytest.raises(StoreError, match=r"old\.duckdb: written by an older seg_pipeline \(raw_orders is a table"):
         WorkingStore(path)
+
+
+def test_a_moved_store_still_reads_its_parts(store: WorkingStore, tmp_path) -> None:
+    with store.transaction() as con:
+        store.replace_parts(con, "orders", [D1], orders(D1))
+    before = store.frame("select * from orders order by order_id")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    store.path.rename(moved / store.path.name)
+    store.parts_dir.rename(moved / store.parts_dir.name)
+    assert WorkingStore(moved / store.path.name).frame("select * from orders order by order_id").equals(before)
