@@ -9,8 +9,9 @@ Why we own this small store instead of dagster-duckdb's IO managers:
   inter-process file lock and closed straight after, so concurrent runs queue instead of
   failing on DuckDB's lock.
 
-The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`) are Parquet
-parts under `<store>_parts/` (one file per ingest batch of days); the `parts` table is their
+The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`, and
+`customer_features` keyed by as_of) are Parquet parts under `<store>_parts/` (one file per
+ingest batch of days, one per feature version); the `parts` table is their
 manifest (which file holds which day) and each of them is a view over its committed files.
 Writing rows with polars costs a fifth of inserting them into DuckDB, and readers load them
 faster too. A file is written under a fresh name and switched in by the same transaction
@@ -33,6 +34,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+
+from seg_pipeline.core.features import FEATURE_SCHEMA
 
 _RAW_ORDER_COLUMNS = "order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
 _RAW_PROFILE_COLUMNS = "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
@@ -59,6 +62,7 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
             "source_file": pl.String(), "source_row": pl.Int64(),
         },
     ),
+    "customer_features": ("as_of", FEATURE_SCHEMA),
     "profiles": (
         "snapshot_date",
         {
@@ -70,8 +74,8 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     ),
 }  # fmt: skip
 
-#: DDL of the tables whose shape the store owns. `customer_features` and the marts take
-#: their shape from the frames that first fill them (their columns are documented in core/).
+#: DDL of the other tables whose shape the store owns; the marts take their shape from the
+#: frames that first fill them (their columns are documented in dbt_like_sql/).
 SCHEMA = f"""
 create table if not exists landing_files (
     kind varchar, day date, source_file varchar, size bigint, mtime_ns bigint,

@@ -430,3 +430,8 @@ def test_rolling_forward_from_an_earlier_version_equals_computing_from_scratch(g
 def test_rolling_forward_needs_a_later_date():
     with pytest.raises(ValueError, match="must be after"):
         features.changed_day_ranges(AS_OF, AS_OF)
+
+
+def test_feature_schema_is_what_is_computed():
+    computed = compute_customer_features(orders_frame([("c1", AS_OF, 1.0, "completed", "web", "a")]), None, AS_OF)
+    assert computed.schema == pl.Schema(features.FEATURE_SCHEMA)

@@ -5,6 +5,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from seg_pipeline.core.features import FEATURE_SCHEMA
 from seg_pipeline.core.value_tiers import assign_value_tiers, tier_revenue_shares
 from seg_pipeline.defs.marts import mart_assets
 from seg_pipeline.defs.partitions import daily_partitions
@@ -58,16 +59,15 @@ def _segments(as_of: date, rows: dict) -> pl.DataFrame:
 
 
 def _features(as_of: date, spend: dict[str, float | None]) -> pl.DataFrame:
-    return pl.DataFrame(
-        {
-            "as_of": [as_of] * len(spend),
-            "customer_id": list(spend),
-            "spend_365d": list(spend.values()),
-            "days_since_last_order": [None if v is None else 10 for v in spend.values()],
-            "order_count": [None if v is None else 2 for v in spend.values()],
-        },
-        schema_overrides={"spend_365d": pl.Float64, "days_since_last_order": pl.Int64, "order_count": pl.Int64},
-    )
+    """Feature rows with the columns the marts read set; the others null."""
+    given = {
+        "as_of": [as_of] * len(spend),
+        "customer_id": list(spend),
+        "spend_365d": list(spend.values()),
+        "days_since_last_order": [None if v is None else 10 for v in spend.values()],
+        "order_count": [None if v is None else 2 for v in spend.values()],
+    }
+    return pl.DataFrame({c: given.get(c, [None] * len(spend)) for c in FEATURE_SCHEMA}, schema=FEATURE_SCHEMA)
 
 
 def _fill(store: WorkingStore, versions: dict = VERSIONS) -> None:
@@ -75,7 +75,7 @@ def _fill(store: WorkingStore, versions: dict = VERSIONS) -> None:
         for as_of, rows in versions.items():
             replace_rows(con, "customer_segments", "as_of = ?", [as_of], _segments(as_of, rows))
             spend = {cid: values[-1] for cid, values in rows.items()}
-            replace_rows(con, "customer_features", "as_of = ?", [as_of], _features(as_of, spend))
+            store.replace_parts(con, "customer_features", [as_of], _features(as_of, spend))
 
 
 @pytest.fixture

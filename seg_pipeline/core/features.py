@@ -81,6 +81,23 @@ FEATURE_COLUMNS: dict[str, str] = {
     "has_profile": "Whether the customer is in the profile snapshot.",
 }
 
+_COUNT, _DAYS, _STRING = pl.Int64(), pl.Float64(), pl.String()
+#: the dtype of every column (what ``compute_customer_features`` returns; a test keeps them equal)
+FEATURE_SCHEMA: dict[str, pl.DataType] = {
+    "as_of": pl.Date(), "customer_id": _STRING,
+    "frequency": _COUNT, "recency": _DAYS, "T": _DAYS, "monetary_value": pl.Float64(),
+    "days_since_last_order": _COUNT, "order_count": _COUNT, "total_spend": pl.Float64(),
+    "avg_order_value": pl.Float64(),
+    **{f"orders_{n}d": _COUNT for n in (30, 90, 180, 365)},
+    **{f"spend_{n}d": pl.Float64() for n in (30, 90, 180, 365)},
+    "spend_prev_90d": pl.Float64(), "spend_trend_90d": pl.Float64(),
+    "mean_days_between_purchases": pl.Float64(), "std_days_between_purchases": pl.Float64(),
+    "days_since_first_order": _COUNT, "active_months": _COUNT, "cancel_rate": pl.Float64(),
+    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "main_channel": _STRING,
+    "main_channel_share": pl.Float64(), "age_band": _STRING, "gender": _STRING, "region": _STRING,
+    "customer_type": _STRING, "is_member": pl.Boolean(), "days_since_signup": _COUNT, "has_profile": pl.Boolean(),
+}  # fmt: skip
+
 BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
     list(FEATURE_COLUMNS)[
         list(FEATURE_COLUMNS).index("frequency") : list(FEATURE_COLUMNS).index("main_channel_share") + 1

@@ -33,7 +33,7 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
 
 def features_at(store: WorkingStore, as_of: date) -> pl.DataFrame:
     """The stored feature table of `as_of`, sorted by customer_id (as written: checked, re-sorted only if not)."""
-    features = store.frame("select * from customer_features where as_of = ?", [as_of])
+    features = store.read_parts("customer_features", list(FEATURE_COLUMNS), day=as_of)
     return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")
 
 
@@ -104,7 +104,7 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
             ensure_not_blocked(working, settings, as_of)
             features, state, how = build_features(working, as_of)
             with working.transaction() as con:
-                replace_rows(con, "customer_features", "as_of = ?", [as_of], features)
+                working.replace_parts(con, "customer_features", [as_of], features)
                 replace_rows(
                     con, "feature_sources", "as_of = ?", [as_of], pl.DataFrame({"as_of": [as_of], "orders_state": [state]})
                 )
