@@ -7,12 +7,15 @@ Runs are real Dagster runs of the code location's jobs, recorded in `$DAGSTER_HO
 from __future__ import annotations
 
 import argparse
+import fcntl
 import logging
 import os
 import shutil
 import sys
 from datetime import date
 from pathlib import Path
+
+import dagster as dg
 
 from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
@@ -105,9 +108,9 @@ def _bench(args: argparse.Namespace) -> int:
 def _materialize(settings: PipelineSettings, as_of: date) -> int:
     from seg_pipeline.runs import materialize_as_of
 
-    instance_dir()
     # one line per stage on a terminal; quiet in CI logs
-    print(materialize_as_of(settings, as_of, log_level="INFO" if sys.stderr.isatty() else "WARNING"))
+    log_level = "INFO" if sys.stderr.isatty() else "WARNING"
+    print(materialize_as_of(settings, as_of, dagster_instance(), log_level=log_level))
     return 0
 
 
@@ -146,15 +149,21 @@ def _demo(settings: PipelineSettings) -> int:
     return 0
 
 
-def instance_dir() -> Path:
-    """`$DAGSTER_HOME` (default ./.dagster), with the project's dagster.yaml installed if absent."""
+def dagster_instance() -> dg.DagsterInstance:
+    """The Dagster instance in `$DAGSTER_HOME` (default ./.dagster), set up with the project's dagster.yaml if new.
+
+    Set up under a file lock: two commands started together on a new home would otherwise both
+    write its config and create its SQLite schema, and one of them would fail.
+    """
     home = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
     home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        shutil.copyfile(Path(__file__).with_name("dagster.yaml"), config)
     os.environ["DAGSTER_HOME"] = str(home)
-    return home
+    with (home / ".setup.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        config = home / "dagster.yaml"
+        if not config.exists():
+            shutil.copyfile(Path(__file__).with_name("dagster.yaml"), config)
+        return dg.DagsterInstance.get()
 
 
 def entry() -> None:

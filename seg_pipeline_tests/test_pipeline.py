@@ -3,12 +3,14 @@
 import os
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
+import seg_pipeline
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.runs import materialize_as_of
 from seg_pipeline.warehouse import personal_columns_in
@@ -183,6 +185,29 @@ def test_two_runs_launched_together_both_succeed(tmp_path, landing):
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err
     assert len(analyst(settings.warehouse_path, "select * from segment_versions")) == 2
+
+
+def test_commands_started_together_on_a_new_dagster_home_all_get_an_instance(tmp_path):
+    """Four processes, imports done, set up one new DAGSTER_HOME at the same moment."""
+    home, go = tmp_path / "new_home", tmp_path / "go"
+    code = (
+        "import pathlib, sys, time\n"
+        "from seg_pipeline.cli import dagster_instance\n"
+        "pathlib.Path(sys.argv[2]).touch()\n"
+        "while not pathlib.Path(sys.argv[1]).exists(): time.sleep(0.001)\n"
+        "print(type(dagster_instance()).__name__)"
+    )
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    ready = [tmp_path / f"ready{i}" for i in range(4)]
+    starts = [subprocess.Popen([sys.executable, "-c", code, str(go), str(r)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for r in ready]  # fmt: skip
+    while not all(r.exists() for r in ready):
+        time.sleep(0.01)
+    go.touch()
+    for process in starts:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0 and out.strip() == "DagsterInstance", err
+    assert (home / "dagster.yaml").read_text() == (Path(seg_pipeline.__file__).parent / "dagster.yaml").read_text()
 
 
 def test_cli_reports_a_broken_file_in_one_line_and_keeps_the_last_version(tmp_path, landing):
