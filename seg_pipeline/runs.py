@@ -7,7 +7,7 @@ from datetime import date
 import dagster as dg
 
 from seg_pipeline.defs import build_definitions
-from seg_pipeline.defs.automation import SEGMENTS_JOB
+from seg_pipeline.defs.automation import SEGMENTS_JOB, error_line
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.landing import scan
 from seg_pipeline.settings import PipelineSettings
@@ -72,9 +72,5 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
             return f"{check} failed: {evaluation.description}" if evaluation.description else f"{check} failed"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
-            error = event.step_failure_data.error
-            while error.cause is not None:  # the user code's own error, not Dagster's wrapper
-                error = error.cause
-            message = error.message.strip().splitlines()[0]
-            return f"{event.step_key}: {message.removeprefix('dagster._core.definitions.events.Failure: ')}"
+            return f"{event.step_key}: {error_line(event.step_failure_data.error)}"
     return "the run failed without a step error; see the run in the Dagster UI"

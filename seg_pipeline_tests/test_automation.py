@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 from seg_pipeline.defs import build_definitions
+from seg_pipeline.defs.automation import run_failure_summary
 from seg_pipeline.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, make_settings
 
@@ -47,3 +48,21 @@ def test_blocked_validation_stops_the_run_and_everything_downstream(tmp_path, la
     for downstream in ("customer_features", "customer_segments", "current_segments"):
         assert instance.get_latest_materialization_event(dg.AssetKey(downstream)) is None
     assert not (tmp_path / "out" / "segments.duckdb").exists()
+
+
+def test_run_failure_summary_names_the_run_partition_step_and_error(tmp_path, landing, instance, capfd):
+    settings = make_settings(tmp_path, landing)
+    (landing / "orders" / f"{END}.csv").write_text("order_id;customer_id;order_ts;amount\nX;C;2026-06-30T01:00:00;1\n")
+    with pytest.raises(RunFailed):
+        materialize_as_of(settings, END, instance)
+    run = instance.get_runs(limit=1)[0]
+    [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_summary", dagster_instance=instance, dagster_run=run, dagster_event=failure.dagster_event
+    ).for_run_failure()
+    capfd.readouterr()
+    run_failure_summary(context)
+    [summary] = [line for line in capfd.readouterr().err.splitlines() if "failed in" in line]
+    assert f"Run {run.run_id[:8]} of {run.job_name} for partition {END} failed in ingest_orders: " in summary
+    assert f"ingest_orders: 1 landed file(s) rejected; first: orders/{END}.csv: missing required column(s)" in summary
+    assert "seg-pipeline materialize --as-of" in summary

@@ -2,6 +2,7 @@
 
 import hashlib
 from datetime import timedelta, timezone
+from typing import Any
 
 import dagster as dg
 
@@ -74,11 +75,20 @@ def run_failure_summary(context: dg.RunFailureSensorContext):
     )
     steps = context.get_step_failure_events()
     failed = ", ".join(sorted({e.step_key for e in steps})) or "the run"
-    error = (steps[0].step_failure_data.error.message if steps and steps[0].step_failure_data.error else None) or (
-        context.failure_event.message or ""
-    )
-    line = error.strip().splitlines()[0] if error.strip() else "no error message"
+    if steps and steps[0].step_failure_data.error:
+        line = error_line(steps[0].step_failure_data.error)
+    else:
+        line = (context.failure_event.message or "no error message").strip().splitlines()[0]
     context.log.error(
         f"Run {run.run_id[:8]} of {run.job_name} for partition {partition} failed in {failed}: {line} "
         f"Re-run it from the UI (Runs > Re-execute) or with `seg-pipeline materialize --as-of <day>` once fixed."
     )
+
+
+def error_line(error: Any) -> str:
+    """The first line of the user code's own error in Dagster's error info (not Dagster's wrapper), without the
+    Failure class name."""
+    while error.cause is not None:
+        error = error.cause
+    lines = error.message.strip().splitlines() or ["no error message"]
+    return lines[0].removeprefix("dagster._core.definitions.events.Failure: ")
