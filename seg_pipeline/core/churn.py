@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import sklearn
 from scipy.special import expit, logit
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.isotonic import IsotonicRegression
@@ -49,6 +50,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_alive, probability_no_purchase
 from seg_pipeline.core.features import compute_customer_features
 
@@ -59,7 +61,7 @@ BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_no_purchase")
 MONOTONE = {"days_since_last_order": 1, "bgnbd_p_no_purchase": 1, "bgnbd_p_alive": -1}
 _MAX_ITER = 300
 _MAX_BINS = 255
-_PREDICT_CHUNK = 16384
+_CHECKED_ROWS = 256  # rows scored by the booster itself too, as a guard on its tables
 _OMP_THREADS = 1  # HistGradientBoosting training threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
@@ -140,13 +142,14 @@ class ChurnModel:
         return np.column_stack([scores, terms, features["frequency"].to_numpy() == 0])
 
     def _logit(self, features: pl.DataFrame) -> np.ndarray:
-        """Stage-1 logit plus the boosted correction."""
+        """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
         x = self._matrix(features)
-        # row chunks stay in cache across trees; scoring runs alone, so it may use every core
-        correction = np.concatenate(
-            [self.booster.predict(x[i : i + _PREDICT_CHUNK]) for i in range(0, len(x), _PREDICT_CHUNK)]
-        )
-        return self.base.decision_function(self._base_inputs(features)) + correction
+        sizes = (*(len(edges) + 1 for edges in self.bin_edges), *(len(vocab) for _, vocab in self.categories))
+        tables = BoosterTables.from_booster(self.booster, sizes)
+        head = x[:_CHECKED_ROWS]
+        if not np.allclose(tables.predict(head), self.booster.predict(head), rtol=0, atol=1e-9):
+            raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
+        return self.base.decision_function(self._base_inputs(features)) + tables.predict(x)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

@@ -1,0 +1,119 @@
+"""A fitted shallow HistGradientBoostingRegressor as lookup tables over discrete inputs: same scores, faster.
+
+The churn correction's booster only ever sees discrete values (bin indices, category codes) or NaN, and its
+trees have depth <= 2, so each leaf tests at most two inputs. The whole ensemble is then a constant plus
+one table per input or pair of inputs that some leaf tests:
+``score = baseline + sum of table[code_i(, code_j)]``, a few dozen gathers per row instead of walking
+every tree per row. A leaf's table is its value times the indicator of its path over the inputs' codes,
+worked out from the trees' own split rules (thresholds, category bitsets, missing-value direction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+MAX_INPUTS_PER_LEAF = 2
+
+
+@dataclass(frozen=True)
+class BoosterTables:
+    """Lookup tables equal to a booster's raw prediction on integer codes.
+
+    ``sizes[c]``: the number of values of input column c; code ``sizes[c]`` stands for missing (NaN).
+    """
+
+    baseline: float
+    sizes: tuple[int, ...]
+    tables: tuple[tuple[tuple[int, ...], np.ndarray], ...]  # (input columns, table over their codes)
+
+    @classmethod
+    def from_booster(cls, booster: HistGradientBoostingRegressor, sizes: tuple[int, ...]) -> BoosterTables:
+        """Tables of a fitted single-output booster whose inputs in column c take values 0..sizes[c]-1 or NaN."""
+        rules = _SplitRules.of(booster, sizes)
+        sums: dict[tuple[int, ...], np.ndarray] = {}
+        baseline = float(np.asarray(booster._baseline_prediction).ravel()[0])
+        for (tree,) in booster._predictors:
+            for masks, value in _leaves(tree, rules):
+                if len(masks) > MAX_INPUTS_PER_LEAF:
+                    raise ValueError(f"a leaf tests {len(masks)} inputs; only trees of depth <= 2 can be tabulated")
+                columns = tuple(sorted(masks))
+                table = np.asarray(value)
+                for column in columns:
+                    table = np.multiply.outer(table, masks[column])
+                if columns:
+                    sums[columns] = sums.get(columns, 0.0) + table
+                else:
+                    baseline += value
+        return cls(baseline, tuple(sizes), tuple(sorted(sums.items())))
+
+    def codes(self, x: np.ndarray) -> np.ndarray:
+        """Integer codes of a float input matrix (NaN -> the column's missing code), column-major."""
+        return np.asfortranarray(np.where(np.isnan(x), np.asarray(self.sizes), x).astype(np.int32))
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The booster's raw prediction for float matrix `x` of discrete values (up to float rounding)."""
+        codes = self.codes(x)
+        out = np.full(len(codes), self.baseline)
+        for columns, table in self.tables:
+            if len(columns) == 1:
+                out += table[codes[:, columns[0]]]
+            else:
+                first, second = columns
+                out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
+        return out
+
+
+@dataclass(frozen=True)
+class _SplitRules:
+    """Which codes of an input go left at a node, decided as the booster's predictor does.
+
+    The booster reorders and re-encodes its inputs (categorical ones first, ordinal-encoded: a category
+    never seen in training becomes missing), so each internal input j reads original column ``column[j]``
+    and sees ``seen[j][code]`` for each of its codes.
+    """
+
+    column: np.ndarray
+    seen: list[np.ndarray]
+
+    @classmethod
+    def of(cls, booster: HistGradientBoostingRegressor, sizes: tuple[int, ...]) -> _SplitRules:
+        n = len(sizes)
+        codes = np.arange(max(sizes) + 1, dtype=np.float64)[:, None]
+        probe = np.where(codes < np.asarray(sizes), codes, np.nan)  # row r: code r of every column, else missing
+        column = np.arange(n)
+        if (pre := getattr(booster, "_preprocessor", None)) is not None:
+            column = np.concatenate([np.arange(n)[cols] for _, step, cols in pre.transformers_ if step != "drop"])
+            probe = pre.transform(probe)
+        return cls(column, [probe[: sizes[c] + 1, j] for j, c in enumerate(column)])
+
+    def goes_left(self, node: np.void, left_cat_bitsets: np.ndarray) -> np.ndarray:
+        """Boolean over the codes 0..sizes[c] of the node's original column c (the last code is missing)."""
+        values = self.seen[int(node["feature_idx"])]
+        missing = np.isnan(values)
+        if node["is_categorical"]:
+            left = _in_bitset(left_cat_bitsets[node["bitset_idx"]], np.where(missing, 0, values).astype(np.int64))
+        else:
+            left = values <= node["num_threshold"]
+        return np.where(missing, bool(node["missing_go_to_left"]), left)
+
+
+def _in_bitset(bitset: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Whether each value's bit is set in a bitset of 32-bit words (sklearn's category bitsets)."""
+    return ((bitset[values // 32] >> (values % 32).astype(bitset.dtype)) & 1).astype(bool)
+
+
+def _leaves(tree, rules: _SplitRules, node: int = 0, masks: dict | None = None) -> Iterator[tuple[dict, float]]:
+    """(per tested column: boolean mask of its codes reaching the leaf, leaf value) for every leaf under `node`."""
+    masks = masks or {}
+    here = tree.nodes[node]
+    if here["is_leaf"]:
+        yield masks, float(here["value"])
+        return
+    column = int(rules.column[here["feature_idx"]])
+    left = rules.goes_left(here, tree.raw_left_cat_bitsets)
+    for child, mask in ((here["left"], left), (here["right"], ~left)):
+        yield from _leaves(tree, rules, int(child), {**masks, column: masks.get(column, True) & mask})
