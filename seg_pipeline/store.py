@@ -49,6 +49,8 @@ def _raw_schema(day: str, columns: str) -> dict[str, pl.DataType]:
     }  # fmt: skip
 
 
+#: rows per Parquet row group: several per day of a large table, so both cores read and write at once
+PART_ROW_GROUP = 131_072
 #: the tables kept as Parquet parts: table -> (day column, schema)
 PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     "raw_orders": ("order_day", _raw_schema("order_day", _RAW_ORDER_COLUMNS)),
@@ -165,6 +167,7 @@ class WorkingStore:
         self._lock = _ProcessLock(self.path.with_name(self.path.name + ".lock"))
         self._written: list[Path] = []
         self._superseded: list[Path] = []
+        self._session: duckdb.DuckDBPyConnection | None = None
         with self.connect() as con:
             tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
             if old := [name for name in tables if name in PART_TABLES]:
@@ -179,10 +182,27 @@ class WorkingStore:
                     self._create_view(con, table)  # new store, or one moved since its views were made
 
     @contextmanager
+    def session(self) -> Iterator[WorkingStore]:
+        """Hold the lock and the database open until the block ends, so each `connect()` in it is cheap.
+
+        One asset step is one session: the file is opened (and checkpointed on close) once, not per query.
+        """
+        with self._lock(self.wait):
+            if self._session is not None:
+                yield self
+                return
+            self._session = duckdb.connect(str(self.path))
+            try:
+                yield self
+            finally:
+                self._session.close()
+                self._session = None
+
+    @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held under the store lock; other processes wait for it."""
         with self._lock(self.wait):
-            con = duckdb.connect(str(self.path))
+            con = duckdb.connect(str(self.path)) if self._session is None else self._session.cursor()
             try:
                 yield con
             finally:
@@ -243,7 +263,7 @@ class WorkingStore:
             path = self.parts_dir / name
             path.parent.mkdir(parents=True, exist_ok=True)
             self._written.append(path)
-            rows.write_parquet(path, compression="lz4")
+            rows.write_parquet(path, compression="lz4", row_group_size=PART_ROW_GROUP)
             con.executemany(
                 "insert into parts values (?, ?, ?, ?)",
                 [(table, day, name, n) for day, n in rows.group_by(day_column).len().sort(day_column).iter_rows()],

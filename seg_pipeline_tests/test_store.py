@@ -1,5 +1,7 @@
 """The working store's Parquet parts: replaced per day inside transactions, never half-switched."""
 
+import subprocess
+import sys
 from datetime import date, datetime
 
 import duckdb
@@ -106,3 +108,23 @@ def test_a_moved_store_still_reads_its_parts(store: WorkingStore, tmp_path) -> N
     store.path.rename(moved / store.path.name)
     store.parts_dir.rename(moved / store.parts_dir.name)
     assert WorkingStore(moved / store.path.name).frame("select * from orders order by order_id").equals(before)
+
+
+def test_a_session_holds_the_store_for_its_whole_block(store: WorkingStore) -> None:
+    probe = (
+        "import sys\nfrom seg_pipeline.store import StoreBusy, WorkingStore\n"
+        "try:\n    WorkingStore(sys.argv[1], wait=False)\n    print('open')\nexcept StoreBusy:\n    print('busy')"
+    )
+
+    def other_process() -> str:
+        run = subprocess.run([sys.executable, "-c", probe, str(store.path)], capture_output=True, text=True, check=True)
+        return run.stdout.strip()
+
+    with store.session():
+        with store.transaction() as con:
+            store.replace_parts(con, "orders", [D1], orders(D1))
+        with store.connect() as con:
+            assert con.execute("select count(*) from orders").fetchone()[0] == 3
+        assert other_process() == "busy"  # between queries too, not only inside one
+    assert other_process() == "open"
+    assert store.read_parts("orders", ["order_id"]).height == 3

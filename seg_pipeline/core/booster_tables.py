@@ -50,13 +50,8 @@ class BoosterTables:
                     baseline += value
         return cls(baseline, tuple(sizes), tuple(sorted(sums.items())))
 
-    def codes(self, x: np.ndarray) -> np.ndarray:
-        """Integer codes of a float input matrix (NaN -> the column's missing code), column-major."""
-        return np.asfortranarray(np.where(np.isnan(x), np.asarray(self.sizes), x).astype(np.int32))
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """The booster's raw prediction for float matrix `x` of discrete values (up to float rounding)."""
-        codes = self.codes(x)
+    def predict(self, codes: np.ndarray) -> np.ndarray:
+        """The booster's raw prediction (up to float rounding) for integer `codes` (missing = the column's size)."""
         out = np.full(len(codes), self.baseline)
         for columns, table in self.tables:
             if len(columns) == 1:
@@ -65,7 +60,6 @@ class BoosterTables:
                 first, second = columns
                 out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
         return out
-
 
 @dataclass(frozen=True)
 class _SplitRules:

@@ -76,10 +76,10 @@ class InsufficientHistoryError(ValueError):
     """Not enough order history before D to build training and holdout snapshots."""
 
 
-def _binned(values: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
-    """Bin index of each value among `edges` (numpy's searchsorted, side left); null for null or NaN."""
-    index = pl.lit(pl.Series(edges, dtype=pl.Float64)).search_sorted(values, side="left")
-    return pl.when(values.is_not_null() & values.is_not_nan()).then(index.cast(pl.Float64))
+def _bin_codes(values: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
+    """Bin index of each value among `edges` (numpy's searchsorted, side left); len(edges) + 1 for null or NaN."""
+    index = pl.lit(pl.Series(edges, dtype=pl.Float64)).search_sorted(values, side="left").cast(pl.Int32)
+    return pl.when(values.is_not_null() & values.is_not_nan()).then(index).otherwise(len(edges) + 1)
 
 
 @dataclass(frozen=True)
@@ -105,23 +105,37 @@ class ChurnModel:
         numeric = [features[c].cast(pl.Float64).to_numpy() for c in self.numeric_features]
         return [*numeric, *self._bgnbd_scores(features).T]
 
-    def _matrix(self, features: pl.DataFrame) -> np.ndarray:
-        """Booster input: numeric columns as bin indices (NaN kept), then categorical codes.
+    @property
+    def input_sizes(self) -> tuple[int, ...]:
+        """Values per booster input: bins of each numeric column, categories of each categorical one."""
+        return (*(len(edges) + 1 for edges in self.bin_edges), *(len(vocab) for _, vocab in self.categories))
 
-        One polars select bins all columns at once (in parallel); the result is Fortran-ordered.
+    def _codes(self, features: pl.DataFrame) -> np.ndarray:
+        """Booster input as integer codes (Fortran order): numeric columns' bin indices, then category codes.
+
+        Code ``input_sizes[c]`` of column c stands for missing. One polars select bins every column at once.
         """
         scores = self._bgnbd_scores(features)
         numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).with_columns(
             pl.Series(name, scores[:, k]) for k, name in enumerate(BGNBD_FEATURES)
         )
         binned = numeric.select(
-            _binned(pl.col(c), edges).alias(c) for c, edges in zip(numeric.columns, self.bin_edges, strict=True)
+            _bin_codes(pl.col(c), edges).alias(c) for c, edges in zip(numeric.columns, self.bin_edges, strict=True)
         )
         codes = features.select(
-            pl.col(c).replace_strict({v: i for i, v in enumerate(vocab)}, default=None, return_dtype=pl.Float64)
+            pl.col(c)
+            .replace_strict({v: i for i, v in enumerate(vocab)}, default=len(vocab), return_dtype=pl.Int32)
+            .fill_null(len(vocab))
             for c, vocab in self.categories
         )
         return pl.concat([binned, codes], how="horizontal").to_numpy(order="fortran")
+
+    def _matrix(self, features: pl.DataFrame) -> np.ndarray:
+        """Booster input as the booster is fitted on: the codes as floats, NaN for missing."""
+        return self._floats(self._codes(features))
+
+    def _floats(self, codes: np.ndarray) -> np.ndarray:
+        return np.where(codes == np.asarray(self.input_sizes), np.nan, codes.astype(np.float64))
 
     def _bgnbd_scores(self, features: pl.DataFrame) -> np.ndarray:
         """(P(alive), P(no purchase in the horizon)) per row under the model's BG/NBD params."""
@@ -143,13 +157,12 @@ class ChurnModel:
 
     def _logit(self, features: pl.DataFrame) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
-        x = self._matrix(features)
-        sizes = (*(len(edges) + 1 for edges in self.bin_edges), *(len(vocab) for _, vocab in self.categories))
-        tables = BoosterTables.from_booster(self.booster, sizes)
-        head = x[:_CHECKED_ROWS]
-        if not np.allclose(tables.predict(head), self.booster.predict(head), rtol=0, atol=1e-9):
+        codes = self._codes(features)
+        tables = BoosterTables.from_booster(self.booster, self.input_sizes)
+        head = codes[:_CHECKED_ROWS]
+        if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
-        return self.base.decision_function(self._base_inputs(features)) + tables.predict(x)
+        return self.base.decision_function(self._base_inputs(features)) + tables.predict(codes)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

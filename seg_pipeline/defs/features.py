@@ -98,17 +98,17 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
     )
     def customer_features(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Point-in-time customer features (RFM, BTYD summary, rhythm, mix, profile) per as-of date."""
-        working = store.open()
-        for key in context.partition_keys:
-            as_of = date.fromisoformat(key)
-            ensure_not_blocked(working, settings, as_of)
-            features, state, how = build_features(working, as_of)
-            with working.transaction() as con:
-                working.replace_parts(con, "customer_features", [as_of], features)
-                replace_rows(
-                    con, "feature_sources", "as_of = ?", [as_of], pl.DataFrame({"as_of": [as_of], "orders_state": [state]})
-                )
-            context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
+        with store.open() as working:
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                ensure_not_blocked(working, settings, as_of)
+                features, state, how = build_features(working, as_of)
+                with working.transaction() as con:
+                    working.replace_parts(con, "customer_features", [as_of], features)
+                    replace_rows(
+                        con, "feature_sources", "as_of = ?", [as_of], pl.DataFrame({"as_of": [as_of], "orders_state": [state]})
+                    )
+                context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
         metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": key, "computed": how}
         return dg.MaterializeResult(metadata=metadata)
 

@@ -58,19 +58,24 @@ def _run_ingest(
     store: StoreResource,
     force: bool,
 ):
-    working = store.open()
     partition_days = [date.fromisoformat(key) for key in context.partition_keys]
-    report = ingest.ingest(
-        working,
-        settings.landing_dir,
-        kind,
-        partition_days[-1],
-        run_id=context.run.run_id,
-        currency=settings.currency,
-        force_days=partition_days if force else (),
-    )
     raw, accepted, quarantine = ingest.TABLES[kind]
-    counts = ingest.day_counts(working, kind, report.days)
+    with store.open() as working:
+        report = ingest.ingest(
+            working,
+            settings.landing_dir,
+            kind,
+            partition_days[-1],
+            run_id=context.run.run_id,
+            currency=settings.currency,
+            force_days=partition_days if force else (),
+        )
+        counts = ingest.day_counts(working, kind, report.days)
+        # the latest day of each table as stored, without personal data
+        latest = {
+            key: ingest.latest_rows(working, key, kind).drop(PERSONAL_COLUMNS, strict=False)
+            for key in (raw, accepted, quarantine)
+        }
     context.log.info(
         f"{kind}: ingested {len(report.days)} new or changed day(s); "
         f"{report.accepted_rows} accepted, {report.quarantined_rows} quarantined"
@@ -83,9 +88,8 @@ def _run_ingest(
         quarantine: {"reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")},
     }
     for key, rows in [(raw, report.raw_rows), (accepted, report.accepted_rows), (quarantine, report.quarantined_rows)]:
-        stored = ingest.latest_rows(working, key, kind).drop(PERSONAL_COLUMNS, strict=False)
-        preview = frame_metadata(stored)  # the latest day as stored, without personal data
-        yield dg.MaterializeResult(asset_key=key, metadata={**preview, "dagster/row_count": rows, **summary, **extra[key]})
+        metadata = {**frame_metadata(latest[key]), "dagster/row_count": rows, **summary, **extra[key]}
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
     yield from _checks(kind, report, counts, settings)
     if report.errors:
         raise dg.Failure(

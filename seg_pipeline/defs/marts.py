@@ -36,17 +36,17 @@ def _mart_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.Asse
         metadata={"sql_file": model.label, "sql": _sql_markdown(model)},
     )
     def _mart(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
-        working = store.open()
-        written = 0
-        for key in context.partition_keys:
-            as_of = date.fromisoformat(key)
-            with working.transaction() as con:
-                try:
-                    written += build_sql_model(con, model, as_of)
-                except SqlModelError as error:
-                    raise dg.Failure(description=str(error), allow_retries=False) from None
-                latest = con.sql(f"select * from {model.name} where as_of = ?", params=[as_of]).pl()
-            context.log.info(f"{model.name} as_of {as_of}: {latest.height} rows")
+        with store.open() as working:
+            written = 0
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                with working.transaction() as con:
+                    try:
+                        written += build_sql_model(con, model, as_of)
+                    except SqlModelError as error:
+                        raise dg.Failure(description=str(error), allow_retries=False) from None
+                    latest = con.sql(f"select * from {model.name} where as_of = ?", params=[as_of]).pl()
+                context.log.info(f"{model.name} as_of {as_of}: {latest.height} rows")
         # One result covers every partition of the run: the latest version's shape and preview.
         return dg.MaterializeResult(
             metadata={

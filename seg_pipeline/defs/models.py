@@ -92,25 +92,25 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     @dg.asset(deps=["customer_features"], **common)
     def churn_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Calibrated churn classifier trained on point-in-time snapshots before each as-of date."""
-        working = store.open()
-        registry = ModelStore(settings.model_dir, working)
-        for key in context.partition_keys:
-            as_of = date.fromisoformat(key)
-            version, metrics, reused = _train_or_reuse(
-                registry, "churn", as_of, settings.retrain_every_days, partial(_train_churn, working, settings, as_of)
-            )
+        with store.open() as working:
+            registry = ModelStore(settings.model_dir, working)
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                version, metrics, reused = _train_or_reuse(
+                    registry, "churn", as_of, settings.retrain_every_days, partial(_train_churn, working, settings, as_of)
+                )
         return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
 
     @dg.asset(deps=["customer_features"], **common)
     def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """K-means behavioural clusters with names matched to the previous version's."""
-        working = store.open()
-        registry = ModelStore(settings.model_dir, working)
-        for key in context.partition_keys:
-            as_of = date.fromisoformat(key)
-            version, metrics, reused = _train_or_reuse(
-                registry, "clusters", as_of, settings.retrain_every_days, partial(_train_clusters, working, registry, as_of)
-            )
+        with store.open() as working:
+            registry = ModelStore(settings.model_dir, working)
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                version, metrics, reused = _train_or_reuse(
+                    registry, "clusters", as_of, settings.retrain_every_days, partial(_train_clusters, working, registry, as_of)
+                )
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "k": metrics["k"],
                       "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"])}
@@ -119,14 +119,14 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
     def customer_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Exactly one row per known customer per version: RFM, cluster, tier, lifecycle, churn, CLV, action."""
-        working = store.open()
-        for key in context.partition_keys:
-            as_of = date.fromisoformat(key)
-            segments, version_row = build_segments(working, settings, as_of, context.run.run_id)
-            with working.transaction() as con:
-                replace_rows(con, "customer_segments", "as_of = ?", [as_of], segments)
-                replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)
-            context.log.info(f"customer_segments {as_of}: {segments.height} customers, version {version_row['segment_version'][0]}")
+        with store.open() as working:
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                segments, version_row = build_segments(working, settings, as_of, context.run.run_id)
+                with working.transaction() as con:
+                    replace_rows(con, "customer_segments", "as_of = ?", [as_of], segments)
+                    replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)
+                context.log.info(f"customer_segments {as_of}: {segments.height} customers, version {version_row['segment_version'][0]}")
         metrics = json.loads(version_row["metrics"][0])
         sizes = segments.group_by("rfm_segment").len().sort("len", descending=True)
         return dg.MaterializeResult(
@@ -166,11 +166,13 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
         features, params, churn_risk,
         monthly_discount=settings.clv_monthly_discount, churn_horizon_days=settings.churn_horizon_days,
     )  # fmt: skip
-    segments = (
-        scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d")
-        .join(rfm_scores, on="customer_id", how="left")
-        .join(tiers, on="customer_id", how="left")
-        .join(value, on="customer_id", how="left")
+    # every part is in the row order of `features`, so they line up side by side without a join
+    segments = pl.concat(
+        [
+            scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d"),
+            *(part.drop("customer_id") for part in (rfm_scores, tiers, value)),
+        ],
+        how="horizontal",
     )
     segments = segments.with_columns(actions.recommend_actions(segments).alias("recommended_action"))
     model_versions = f"{churn_entry['version']}:{cluster_entry['version']}:{__version__}"

@@ -1,5 +1,8 @@
 """Resources shared by every asset: the settings and the working store."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
 from seg_pipeline.settings import PipelineSettings
@@ -11,8 +14,11 @@ class StoreResource(dg.ConfigurableResource):
 
     path: str
 
-    def open(self) -> WorkingStore:
-        return WorkingStore(self.path)
+    @contextmanager
+    def open(self) -> Iterator[WorkingStore]:
+        """The store for one step's body, locked and open throughout (see `WorkingStore.session`)."""
+        with WorkingStore(self.path).session() as working:
+            yield working
 
 
 def build_resources(settings: PipelineSettings) -> dict[str, dg.ConfigurableResource]:

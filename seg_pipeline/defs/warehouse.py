@@ -30,7 +30,7 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         Its `current_segments` view shows the latest version of `customer_segments`.
         """
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        with store.open().connect() as con:
+        with store.open() as working, working.connect() as con:
             counts = warehouse.publish(
                 con,
                 settings.warehouse_path,
