@@ -4,6 +4,8 @@
 -- Buyers = customers with at least one completed order (spend_365d not null, the value
 -- tiers' population), ranked like the value tiers: trailing 12-month spend (spend_365d)
 -- descending, then customer_id. The top p% = the first round(p/100 * buyers) of them.
+-- Their revenue does not depend on the order among equal spends, so the running sum
+-- sorts by spend alone (a sort on one number, not on number and text).
 -- top20_revenue_share (the same on every row of a version) is the 80/20 check: the
 -- revenue share of the top 20% of buyers, as in the value tier metrics.
 
@@ -16,9 +18,10 @@ with buyers as (
 
 ranked as (
     select
-        row_number() over (order by spend_365d desc, customer_id) as buyer_rank,
-        sum(spend_365d) over (order by spend_365d desc, customer_id) as cumulative_revenue
+        row_number() over by_spend as buyer_rank,
+        sum(spend_365d) over by_spend as cumulative_revenue
     from buyers
+    window by_spend as (order by spend_365d desc rows between unbounded preceding and current row)
 ),
 
 totals as (

@@ -76,12 +76,11 @@ class ClusterModel:
 
     def predict_labels(self, features: pl.DataFrame) -> pl.Series:
         """``cluster_label`` per row; 'prospects' for customers without a completed order."""
-        labels = np.full(features.height, PROSPECTS_LABEL, dtype=object)
+        index = np.full(features.height, self.k)  # k: the prospects label, after the clusters' own
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            index = self.predict_index(features.filter(pl.Series(buyers)))
-            labels[buyers] = np.asarray(self.labels, dtype=object)[index]
-        return pl.Series("cluster_label", labels.tolist(), dtype=pl.Utf8)
+            index[buyers] = self.predict_index(features.filter(pl.Series(buyers)))
+        return pl.Series("cluster_label", [*self.labels, PROSPECTS_LABEL], dtype=pl.Utf8).gather(index)
 
     def to_json(self) -> str:
         """Canonical JSON (the save format and the hash input)."""
