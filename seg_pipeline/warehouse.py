@@ -50,6 +50,9 @@ def publish(
     if target.exists():
         shutil.copyfile(target, staging)
     store.execute(f"attach '{staging}' as analyst")
+    # rows of a version need no particular order; without one DuckDB writes them in parallel and the
+    # checkpoint has nothing left to rewrite (a second or two less per publish, a smaller file)
+    store.execute("set preserve_insertion_order = false")
     try:
         days = list(as_of_dates)
         for table in (*VERSIONED_TABLES, *marts):
@@ -72,6 +75,7 @@ def publish(
         counts = {t: store.execute(f"select count(*) from analyst.{t}").fetchone()[0] for t in tables}
         store.execute("checkpoint analyst")
     finally:
+        store.execute("reset preserve_insertion_order")
         store.execute("detach analyst")
     _fsync(staging)
     if target.exists():  # keep the file being replaced for `rollback`; a hard link copies nothing
