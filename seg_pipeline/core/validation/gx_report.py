@@ -51,6 +51,7 @@ def _context() -> Any:
     return context
 
 
+@cache  # one warm-up thread per process, however many callers ask
 def warm_up() -> None:
     """Import GX and build its context in a background thread, while the caller reads and checks rows.
 
