@@ -6,12 +6,12 @@ Why we own this small store instead of dagster-duckdb's IO managers:
 - its delete-then-insert of a partition is not one transaction, while a day's ingest must
   replace the raw, accepted and quarantined rows together or not at all;
 - DuckDB admits one writing process per file. Every connection here is opened under an
-  inter-process file lock and closed straight after, so concurrent runs queue instead of
-  failing on DuckDB's lock.
+  inter-process file lock and closed straight after (or at the end of a `session()`, one per
+  asset step), so concurrent runs queue instead of failing on DuckDB's lock.
 
 The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`, and
-`customer_features` keyed by as_of) are Parquet parts under `<store>_parts/` (one file per
-ingest batch of days, one per feature version); the `parts` table is their
+`customer_features` and `customer_segments` keyed by as_of) are Parquet parts under
+`<store>_parts/` (one file per ingest batch of days, one per version); the `parts` table is their
 manifest (which file holds which day) and each of them is a view over its committed files.
 Writing rows with polars costs a fifth of inserting them into DuckDB, and readers load them
 faster too. A file is written under a fresh name and switched in by the same transaction
@@ -65,6 +65,16 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
         },
     ),
     "customer_features": ("as_of", FEATURE_SCHEMA),
+    "customer_segments": (
+        "as_of",
+        {
+            "as_of": pl.Date(), "customer_id": pl.String(), "segment_version": pl.String(),
+            "r_score": pl.Int8(), "f_score": pl.Int8(), "m_score": pl.Int8(), "rfm_score": pl.String(),
+            "rfm_segment": pl.String(), "cluster_label": pl.String(), "value_tier": pl.String(),
+            "lifecycle_stage": pl.String(), "churn_risk": pl.Float64(), "expected_purchases_12m": pl.Float64(),
+            "clv": pl.Float64(), "recommended_action": pl.String(),
+        },
+    ),
     "profiles": (
         "snapshot_date",
         {
@@ -97,11 +107,6 @@ create table if not exists quarantine_profiles (
 );
 create table if not exists model_registry (
     kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
-);
-create table if not exists customer_segments (
-    as_of date, customer_id varchar, segment_version varchar, r_score tinyint, f_score tinyint, m_score tinyint,
-    rfm_score varchar, rfm_segment varchar, cluster_label varchar, value_tier varchar, lifecycle_stage varchar,
-    churn_risk double, expected_purchases_12m double, clv double, recommended_action varchar
 );
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
@@ -329,7 +334,7 @@ class WorkingStore:
 
 
 _DUCKDB_TYPES = {
-    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer",
+    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
     pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
 }  # fmt: skip
 

@@ -12,7 +12,9 @@ import duckdb
 
 import seg_pipeline
 from seg_pipeline.defs import build_definitions
+from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.runs import materialize_as_of
+from seg_pipeline.store import PART_TABLES
 from seg_pipeline.warehouse import personal_columns_in
 from seg_pipeline_tests.conftest import END, make_settings
 
@@ -67,6 +69,10 @@ def test_definitions_load_with_the_expected_graph(settings):
     assert [s.name for s in defs.schedules] == ["daily_segments"]
     assert sorted(s.name for s in defs.sensors) == ["landing_files", "run_failure_summary"]
     assert defs.resolve_job_def("segments_job").partitions_def is not None
+
+
+def test_segment_parts_are_stored_with_every_documented_column_in_order():
+    assert list(PART_TABLES["customer_segments"][1]) == list(SEGMENT_COLUMNS)
 
 
 def test_version_holds_every_contract_table_and_one_row_per_customer(published):

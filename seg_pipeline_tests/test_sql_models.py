@@ -73,7 +73,7 @@ def _features(as_of: date, spend: dict[str, float | None]) -> pl.DataFrame:
 def _fill(store: WorkingStore, versions: dict = VERSIONS) -> None:
     with store.transaction() as con:
         for as_of, rows in versions.items():
-            replace_rows(con, "customer_segments", "as_of = ?", [as_of], _segments(as_of, rows))
+            store.replace_parts(con, "customer_segments", [as_of], _segments(as_of, rows))
             spend = {cid: values[-1] for cid, values in rows.items()}
             store.replace_parts(con, "customer_features", [as_of], _features(as_of, spend))
 

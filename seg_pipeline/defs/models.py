@@ -124,7 +124,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                 as_of = date.fromisoformat(key)
                 segments, version_row = build_segments(working, settings, as_of, context.run.run_id)
                 with working.transaction() as con:
-                    replace_rows(con, "customer_segments", "as_of = ?", [as_of], segments)
+                    working.replace_parts(con, "customer_segments", [as_of], segments)
                     replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)
                 context.log.info(f"customer_segments {as_of}: {segments.height} customers, version {version_row['segment_version'][0]}")
         metrics = json.loads(version_row["metrics"][0])
