@@ -86,6 +86,10 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     ),
 }  # fmt: skip
 
+#: part tables the next step of a run reads back whole (a profile snapshot, a feature version): the
+#: process keeps the frame it last wrote of each, so that step takes it from memory, not from disk
+KEPT_IN_MEMORY = frozenset({"profiles", "customer_features"})
+
 #: DDL of the other tables whose shape the store owns; the marts take their shape from the
 #: frames that first fill them (their columns are documented in dbt_like_sql/).
 SCHEMA = f"""
@@ -269,6 +273,8 @@ class WorkingStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._written.append(path)
             rows.write_parquet(path, compression="lz4", row_group_size=PART_ROW_GROUP)
+            if table in KEPT_IN_MEMORY:
+                _last_written[table] = (str(path), rows)  # files never change once written
             con.executemany(
                 "insert into parts values (?, ?, ?, ?)",
                 [(table, day, name, n) for day, n in rows.group_by(day_column).len().sort(day_column).iter_rows()],
@@ -295,7 +301,8 @@ class WorkingStore:
                 schema = PART_TABLES[table][1]
                 return pl.DataFrame(schema={c: schema[c] for c in columns})
             day_column = PART_TABLES[table][0]
-            rows = pl.scan_parquet(files)
+            kept_file, kept = _last_written.get(table, ("", None))
+            rows = kept.lazy() if files == [kept_file] else pl.scan_parquet(files)
             if until is not None:
                 rows = rows.filter(pl.col(day_column) <= until)
             if day is not None:
@@ -337,6 +344,10 @@ _DUCKDB_TYPES = {
     pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
     pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
 }  # fmt: skip
+
+
+#: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
+_last_written: dict[str, tuple[str, pl.DataFrame]] = {}
 
 
 def _unlink(paths: Sequence[Path]) -> None:

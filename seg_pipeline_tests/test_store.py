@@ -128,3 +128,21 @@ def test_a_session_holds_the_store_for_its_whole_block(store: WorkingStore) -> N
         assert other_process() == "busy"  # between queries too, not only inside one
     assert other_process() == "open"
     assert store.read_parts("orders", ["order_id"]).height == 3
+
+
+def test_a_profile_snapshot_just_written_reads_back_from_memory_as_from_disk(store: WorkingStore, monkeypatch) -> None:
+    schema = PART_TABLES["profiles"][1]
+    given = {"snapshot_date": [D2] * 3, "customer_id": ["c2", "c1", "c3"], "signup_date": [D1, None, D1],
+             "birth_year": [1980, None, 1990], "is_member": [True, None, False]}  # fmt: skip
+    rows = pl.DataFrame({c: given.get(c, [None] * 3) for c in schema}, schema=schema)
+    with store.transaction() as con:
+        store.replace_parts(con, "profiles", [D2], rows)
+    columns = ["customer_id", "birth_year", "is_member", "snapshot_date"]
+    semi = pl.DataFrame({"customer_id": ["c3", "c2"]})
+    from_memory = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
+    monkeypatch.setattr("seg_pipeline.store._last_written", {})
+    from_disk = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
+    for memory, disk in zip(from_memory, from_disk, strict=True):
+        assert memory.schema == disk.schema
+        assert memory.equals(disk)
+    assert from_disk[1]["customer_id"].to_list() == ["c2", "c3"]
