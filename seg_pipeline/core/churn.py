@@ -22,7 +22,8 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
      but the latest snapshot and early-stops on the latest (a time-based split). Numeric inputs are cut into
      at most 255 unweighted quantile bins first (see ``_bin_edges``).
   risk = expit(stage-1 logit + stage-2 correction). Numeric features that are null on every training row
-  (e.g. profile columns without a profile snapshot) are left out.
+  (e.g. profile columns without a profile snapshot) are left out. Scoring reads the depth-2 booster as
+  lookup tables (``core.booster_tables``: the same numbers, several times faster than walking its trees).
 - Evaluation on the holdout: AUC, log loss, Brier and calibration deciles, against a recency-only baseline
   (isotonic regression on days_since_last_order) and a BG/NBD baseline (P(no purchase in h) from BG/NBD, with
   one-time buyers scored by their shrinking posterior rate because BG/NBD has P(alive) = 1 for them,
@@ -135,6 +136,7 @@ class ChurnModel:
         return self._floats(self._codes(features))
 
     def _floats(self, codes: np.ndarray) -> np.ndarray:
+        """Codes as the booster's float input: NaN for missing."""
         return np.where(codes == np.asarray(self.input_sizes), np.nan, codes.astype(np.float64))
 
     def _bgnbd_scores(self, features: pl.DataFrame) -> np.ndarray:
