@@ -6,7 +6,6 @@ from datetime import date
 
 import dagster as dg
 
-from seg_pipeline.core import validation
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.automation import SEGMENTS_JOB, error_line
 from seg_pipeline.defs.partitions import daily_partitions
@@ -41,7 +40,6 @@ def materialize_as_of(
             f"orders of {early[0]} landed before SEG_PARTITION_START={settings.partition_start}; "
             "set SEG_PARTITION_START to the first landed day"
         )
-    validation.warm_up()  # GX's import overlaps Dagster's run set-up instead of the first ingest step
     result = (
         build_definitions(settings)
         .resolve_job_def(SEGMENTS_JOB)
