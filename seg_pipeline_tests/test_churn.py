@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -6,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.churn import (
     ChurnModel,
     ChurnTrainingResult,
@@ -63,6 +65,26 @@ def test_model_is_calibrated_on_holdout(result: ChurnTrainingResult) -> None:
     assert all(abs(d["mean_predicted"] - d["observed_rate"]) < 0.1 for d in deciles)
     observed = [d["observed_rate"] for d in deciles]
     assert observed[-1] - observed[0] > 0.6  # deciles really separate risk
+
+
+def test_scoring_tables_match_the_booster_and_a_mismatch_fails_loudly(
+    result: ChurnTrainingResult, features_today: pl.DataFrame, monkeypatch
+) -> None:
+    from scipy.special import expit
+
+    model = result.model
+    buyers = features_today.filter(pl.col("frequency").is_not_null())
+    stage_one = model.base.decision_function(model._base_inputs(buyers))
+    walked = expit(stage_one + model.booster.predict(model._matrix(buyers)))  # every tree walked by sklearn
+    risk = model.predict_risk(features_today)
+    np.testing.assert_allclose(risk[~np.isnan(risk)], np.clip(walked, 1e-4, 1 - 1e-4), rtol=0, atol=1e-12)
+
+    tabulate = BoosterTables.from_booster
+    monkeypatch.setattr(
+        BoosterTables, "from_booster", lambda booster, sizes: replace(tabulate(booster, sizes), baseline=0.5)
+    )
+    with pytest.raises(RuntimeError, match="disagree with the booster"):
+        model.predict_risk(features_today)
 
 
 def test_predict_risk_prospects_are_nan(result: ChurnTrainingResult, features_today: pl.DataFrame) -> None:
