@@ -4,12 +4,14 @@ Every batch of days is read, validated in memory, then written in one transactio
 replaces those days in `raw_*`, the accepted table and `quarantine_*` together, so a failure
 leaves the store as it was and a re-run gives the same rows. Orders are keyed by the day of
 their file; profiles by the snapshot date. Files are fingerprinted by content; size and
-mtime only decide whether a stored fingerprint can be reused without re-reading the file.
+mtime only decide whether a stored fingerprint can be reused without re-reading the file,
+and a file new by name is hashed while it is parsed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 
@@ -89,11 +91,12 @@ def _landed(
     ingested_sets = {day: set(files) for day, files in ingested.iter_rows()}
     landed = landing.scan(landing_dir, kind, until)
     relevant = landed if kind == "orders" else {day: landed[day] for day in sorted(landed)[-1:]}
-    prints = fingerprints((file for files in relevant.values() for file in files), known)
+    # a file never ingested under its name makes its day stale as it is: it is hashed while being read
+    prints = fingerprints((file for files in relevant.values() for file in files if file.name in known), known)
     stale = [
         day
         for day, files in relevant.items()
-        if ingested_sets.get(day) != {f"{file.name}={prints[file.name]}" for file in files}
+        if ingested_sets.get(day) != {f"{file.name}={prints.get(file.name)}" for file in files}
     ]
     return landed, prints, stale
 
@@ -124,7 +127,10 @@ def ingest(
     stored = stored_files(store, kind)
     accepted = _AcceptedOrders(store) if kind == "orders" and todo else None
     for batch in _batches(todo, scanned):
-        frames, errors = landing.read_many([file for day in batch for file in scanned[day]])
+        files = [file for day in batch for file in scanned[day]]
+        with ThreadPoolExecutor(1) as hasher:  # hashing and parsing both run outside the GIL
+            hashed = hasher.submit(fingerprints, [file for file in files if file.name not in known_prints], stored)
+            frames, errors = landing.read_many(files)
         report.errors.extend(str(error) for error in errors)
         failed = {error.path for error in errors}  # file names
         failed_days = {file.day for day in batch for file in scanned[day] if file.name in failed}
@@ -132,8 +138,7 @@ def ingest(
         if not batch_files:
             continue
         raw = pl.concat(frames, how="vertical_relaxed").filter(~pl.col(DAY_COLUMN[kind]).is_in(list(failed_days)))
-        unhashed = [file for file in batch_files if file.name not in known_prints]
-        prints = {file.name: known_prints.get(file.name) for file in batch_files} | fingerprints(unhashed, stored)
+        prints = {file.name: known_prints.get(file.name) for file in batch_files} | hashed.result()
         _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency, accepted=accepted)
     return report
 

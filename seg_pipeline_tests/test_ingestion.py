@@ -1,5 +1,6 @@
 """Ingestion through real Dagster runs on a temp landing directory and a real DuckDB store."""
 
+import os
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from seg_pipeline import ingest
+from seg_pipeline import ingest, landing
 from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
@@ -74,6 +75,26 @@ def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings,
     assert ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day) == []
     # the other days were unchanged: not re-ingested by the second run
     assert stored(settings, "select run_id, order_day from raw_orders where order_day < ?", [day]).equals(before)
+
+
+def test_a_touched_file_is_not_stale_and_a_second_file_for_a_day_is_ingested_with_the_first(settings, instance):
+    day = END - timedelta(days=2)
+    assert ingest_orders(settings, instance, day, day).success
+    store = WorkingStore(settings.store_path)
+    path = day_file(Path(settings.landing_dir), day)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # same bytes, new mtime
+    assert ingest.stale_days(store, settings.landing_dir, "orders", day) == []
+
+    extra = path.with_name(f"{day.isoformat()}-late.csv")
+    late = pl.read_csv(path, infer_schema=False).head(3).with_columns(("late-" + pl.col("order_id")).alias("order_id"))
+    late.write_csv(extra)
+    assert ingest.stale_days(store, settings.landing_dir, "orders", day) == [day]
+    assert ingest_orders(settings, instance, day, day).success
+    files = stored(settings, "select source_file, fingerprint from landing_files where day = ? order by 1", [day])
+    expected = sorted((f"orders/{file.name}", landing.fingerprint(file)) for file in (path, extra))
+    assert files.rows() == expected
+    assert stored(settings, "select count(*) n from orders where order_id like 'late-%'")["n"][0] == 3
+    assert ingest.stale_days(store, settings.landing_dir, "orders", day) == []
 
 
 def test_csv_and_parquet_days_ingest_alike(settings, instance):
