@@ -1,5 +1,6 @@
 """The whole pipeline through real Dagster runs, the CLI and the published analyst file."""
 
+import json
 import os
 import subprocess
 import sys
@@ -9,8 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import polars as pl
+import pytest
 
 import seg_pipeline
+from seg_pipeline.core.clusters import label_keep_share
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.runs import materialize_as_of
@@ -88,6 +92,22 @@ def test_version_holds_every_contract_table_and_one_row_per_customer(published):
     assert per_version[-1][1] == features
     assert analyst(path, "select distinct as_of from current_segments") == [(END,)]
     assert analyst(path, "select count(*) from customer_segments where recommended_action is null") == [(0,)]
+
+
+def test_each_version_reports_how_many_cluster_labels_the_previous_one_kept(published):
+    settings, _ = published
+    path = settings.warehouse_path
+    shares = [
+        json.loads(metrics)["cluster_label_keep_share"]
+        for (metrics,) in analyst(path, "select metrics from segment_versions order by as_of")
+    ]
+    labels = [
+        pl.DataFrame(analyst(path, f"select customer_id, cluster_label from customer_segments where as_of = '{day}'"),
+                     schema=["customer_id", "cluster_label"], orient="row")
+        for day in (END - timedelta(days=1), END)
+    ]  # fmt: skip
+    assert shares[0] is None  # the first version has no previous one
+    assert shares[1] == pytest.approx(label_keep_share(*labels))
 
 
 def test_analyst_file_has_no_personal_data_and_explains_itself(published):

@@ -60,6 +60,24 @@ def _train_or_reuse(
     return version, metrics, False
 
 
+def _models_for_run(
+    context: dg.AssetExecutionContext,
+    settings: PipelineSettings,
+    store: StoreResource,
+    kind: str,
+    train: Callable[[WorkingStore, ModelStore, date], tuple[object, dict]],
+) -> tuple[str, dict, bool]:
+    """Train or reuse the `kind` model for each partition of the run; (version, metrics, reused) of the last."""
+    with store.open() as working:
+        registry = ModelStore(settings.model_dir, working)
+        for key in context.partition_keys:
+            as_of = date.fromisoformat(key)
+            result = _train_or_reuse(
+                registry, kind, as_of, settings.retrain_every_days, partial(train, working, registry, as_of)
+            )
+    return result
+
+
 def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
     """Train on a customer sample drawn in the store, loading only the sampled customers' orders."""
     buyers = store.frame(
@@ -92,25 +110,17 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     @dg.asset(deps=["customer_features"], **common)
     def churn_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Calibrated churn classifier trained on point-in-time snapshots before each as-of date."""
-        with store.open() as working:
-            registry = ModelStore(settings.model_dir, working)
-            for key in context.partition_keys:
-                as_of = date.fromisoformat(key)
-                version, metrics, reused = _train_or_reuse(
-                    registry, "churn", as_of, settings.retrain_every_days, partial(_train_churn, working, settings, as_of)
-                )
+
+        def train(working: WorkingStore, _registry: ModelStore, as_of: date) -> tuple[object, dict]:
+            return _train_churn(working, settings, as_of)
+
+        version, metrics, reused = _models_for_run(context, settings, store, "churn", train)
         return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
 
     @dg.asset(deps=["customer_features"], **common)
     def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """K-means behavioural clusters with names matched to the previous version's."""
-        with store.open() as working:
-            registry = ModelStore(settings.model_dir, working)
-            for key in context.partition_keys:
-                as_of = date.fromisoformat(key)
-                version, metrics, reused = _train_or_reuse(
-                    registry, "clusters", as_of, settings.retrain_every_days, partial(_train_clusters, working, registry, as_of)
-                )
+        version, metrics, reused = _models_for_run(context, settings, store, "clusters", _train_clusters)
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "k": metrics["k"],
                       "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"])}
@@ -179,10 +189,11 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
     segment_version = f"{as_of.isoformat()}+{hashlib.sha256(model_versions.encode()).hexdigest()[:8]}"
     segments = segments.with_columns(pl.lit(segment_version).alias("segment_version")).select(list(SEGMENT_COLUMNS))
 
-    previous = store.frame(
-        "select customer_id, cluster_label from customer_segments "
-        "where as_of = (select max(as_of) from customer_segments where as_of < ?)",
-        [as_of],
+    previous_as_of = store.scalar("select max(as_of) from segment_versions where as_of < ?", [as_of])
+    previous = (
+        store.read_parts("customer_segments", ["customer_id", "cluster_label"], day=previous_as_of)
+        if previous_as_of is not None
+        else segments.clear().select("customer_id", "cluster_label")
     )
     tier_shares = value_tiers.tier_revenue_shares(
         tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
