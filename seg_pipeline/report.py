@@ -88,13 +88,16 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
         raise ReportError(f"no analyst file at {path}: materialize a version first")
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {row[0] for row in con.sql("select table_name from information_schema.tables").fetchall()}
-        versions = [row[0] for row in con.sql("select as_of from segment_versions order by as_of").fetchall()] if (
-            "segment_versions" in tables) else []  # fmt: skip
+        # the versions whose customers are in the file (older ones leave it: SEG_KEEP_VERSIONS)
+        versions = [row[0] for row in con.sql(
+            "select as_of from segment_versions where as_of in (select as_of from customer_segments) order by as_of"
+        ).fetchall()] if "segment_versions" in tables else []  # fmt: skip
         if not versions:
             raise ReportError(f"{path} holds no segment version yet")
         day = as_of or versions[-1]
         if day not in versions:
-            raise ReportError(f"{path} has no version {day}; it has {versions[0]} .. {versions[-1]}")
+            hint = " (older versions leave it: SEG_KEEP_VERSIONS)" if day < versions[0] else ""
+            raise ReportError(f"{path} has no version {day}; it has {versions[0]} .. {versions[-1]}{hint}")
 
         def frame(table: str, sql: str) -> pl.DataFrame:
             """Rows of `sql` for the version; empty when `table` is not in the file (a mart left out)."""

@@ -32,6 +32,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
     "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
     "SEG_RETRAIN_EVERY_DAYS": ("1", "retrain churn and cluster models when the last is this old"),
+    "SEG_KEEP_VERSIONS": (
+        "30",
+        "versions of the per-customer tables (customer_features, customer_segments) kept in the analyst file, "
+        "newest first; 0 keeps every one. segment_versions and the marts keep every version",
+    ),
     "SEG_SCHEDULE_CRON": ("0 6 * * *", "when the daily schedule runs yesterday's partition"),
     "SEG_SCHEDULE_TIMEZONE": ("UTC", "timezone of the schedule"),
 }
@@ -55,6 +60,7 @@ class PipelineSettings(dg.ConfigurableResource):
     value_tier_cuts: list[float]
     clv_monthly_discount: float
     retrain_every_days: int
+    keep_versions: int
     schedule_cron: str
     schedule_timezone: str
 
@@ -83,12 +89,14 @@ class PipelineSettings(dg.ConfigurableResource):
             raise SettingsError(f"SEG_CURRENCY: expected a 3-letter ISO 4217 code, got {currency!r}")
         horizon = _number("SEG_CHURN_HORIZON_DAYS", raw("SEG_CHURN_HORIZON_DAYS"), int)
         retrain = _number("SEG_RETRAIN_EVERY_DAYS", raw("SEG_RETRAIN_EVERY_DAYS"), int)
+        keep = _number("SEG_KEEP_VERSIONS", raw("SEG_KEEP_VERSIONS"), int)
         threshold = _number("SEG_QUARANTINE_THRESHOLD", raw("SEG_QUARANTINE_THRESHOLD"), float)
         min_rows = _number("SEG_QUARANTINE_MIN_ROWS", raw("SEG_QUARANTINE_MIN_ROWS"), int)
         discount = _number("SEG_CLV_MONTHLY_DISCOUNT", raw("SEG_CLV_MONTHLY_DISCOUNT"), float)
         for name, value, ok in [
             ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
             ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
+            ("SEG_KEEP_VERSIONS", keep, keep >= 0),
             ("SEG_QUARANTINE_THRESHOLD", threshold, 0 <= threshold <= 1),
             ("SEG_QUARANTINE_MIN_ROWS", min_rows, min_rows >= 1),
             ("SEG_CLV_MONTHLY_DISCOUNT", discount, 0 <= discount < 1),
@@ -107,6 +115,7 @@ class PipelineSettings(dg.ConfigurableResource):
             value_tier_cuts=cuts,
             clv_monthly_discount=discount,
             retrain_every_days=retrain,
+            keep_versions=keep,
             schedule_cron=raw("SEG_SCHEDULE_CRON"),
             schedule_timezone=raw("SEG_SCHEDULE_TIMEZONE"),
         )

@@ -5,6 +5,10 @@ connections for hours. So the pipeline never writes the analyst file in place: i
 published file to a temporary sibling, replaces the versions it (re)built there, rebuilds
 the small tables, checkpoints, and renames the result over the analyst file. A reader that
 had the old file open keeps seeing that whole old version; the next one opens the new file.
+
+The per-customer tables keep only the newest `keep_versions` versions (SEG_KEEP_VERSIONS), so the
+file, and with it the copy each publish makes, stops growing with the history; the working store
+keeps every version. segment_versions and the marts (a few rows per version) keep every version.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -34,6 +39,13 @@ TABLE_COMMENTS = {
 }
 
 
+class Published(NamedTuple):
+    """What a publish left in the analyst file."""
+
+    counts: dict[str, int]  # rows per table
+    dropped: list[date]  # versions not (or no longer) in the per-customer tables: older than the newest kept
+
+
 def publish(
     store: duckdb.DuckDBPyConnection,
     warehouse_path: str | Path,
@@ -41,8 +53,14 @@ def publish(
     marts: Sequence[str],
     column_comments: Mapping[str, Mapping[str, str]],
     table_comments: Mapping[str, str],
-) -> dict[str, int]:
-    """Publish versions `as_of_dates` from the working store into the analyst file; rows per table."""
+    *,
+    keep_versions: int = 0,
+) -> Published:
+    """Publish versions `as_of_dates` from the working store into the analyst file.
+
+    The per-customer tables then hold the newest `keep_versions` of their versions and `as_of_dates`
+    (0: all of them); a version older than those is not copied in, and older ones are deleted.
+    """
     target = Path(warehouse_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.publishing")
@@ -56,7 +74,12 @@ def publish(
     try:
         days = list(as_of_dates)
         for table in (*VERSIONED_TABLES, *marts):
-            _replace_versions(store, table, days)
+            store.execute(f"create table if not exists analyst.{table} as select * from main.{table} limit 0")
+        kept, dropped = _retained(store, days, keep_versions)
+        for table in VERSIONED_TABLES:
+            _replace_versions(store, table, kept, dropped)
+        for table in marts:
+            _replace_versions(store, table, days, [])
         for table in WHOLE_TABLES:
             keep = ", ".join(c for c in _columns(store, table) if c not in PERSONAL_COLUMNS)
             store.execute(f"create or replace table analyst.{table} as select {keep} from main.{table}")
@@ -81,7 +104,7 @@ def publish(
     if target.exists():  # keep the file being replaced for `rollback`; a hard link copies nothing
         _atomic_link(target, previous_path(target))
     os.replace(staging, target)
-    return counts
+    return Published(counts, dropped)
 
 
 def previous_path(warehouse_path: str | Path) -> Path:
@@ -111,9 +134,17 @@ def personal_columns_in(path: str | Path) -> list[str]:
     return [f"{t}.{c}" for t, c in rows]
 
 
-def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[date]) -> None:
-    store.execute(f"create table if not exists analyst.{table} as select * from main.{table} limit 0")
-    store.execute(f"delete from analyst.{table} where as_of in (select unnest(?::date[]))", [days])
+def _retained(store: duckdb.DuckDBPyConnection, days: list[date], keep: int) -> tuple[list[date], list[date]]:
+    """(days to copy in, versions to leave out) of the per-customer tables: the newest `keep` stay."""
+    published = [d for (d,) in store.execute("select distinct as_of from analyst.customer_segments").fetchall()]
+    newest_first = sorted({*published, *days}, reverse=True)
+    kept = set(newest_first[:keep] if keep else newest_first)
+    return [d for d in days if d in kept], [d for d in newest_first if d not in kept]
+
+
+def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[date], dropped: list[date]) -> None:
+    """Versions `days` of `table` copied from the working store; `dropped` ones deleted."""
+    store.execute(f"delete from analyst.{table} where as_of in (select unnest(?::date[]))", [[*days, *dropped]])
     store.execute(
         f"insert into analyst.{table} by name select * from main.{table} where as_of in (select unnest(?::date[]))",
         [days],

@@ -31,16 +31,26 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         """
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with store.open() as working, working.connect() as con:
-            counts = warehouse.publish(
+            counts, dropped = warehouse.publish(
                 con,
                 settings.warehouse_path,
                 days,
                 [m.name for m in marts],
                 {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS},
                 {m.name: m.description for m in marts},
+                keep_versions=settings.keep_versions,
+            )
+        if too_old := [str(day) for day in days if day in dropped]:
+            context.log.warning(
+                f"version(s) {', '.join(too_old)} are older than the newest SEG_KEEP_VERSIONS={settings.keep_versions}: "
+                "built in the working store, left out of the analyst file's customer_features and customer_segments"
             )
         return dg.MaterializeResult(
-            metadata={"path": dg.MetadataValue.path(settings.warehouse_path), **{f"rows {t}": n for t, n in counts.items()}}
+            metadata={
+                "path": dg.MetadataValue.path(settings.warehouse_path),
+                **{f"rows {t}": n for t, n in counts.items()},
+                "versions dropped": len(dropped),
+            }
         )
 
     return [current_segments]
