@@ -72,6 +72,14 @@ def test_expected_purchases_shapes_and_monotonicity() -> None:
     assert np.isfinite(heavy).all() and heavy[0] > 100
 
 
+def test_weighted_expected_purchases_equal_the_weighted_horizons() -> None:
+    x, tx, T = np.array([0.0, 3.0, 3.0, 3.0]), np.array([0.0, 20.0, 5.0, 20.0]), np.array([30.0, 30.0, 30.0, 30.0])
+    months = np.array([10.0, 20.0, 40.0])
+    weights = np.array([[0.0, 0.0, 1.0], [0.5, -0.25, 2.0]])
+    each = expected_purchases(CDNOW, months, x, tx, T)
+    np.testing.assert_allclose(expected_purchases(CDNOW, months, x, tx, T, weights=weights), weights @ each, rtol=1e-12)
+
+
 def test_probability_alive_is_one_for_one_time_buyers() -> None:
     # Known BG/NBD flaw: no repeat purchase -> no drop-out opportunity -> P(alive) = 1 for any T.
     p = probability_alive(CDNOW, np.zeros(3), np.zeros(3), np.array([1.0, 50.0, 500.0]))

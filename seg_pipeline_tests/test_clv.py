@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 
 from seg_pipeline.core.bgnbd import BgNbdParams, expected_purchases
-from seg_pipeline.core.clv import DAYS_PER_MONTH, compute_clv, expected_spend
+from seg_pipeline.core.clv import DAYS_PER_MONTH, _fit_gamma_gamma, compute_clv, expected_spend
 
 PARAMS = BgNbdParams(r=0.8, alpha=40.0, a=0.7, b=3.0)
 
@@ -66,6 +66,16 @@ def test_discounting_reduces_value() -> None:
     np.testing.assert_allclose(plain, purchases * spend, rtol=1e-9)
 
 
+def test_value_is_the_discounted_sum_of_each_months_purchases() -> None:
+    feats = _features([])
+    x, tx, T = (feats[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+    months = DAYS_PER_MONTH * np.arange(1, 13)
+    monthly = np.diff(expected_purchases(PARAMS, months, x, tx, T), axis=0, prepend=0.0)
+    spend = expected_spend(*(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")))
+    direct = (1.01 ** -np.arange(1, 13)) @ monthly * spend
+    np.testing.assert_allclose(compute_clv(feats, PARAMS, None)["clv"].to_numpy(), direct, rtol=1e-9)
+
+
 def test_zero_for_customers_expected_not_to_buy() -> None:
     # 30 repeat days in the first 60 days, then silent for 640 days: BG/NBD says almost surely dead.
     feats = _features([("ZDEAD", 30, 60.0, 700.0, 50.0, 1550.0), ("ZALIVE", 30, 695.0, 700.0, 50.0, 1550.0)])
@@ -117,3 +127,17 @@ def test_churn_risk_rescales_activity() -> None:
 def test_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
         compute_clv(_features([]), PARAMS, None, horizon_months=0)
+
+
+def test_gamma_gamma_fit_on_a_sample_recovers_the_population_mean_spend() -> None:
+    p, q, v = 6.25, 3.74, 15.44  # the CDNOW fit of Fader, Hardie & Lee (2005)
+    rng = np.random.default_rng(3)
+    n = 300_000  # more than the fit's sample
+    x = rng.integers(1, 12, n).astype(np.float64)
+    nu = rng.gamma(q, 1.0 / v, n)
+    m = rng.gamma(p * x, 1.0 / (nu * x))
+    fitted = _fit_gamma_gamma(x, m)
+    assert fitted is not None
+    fp, fq, fv = fitted
+    assert fv * fp / (fq - 1) == pytest.approx(v * p / (q - 1), rel=0.03)
+    assert _fit_gamma_gamma(x, m) == fitted  # seeded

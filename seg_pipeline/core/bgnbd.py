@@ -166,12 +166,20 @@ def probability_no_purchase(
 
 
 def expected_purchases(
-    params: BgNbdParams, t: ArrayLike, frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
+    params: BgNbdParams,
+    t: ArrayLike,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
 ) -> np.ndarray:
     """Conditional expected number of purchases in (T, T + t] (FHL 2005, eq. 10).
 
     ``t`` is a scalar (result shaped like the customer arrays) or a 1-D array of horizons
-    (result shape ``(len(t),) + customer shape``). Uses the Euler transform
+    (result shape ``(len(t),) + customer shape``). ``weights`` (shape ``(..., len(t))``) asks
+    for weighted sums over the horizons instead (shape ``weights.shape[:-1] + customer shape``),
+    summed before the per-customer arrays are made. Uses the Euler transform
     2F1(r+x, b+x; c; z) = (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; c; z), c = a+b+x-1, whose
     parameters do not grow with x (stable for heavy buyers); the 2F1 term depends only on
     (x, T, t), so it is evaluated once per distinct (x, T).
@@ -186,5 +194,7 @@ def expected_purchases(
     z = tt[..., None] / (alpha + ut + tt[..., None])
     c = a + b + ux - 1
     uncond = c / (a - 1) * (1.0 - np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z))
-    cond = uncond[..., inverse].reshape(tt.shape + x.shape)
+    if weights is not None:
+        uncond = np.asarray(weights, dtype=np.float64) @ uncond
+    cond = uncond[..., inverse].reshape(uncond.shape[:-1] + x.shape)
     return cond * expit(-_log_odds_dead(params, x, tx, t_obs))

@@ -111,12 +111,13 @@ class ChurnModel:
         """Values per booster input: bins of each numeric column, categories of each categorical one."""
         return (*(len(edges) + 1 for edges in self.bin_edges), *(len(vocab) for _, vocab in self.categories))
 
-    def _codes(self, features: pl.DataFrame) -> np.ndarray:
+    def _codes(self, features: pl.DataFrame, scores: np.ndarray | None = None) -> np.ndarray:
         """Booster input as integer codes (Fortran order): numeric columns' bin indices, then category codes.
 
         Code ``input_sizes[c]`` of column c stands for missing. One polars select bins every column at once.
+        ``scores``: the rows' ``_bgnbd_scores`` when already at hand.
         """
-        scores = self._bgnbd_scores(features)
+        scores = self._bgnbd_scores(features) if scores is None else scores
         numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).with_columns(
             pl.Series(name, scores[:, k]) for k, name in enumerate(BGNBD_FEATURES)
         )
@@ -149,9 +150,9 @@ class ChurnModel:
             ]
         )
 
-    def _base_inputs(self, features: pl.DataFrame) -> np.ndarray:
+    def _base_inputs(self, features: pl.DataFrame, scores: np.ndarray | None = None) -> np.ndarray:
         """Stage-1 inputs: BG/NBD logits, log1p of recency gap, frequency and T, one-time-buyer flag."""
-        scores = logit(np.clip(self._bgnbd_scores(features), 1e-6, 1 - 1e-6))
+        scores = logit(np.clip(self._bgnbd_scores(features) if scores is None else scores, 1e-6, 1 - 1e-6))
         terms = features.select(
             pl.col(c).cast(pl.Float64).log1p() for c in ("days_since_last_order", "frequency", "T")
         ).to_numpy()
@@ -159,12 +160,13 @@ class ChurnModel:
 
     def _logit(self, features: pl.DataFrame) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
-        codes = self._codes(features)
+        scores = self._bgnbd_scores(features)
+        codes = self._codes(features, scores)
         tables = BoosterTables.from_booster(self.booster, self.input_sizes)
         head = codes[:_CHECKED_ROWS]
         if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
-        return self.base.decision_function(self._base_inputs(features)) + tables.predict(codes)
+        return self.base.decision_function(self._base_inputs(features, scores)) + tables.predict(codes)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""
