@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
@@ -13,11 +14,16 @@ class StoreResource(dg.ConfigurableResource):
     """The pipeline's working DuckDB store (see `seg_pipeline.store`)."""
 
     path: str
+    _store: WorkingStore | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # once per run (per step process with the multiprocess executor): the schema is checked here, not per step
+        self._store = WorkingStore(self.path)
 
     @contextmanager
     def open(self) -> Iterator[WorkingStore]:
         """The store for one step's body, locked and open throughout (see `WorkingStore.session`)."""
-        with WorkingStore(self.path).session() as working:
+        with self._store.session() as working:
             yield working
 
 
