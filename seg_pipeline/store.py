@@ -293,7 +293,7 @@ class WorkingStore:
     ) -> pl.DataFrame:
         """`columns` of part table `table` (every day, the days <= `until`, or the one `day`), straight from Parquet.
 
-        `semi`: keep only rows whose values in `semi`'s columns occur in `semi` (e.g. a customer sample).
+        `semi`: a one-column frame (e.g. a customer sample); keep only rows whose value in that column occurs in it.
         """
         with self.connect() as con:
             files = self._files(con, table, until, day)
@@ -309,7 +309,9 @@ class WorkingStore:
                 rows = rows.filter(pl.col(day_column) == day)
             rows = rows.select(columns)
             if semi is not None:
-                rows = rows.join(semi.lazy(), on=semi.columns, how="semi", maintain_order="left")
+                [key] = semi.columns
+                # a filter runs inside the Parquet scan (other columns are decoded for matching rows only); a join does not
+                rows = rows.filter(pl.col(key).is_in(semi.get_column(key).implode()))
             return rows.collect()
 
     def sweep_parts(self) -> None:
