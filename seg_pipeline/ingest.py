@@ -240,22 +240,16 @@ def _with_hash(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col("order_id").hash(seed=0).alias("_hash"))
 
 
-#: rows per day of one part table (from its manifest), for days in a list
-_PART_ROWS = "select day, sum(rows)::bigint as n from parts where table_name = ? and day in (select unnest(?::date[])) group by 1"
-
-
 def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFrame:
     """Per landed day: raw, accepted and quarantined rows as stored (the no-loss invariant)."""
-    raw_table, accepted_table, quarantine_table = TABLES[kind]
-    return store.frame(
-        f"""
-        with r as ({_PART_ROWS}), a as ({_PART_ROWS}),
-        q as (select {DAY_COLUMN[kind]} as day, count(*) as n from {quarantine_table}
-              where {DAY_COLUMN[kind]} in (select unnest(?::date[])) group by 1)
-        select r.day, r.n as raw_rows, coalesce(a.n, 0) as accepted_rows, coalesce(q.n, 0) as quarantined_rows
-        from r left join a using (day) left join q using (day) order by r.day
-        """,
-        [raw_table, days, accepted_table, days, days],
+    raw_table, accepted_table, _ = TABLES[kind]
+    raw, accepted = (store.day_rows(table, days=days) for table in (raw_table, accepted_table))
+    return (
+        raw.rename({"rows": "raw_rows"})
+        .join(accepted.rename({"rows": "accepted_rows"}), on="day", how="left")
+        .join(_quarantined_per_day(store, kind, "in (select unnest(?::date[]))", days), on="day", how="left")
+        .with_columns(pl.col("accepted_rows", "quarantined_rows").fill_null(0))
+        .sort("day")
     )
 
 
@@ -267,13 +261,22 @@ def latest_rows(store: WorkingStore, table: str, kind: Kind, limit: int = 5) -> 
 
 def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float, min_rows: int) -> pl.DataFrame:
     """Landed days <= `until` with more than `threshold` of their rows and >= `min_rows` rows quarantined."""
-    raw_table, _, quarantine_table = TABLES[kind]
+    raw = store.day_rows(TABLES[kind][0], until=until)
+    return (
+        raw.join(_quarantined_per_day(store, kind, "<= ?", until), on="day")
+        .select("day", (pl.col("quarantined_rows") / pl.col("rows")).alias("share"), "quarantined_rows")
+        .filter((pl.col("share") > threshold) & (pl.col("quarantined_rows") >= min_rows))
+        .select("day", "share")
+        .sort("day")
+    )
+
+
+def _quarantined_per_day(store: WorkingStore, kind: Kind, days: str, param: object) -> pl.DataFrame:
+    """(day, quarantined_rows) of the quarantine table of `kind` for the days matching `day {days}`."""
     day_col = DAY_COLUMN[kind]
     return store.frame(
-        f"with r as (select day, sum(rows)::bigint as n from parts where table_name = ? and day <= ? group by 1), "
-        f"q as (select {day_col} as day, count(*) as n from {quarantine_table} where {day_col} <= ? group by 1) "
-        "select r.day, q.n / r.n as share from r join q using (day) where q.n / r.n > ? and q.n >= ? order by r.day",
-        [raw_table, until, until, threshold, min_rows],
+        f"select {day_col} as day, count(*) as quarantined_rows from {TABLES[kind][2]} where {day_col} {days} group by 1",
+        [param],
     )
 
 

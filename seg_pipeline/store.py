@@ -314,6 +314,24 @@ class WorkingStore:
                 rows = rows.filter(pl.col(key).is_in(semi.get_column(key).implode()))
             return rows.collect()
 
+    def day_rows(self, table: str, *, until: date | None = None, days: Sequence[date] | None = None) -> pl.DataFrame:
+        """(day, rows) of part table `table` from its manifest, every stored day (<= `until`, or in `days`), by day."""
+        return self.frame(
+            "select day, sum(rows)::bigint as rows from parts where table_name = ? and (?::date is null or day <= ?) "
+            "and (?::date[] is null or day in (select unnest(?::date[]))) group by day order by day",
+            [table, until, until, days, days],
+        )
+
+    def fingerprint(self, table: str, until: date) -> str:
+        """A hash of which Parquet files hold the days <= `until` of `table`: it changes when any of them is replaced."""
+        return str(
+            self.scalar(
+                "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
+                "from parts where table_name = ? and day <= ?",
+                [table, until],
+            )
+        )
+
     def sweep_parts(self) -> None:
         """Delete part files no committed manifest row names (left by a crash between write and commit)."""
         with self.connect() as con:

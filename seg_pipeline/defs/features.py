@@ -24,9 +24,10 @@ def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | Non
 
 def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
     """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
-    snapshot = store.scalar("select max(day) from parts where table_name = 'profiles' and day <= ?", [as_of])
-    if snapshot is None:
+    snapshots = store.day_rows("profiles", until=as_of)
+    if snapshots.is_empty():
         return None
+    snapshot = snapshots["day"].max()
     columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", "source_file", "source_row")]
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
@@ -55,11 +56,11 @@ def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: d
 
 #: a version at most this many days old is rolled forward; an older one would touch most customers anyway
 ROLL_FORWARD_MAX_DAYS = 31
-#: the accepted orders of every day <= {as_of} as the store holds them now: their Parquet files
-_ORDERS_STATE = (
-    "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
-    "from parts where table_name = 'orders' and day <= {as_of}"
-)
+
+
+def orders_state(store: WorkingStore, as_of: date) -> str:
+    """The accepted orders of every day <= `as_of` as the store holds them now (their Parquet files), per code version."""
+    return f"{__version__}:{store.fingerprint('orders', as_of)}"
 
 
 def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str, str]:
@@ -70,12 +71,12 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
     a window are recomputed (`core.features.roll_forward`, equal to computing from all orders).
     Without one, every order <= `as_of` is read.
     """
-    state = f"{__version__}:{store.scalar(_ORDERS_STATE.format(as_of='?'), [as_of])}"
-    previous_as_of = store.scalar(
-        "select max(as_of) from feature_sources where as_of < ? and as_of >= ? "
-        f"and orders_state = ? || ':' || ({_ORDERS_STATE.format(as_of='feature_sources.as_of')})",
-        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS), __version__],
+    state = orders_state(store, as_of)
+    earlier = store.frame(
+        "select as_of, orders_state from feature_sources where as_of < ? and as_of >= ? order by as_of desc",
+        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS)],
     )
+    previous_as_of = next((day for day, made_from in earlier.iter_rows() if made_from == orders_state(store, day)), None)
     profiles = profiles_at(store, as_of)
     if previous_as_of is None:
         return compute_customer_features(orders_until(store, as_of), profiles, as_of), state, "from all orders"

@@ -206,11 +206,8 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
     }  # fmt: skip
-    counts = store.frame(
-        "select (select sum(rows)::bigint from parts where table_name = 'orders' and day <= ?) as accepted, "
-        "(select count(*) from quarantine_orders where order_day <= ?) as quarantined",
-        [as_of, as_of],
-    )
+    accepted = store.day_rows("orders", until=as_of)["rows"].sum()
+    quarantined = store.scalar("select count(*) from quarantine_orders where order_day <= ?", [as_of])
     version_row = pl.DataFrame(
         {
             "as_of": [as_of],
@@ -222,8 +219,8 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
             "metrics": [json.dumps(metrics, default=float)],
             "customers": [segments.height],
             "prospects": [segments.filter(pl.col("lifecycle_stage") == "prospect").height],
-            "orders_accepted": [counts["accepted"][0]],
-            "orders_quarantined": [counts["quarantined"][0]],
+            "orders_accepted": [accepted],
+            "orders_quarantined": [quarantined],
             "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)],
         }
     )
