@@ -56,3 +56,19 @@ def test_deeper_trees_are_refused() -> None:
     booster = _fit(np.random.default_rng(0), max_depth=3)
     with pytest.raises(ValueError, match="depth <= 2"):
         BoosterTables.from_booster(booster, SIZES)
+
+
+def test_inputs_are_the_columns_that_change_a_score() -> None:
+    rng = np.random.default_rng(4)
+    booster = _fit(rng, max_depth=1)  # stumps: some inputs are never split on
+    tables = BoosterTables.from_booster(booster, SIZES)
+    assert tables.inputs and tables.inputs < set(range(len(SIZES)))
+    x = _discrete(rng, 2000, SIZES)
+    others = [c for c in range(len(SIZES)) if c not in tables.inputs]
+    blanked = x.copy()
+    blanked[:, others] = np.nan
+    np.testing.assert_allclose(booster.predict(blanked), booster.predict(x), rtol=0, atol=1e-12)
+    for c in tables.inputs:  # and each input does change some score
+        changed = x.copy()
+        changed[:, c] = np.nan
+        assert not np.allclose(booster.predict(changed), booster.predict(x))

@@ -50,6 +50,11 @@ class BoosterTables:
                     baseline += value
         return cls(baseline, tuple(sizes), tuple(sorted(sums.items())))
 
+    @property
+    def inputs(self) -> frozenset[int]:
+        """The input columns some table reads (the others never change a score)."""
+        return frozenset(column for columns, _ in self.tables for column in columns)
+
     def predict(self, codes: np.ndarray) -> np.ndarray:
         """The booster's raw prediction (up to float rounding) for integer `codes` (missing = the column's size)."""
         out = np.full(len(codes), self.baseline)

@@ -111,26 +111,34 @@ class ChurnModel:
         """Values per booster input: bins of each numeric column, categories of each categorical one."""
         return (*(len(edges) + 1 for edges in self.bin_edges), *(len(vocab) for _, vocab in self.categories))
 
-    def _codes(self, features: pl.DataFrame, scores: np.ndarray | None = None) -> np.ndarray:
+    def _codes(
+        self, features: pl.DataFrame, scores: np.ndarray | None = None, inputs: frozenset[int] | None = None
+    ) -> np.ndarray:
         """Booster input as integer codes (Fortran order): numeric columns' bin indices, then category codes.
 
         Code ``input_sizes[c]`` of column c stands for missing. One polars select bins every column at once.
-        ``scores``: the rows' ``_bgnbd_scores`` when already at hand.
+        ``scores``: the rows' ``_bgnbd_scores`` when already at hand. ``inputs``: the columns to code (the
+        ones the booster splits on); the others are left missing.
         """
         scores = self._bgnbd_scores(features) if scores is None else scores
         numeric = features.select(pl.col(c).cast(pl.Float64) for c in self.numeric_features).with_columns(
             pl.Series(name, scores[:, k]) for k, name in enumerate(BGNBD_FEATURES)
         )
-        binned = numeric.select(
-            _bin_codes(pl.col(c), edges).alias(c) for c, edges in zip(numeric.columns, self.bin_edges, strict=True)
-        )
-        codes = features.select(
+        coded = [
+            _bin_codes(pl.col(c), edges) for c, edges in zip(numeric.columns, self.bin_edges, strict=True)
+        ] + [
             pl.col(c)
             .replace_strict({v: i for i, v in enumerate(vocab)}, default=len(vocab), return_dtype=pl.Int32)
             .fill_null(len(vocab))
             for c, vocab in self.categories
-        )
-        return pl.concat([binned, codes], how="horizontal").to_numpy(order="fortran")
+        ]
+        missing = (pl.repeat(size, pl.len(), dtype=pl.Int32) for size in self.input_sizes)
+        chosen = [
+            expr if inputs is None or k in inputs else blank
+            for k, (expr, blank) in enumerate(zip(coded, missing, strict=True))
+        ]
+        frame = pl.concat([numeric, features.select(c for c, _ in self.categories)], how="horizontal")
+        return frame.select(e.alias(f"_{k}") for k, e in enumerate(chosen)).to_numpy(order="fortran")
 
     def _matrix(self, features: pl.DataFrame) -> np.ndarray:
         """Booster input as the booster is fitted on: the codes as floats, NaN for missing."""
@@ -161,8 +169,8 @@ class ChurnModel:
     def _logit(self, features: pl.DataFrame) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
         scores = self._bgnbd_scores(features)
-        codes = self._codes(features, scores)
         tables = BoosterTables.from_booster(self.booster, self.input_sizes)
+        codes = self._codes(features, scores, tables.inputs)
         head = codes[:_CHECKED_ROWS]
         if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")

@@ -229,8 +229,9 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
 
 def _btyd_sample(buyers: pl.DataFrame, size: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A seeded sample of buyers' (frequency, recency, T) to fit BG/NBD on quickly."""
-    sample = buyers.sample(min(size, buyers.height), seed=0) if buyers.height > size else buyers
-    return tuple(sample[c].to_numpy() for c in ("frequency", "recency", "T"))
+    btyd = buyers.select("frequency", "recency", "T")
+    sample = btyd.sample(size, seed=0) if btyd.height > size else btyd
+    return tuple(sample[c].to_numpy() for c in btyd.columns)
 
 
 def _churn_metadata(metrics: dict) -> dict:
