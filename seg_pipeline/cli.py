@@ -51,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     bench.add_argument("--customers", type=int, default=None, help="default 1,000,000")
     bench.add_argument("--days", type=int, default=730)
     bench.add_argument(
-        "--retrain-every-days", type=int, default=RETRAIN_EVERY_DAYS, help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)"
+        "--retrain-every-days",
+        type=int,
+        default=RETRAIN_EVERY_DAYS,
+        help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)",
     )
     bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)

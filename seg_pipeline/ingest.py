@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import polars as pl
 
@@ -172,7 +172,7 @@ def _write_batch(
     raw_table, accepted_table, quarantine_table = TABLES[kind]
     day_col = DAY_COLUMN[kind]
     days = sorted({f.day for f in files})
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = datetime.now(UTC).replace(tzinfo=None)
     if kind == "orders":
         result = validation.validate_orders(raw, currency=currency, already_accepted=accepted.elsewhere(raw, days))
     else:
@@ -275,7 +275,8 @@ def _quarantined_per_day(store: WorkingStore, kind: Kind, days: str, param: obje
     """(day, quarantined_rows) of the quarantine table of `kind` for the days matching `day {days}`."""
     day_col = DAY_COLUMN[kind]
     return store.frame(
-        f"select {day_col} as day, count(*) as quarantined_rows from {TABLES[kind][2]} where {day_col} {days} group by 1",
+        f"select {day_col} as day, count(*) as quarantined_rows from {TABLES[kind][2]} "
+        f"where {day_col} {days} group by 1",
         [param],
     )
 

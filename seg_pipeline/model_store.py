@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import pickle
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ class ModelStore:
             con.execute("delete from model_registry where kind = ? and trained_as_of = ?", [kind, trained_as_of])
             con.execute(
                 "insert into model_registry values (?, ?, ?, ?, ?, ?)",
-                [kind, version, trained_as_of, str(path), json.dumps(metrics), datetime.now(timezone.utc).replace(tzinfo=None)],
+                [kind, version, trained_as_of, str(path), json.dumps(metrics), datetime.now(UTC).replace(tzinfo=None)],
             )
         return path
 

@@ -174,7 +174,8 @@ def report_html(data: VersionData) -> str:
             "Segments",
             "RFM segments and behavioural clusters: their share of customers beside their share of 12-month revenue.",
             _grid(_figure_div("chart-segment-sizes", _shares_figure(data, "rfm_segment", RFM_ORDER, "RFM segments")),
-                  _figure_div("chart-cluster-sizes", _shares_figure(data, "cluster_label", None, "Behavioural clusters"))),
+                  _figure_div("chart-cluster-sizes",
+                              _shares_figure(data, "cluster_label", None, "Behavioural clusters"))),
             _grid(_figure_div("chart-rfm-heatmap", _rfm_heatmap(data)), _summary_table(data)),
         ),
         _section(
@@ -266,7 +267,9 @@ def _figure_div(chart_id: str, fig: go.Figure | None, wide: bool = False) -> str
 def _table(header: list[str], rows: list[list[str]], numeric: set[int], caption: str = "") -> str:
     head = "".join(f"<th class='{'num' if i in numeric else ''}'>{_e(h)}</th>" for i, h in enumerate(header))
     body = "".join(
-        "<tr>" + "".join(f"<td class='{'num' if i in numeric else ''}'>{cell}</td>" for i, cell in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td class='{'num' if i in numeric else ''}'>{cell}</td>" for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     cap = f"<caption>{_e(caption)}</caption>" if caption else ""
@@ -291,7 +294,9 @@ def _churn_metrics_table(data: VersionData) -> str:
     scored = [(label, churn[key]) for key, label in _BASELINES if key in churn]
     if not scored:
         return _note("churn-metrics-empty", "The version's metrics hold no churn holdout scores.")
-    best = {k: (max if k == "auc" else min)(s.get(k, float("nan")) for _, s in scored) for k in ("auc", "logloss", "brier")}
+    best = {
+        k: (max if k == "auc" else min)(s.get(k, float("nan")) for _, s in scored) for k in ("auc", "logloss", "brier")
+    }
 
     def cell(scores: dict, key: str) -> str:
         text = _num(scores.get(key), 4)
@@ -300,7 +305,8 @@ def _churn_metrics_table(data: VersionData) -> str:
     caption = (
         f"Holdout {churn.get('holdout_as_of', '?')}: {churn.get('n_holdout', 0):,} buyers, "
         f"observed churn rate {_pct(churn.get('holdout_churn_rate'))}, mean predicted "
-        f"{_pct(churn.get('holdout_mean_predicted'))}. Best of each column in bold; lower is better for log loss and Brier."
+        f"{_pct(churn.get('holdout_mean_predicted'))}. Best of each column in bold; "
+        "lower is better for log loss and Brier."
     )
     return _table(
         ["", "AUC", "log loss", "Brier"],
@@ -314,9 +320,11 @@ def _watchlist_table(data: VersionData) -> str:
     if data.watchlist.is_empty():
         return _note("watchlist-empty", "No platinum or gold customer has a churn risk of 0.5 or more in this version.")
     return _table(
-        ["#", "customer", "tier", "RFM segment", "lifecycle", "churn risk", "12-month spend", "revenue at risk", "action"],
-        [[str(r["watch_rank"]), _e(r["customer_id"]), _e(r["value_tier"]), _e(r["rfm_segment"]), _e(r["lifecycle_stage"]),
-          _num(r["churn_risk"], 2), _num(r["spend_365d"], 0), _num(r["revenue_at_risk"], 0), _e(r["recommended_action"])]
+        ["#", "customer", "tier", "RFM segment", "lifecycle", "churn risk", "12-month spend", "revenue at risk",
+         "action"],
+        [[str(r["watch_rank"]), _e(r["customer_id"]), _e(r["value_tier"]), _e(r["rfm_segment"]),
+          _e(r["lifecycle_stage"]), _num(r["churn_risk"], 2), _num(r["spend_365d"], 0),
+          _num(r["revenue_at_risk"], 0), _e(r["recommended_action"])]
          for r in data.watchlist.iter_rows(named=True)],
         numeric={0, 5, 6, 7},
     )  # fmt: skip
@@ -430,9 +438,12 @@ def _pareto_figure(data: VersionData) -> go.Figure | None:
                         marker={"color": _ACCENT, "size": 11},
                         hovertemplate="top 20%: %{y:.1%} of revenue<extra></extra>")  # fmt: skip
         fig.add_shape(type="line", x0=0.2, x1=0.2, y0=0, y1=top20, line={"color": _ACCENT, "dash": "dash", "width": 1})
-        fig.add_shape(type="line", x0=0, x1=0.2, y0=top20, y1=top20, line={"color": _ACCENT, "dash": "dash", "width": 1})
-        fig.add_annotation(x=0.2, y=top20, text=f"<b>top 20% of buyers bring {top20:.1%} of revenue</b>", showarrow=True,
-                           arrowhead=0, ax=60, ay=30, xanchor="left", font={"color": _ACCENT})  # fmt: skip
+        fig.add_shape(
+            type="line", x0=0, x1=0.2, y0=top20, y1=top20, line={"color": _ACCENT, "dash": "dash", "width": 1}
+        )
+        fig.add_annotation(x=0.2, y=top20, text=f"<b>top 20% of buyers bring {top20:.1%} of revenue</b>",
+                           showarrow=True, arrowhead=0, ax=60, ay=30, xanchor="left",
+                           font={"color": _ACCENT})  # fmt: skip
     fig.update_xaxes(title_text="share of buyers (by 12-month spend, highest first)", tickformat=".0%", range=[0, 1])
     fig.update_yaxes(title_text="share of 12-month revenue", tickformat=".0%", range=[0, 1.02])
     return _layout(fig, f"Pareto curve: {data.pareto['buyers'][0]:,} buyers", height=420)
@@ -476,7 +487,9 @@ def _tier_lifecycle_figure(data: VersionData) -> go.Figure | None:
     """Customers by value tier (rows) x lifecycle stage (columns); colour = share of the tier's customers."""
     if data.tier_lifecycle.is_empty():
         return None
-    counts = {(r["value_tier"], r["lifecycle_stage"]): r["customers"] for r in data.tier_lifecycle.iter_rows(named=True)}
+    counts = {
+        (r["value_tier"], r["lifecycle_stage"]): r["customers"] for r in data.tier_lifecycle.iter_rows(named=True)
+    }
     tiers = [t for t in TIER_ORDER if any(k[0] == t for k in counts)] + sorted(
         {k[0] for k in counts} - set(TIER_ORDER))  # fmt: skip
     stages = [s for s in LIFECYCLE_STAGES if any(k[1] == s for k in counts)] + sorted(
@@ -485,8 +498,8 @@ def _tier_lifecycle_figure(data: VersionData) -> go.Figure | None:
     share = [[c / (sum(row) or 1) for c in row] for row in z]
     fig = go.Figure(
         go.Heatmap(
-            z=share, x=stages, y=tiers, text=[[f"{c:,}" if c else "" for c in row] for row in z], texttemplate="%{text}",
-            customdata=z, colorscale=_HEAT, zmin=0, zmax=1, xgap=2, ygap=2,
+            z=share, x=stages, y=tiers, text=[[f"{c:,}" if c else "" for c in row] for row in z],
+            texttemplate="%{text}", customdata=z, colorscale=_HEAT, zmin=0, zmax=1, xgap=2, ygap=2,
             colorbar={"title": {"text": "share of tier"}, "tickformat": ".0%", "thickness": 12},
             hovertemplate="%{y} x %{x}<br>%{customdata:,} customers (%{z:.1%} of the tier)<extra></extra>",
         )
@@ -543,7 +556,7 @@ def _churn_histogram(data: VersionData) -> go.Figure | None:
     if mean is not None:
         fig.add_vline(x=mean, line={"color": "#0f172a", "dash": "dash", "width": 1},
                       annotation_text=f"mean {mean:.2f}", annotation_position="top")  # fmt: skip
-    high = sum(c for b, c in zip(lows, bins["customers"]) if b >= 0.5) / (bins["customers"].sum() or 1)
+    high = sum(c for b, c in zip(lows, bins["customers"], strict=True) if b >= 0.5) / (bins["customers"].sum() or 1)
     fig.update_xaxes(title_text="churn risk (red: 0.5 or more)", range=[0, 1], dtick=0.1)
     fig.update_yaxes(title_text="buyers")
     return _layout(fig, f"Churn risk: {high:.0%} of buyers at 0.5 or more", height=400, showlegend=False)
@@ -668,7 +681,8 @@ def _money(value: float | None) -> str:
 
 _CSS = """
 *{box-sizing:border-box}
-body{margin:0;background:#f1f5f9;color:#0f172a;font:14px/1.5 system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif}
+body{margin:0;background:#f1f5f9;color:#0f172a;font:14px/1.5 system-ui,-apple-system,\
+'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif}
 main{max-width:1360px;margin:0 auto;padding:28px 32px 40px}
 header{margin-bottom:8px}
 h1{font-size:26px;margin:0 0 4px;font-weight:650;letter-spacing:-.01em}

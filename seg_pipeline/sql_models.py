@@ -54,7 +54,8 @@ class SqlModel:
 
 
 def sql_dependencies(sql: str) -> tuple[str, ...]:
-    """The tables a DuckDB SELECT reads (joins, subqueries, set operations), sorted; CTEs and table functions excluded."""
+    """The tables a DuckDB SELECT reads (joins, subqueries, set operations), sorted; CTEs and table functions
+    excluded."""
     tables: set[str] = set()
     for statement in sqlglot.parse(sql, dialect="duckdb"):
         if statement is None:
@@ -129,7 +130,9 @@ def build_sql_model(con: duckdb.DuckDBPyConnection, model: SqlModel, as_of: date
         columns = dict(con.execute(f"select column_name, column_type from (describe {_ROWS})").fetchall())
         if "as_of" not in columns:
             raise SqlModelError(f"{model.label}: the SELECT must return an as_of column (getvariable('as_of'))")
-        stray = con.execute(f"select count(*) from {_ROWS} where as_of is distinct from getvariable('as_of')").fetchone()[0]
+        stray = con.execute(
+            f"select count(*) from {_ROWS} where as_of is distinct from getvariable('as_of')"
+        ).fetchone()[0]
         if stray:
             raise SqlModelError(f"{model.label}: {stray} row(s) have as_of other than getvariable('as_of') = {as_of}")
         con.execute(f"create table if not exists {model.name} as select * from {_ROWS} limit 0")

@@ -38,7 +38,9 @@ import polars as pl
 from seg_pipeline.core.features import FEATURE_SCHEMA
 
 _RAW_ORDER_COLUMNS = "order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
-_RAW_PROFILE_COLUMNS = "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
+_RAW_PROFILE_COLUMNS = (
+    "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
+)
 
 
 def _raw_schema(day: str, columns: str) -> dict[str, pl.DataType]:
@@ -242,7 +244,9 @@ class WorkingStore:
             row = con.execute(sql, params or []).fetchone()
             return None if row is None else row[0]
 
-    def replace_parts(self, con: duckdb.DuckDBPyConnection, table: str, days: Sequence[date], rows: pl.DataFrame) -> None:
+    def replace_parts(
+        self, con: duckdb.DuckDBPyConnection, table: str, days: Sequence[date], rows: pl.DataFrame
+    ) -> None:
         """Replace `days` of the part table `table` with `rows`; call inside `transaction()`.
 
         The rows go into one new Parquet file. A file also holding days that are not replaced is
@@ -310,7 +314,8 @@ class WorkingStore:
             rows = rows.select(columns)
             if semi is not None:
                 [key] = semi.columns
-                # a filter runs inside the Parquet scan (other columns are decoded for matching rows only); a join does not
+                # a filter runs inside the Parquet scan (other columns are decoded for matching rows only);
+                # a join does not
                 rows = rows.filter(pl.col(key).is_in(semi.get_column(key).implode()))
             return rows.collect()
 
@@ -323,7 +328,8 @@ class WorkingStore:
         )
 
     def fingerprint(self, table: str, until: date) -> str:
-        """A hash of which Parquet files hold the days <= `until` of `table`: it changes when any of them is replaced."""
+        """A hash of which Parquet files hold the days <= `until` of `table`: it changes when any of them is
+        replaced."""
         return str(
             self.scalar(
                 "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "

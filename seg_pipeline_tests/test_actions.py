@@ -32,7 +32,15 @@ def test_table_is_total_every_combination_exactly_once():
 
 def test_churn_band_thresholds():
     risks = pl.DataFrame({"r": [None, 0.0, 0.29, 0.3, 0.59, 0.6, 1.0]}, schema={"r": pl.Float64})
-    assert risks.select(churn_band(pl.col("r"))).to_series().to_list() == ["none", "low", "low", "medium", "medium", "high", "high"]
+    assert risks.select(churn_band(pl.col("r"))).to_series().to_list() == [
+        "none",
+        "low",
+        "low",
+        "medium",
+        "medium",
+        "high",
+        "high",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -88,4 +96,6 @@ def test_load_rejects_missing_and_duplicate_rows(tmp_path):
         extra = pl.DataFrame([("diamond", "new", "low", "x")], schema=table.columns, orient="row")
         load_action_table(_write(tmp_path, pl.concat([table, extra])))
     with pytest.raises(ValueError, match="actions.csv: empty"):
-        load_action_table(_write(tmp_path, table.with_columns(pl.col("recommended_action").str.replace(r"^No action$", " "))))
+        load_action_table(
+            _write(tmp_path, table.with_columns(pl.col("recommended_action").str.replace(r"^No action$", " ")))
+        )

@@ -1,6 +1,6 @@
 """The daily schedule, the landing sensor and a blocked validation stopping everything downstream."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -21,7 +21,7 @@ def test_daily_schedule_requests_yesterdays_partition(settings):
     defs = build_definitions(settings)
     schedule = defs.resolve_schedule_def("daily_segments")
     assert schedule.cron_schedule == "0 6 * * *" and schedule.execution_timezone == "UTC"
-    when = datetime(2026, 7, 1, 6, 0, tzinfo=timezone.utc)
+    when = datetime(2026, 7, 1, 6, 0, tzinfo=UTC)
     with dg.build_schedule_context(scheduled_execution_time=when, repository_def=defs.get_repository_def()) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert [r.partition_key for r in requests] == ["2026-06-30"]
@@ -58,7 +58,10 @@ def test_run_failure_summary_names_the_run_partition_step_and_error(tmp_path, la
     run = instance.get_runs(limit=1)[0]
     [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failure_summary", dagster_instance=instance, dagster_run=run, dagster_event=failure.dagster_event
+        sensor_name="run_failure_summary",
+        dagster_instance=instance,
+        dagster_run=run,
+        dagster_event=failure.dagster_event,
     ).for_run_failure()
     capfd.readouterr()
     run_failure_summary(context)

@@ -111,7 +111,9 @@ def test_deterministic_and_no_leakage_after_as_of(
     assert again.metrics == result.metrics
 
 
-def test_training_on_the_sampled_customers_orders_only_gives_the_same_model(data: tuple[pl.DataFrame, pl.DataFrame]) -> None:
+def test_training_on_the_sampled_customers_orders_only_gives_the_same_model(
+    data: tuple[pl.DataFrame, pl.DataFrame],
+) -> None:
     """The pipeline loads only the sample's orders from the store; the model must not notice."""
     orders, profiles = data
     small = {"max_train_rows": 4000}

@@ -99,17 +99,23 @@ def test_a_touched_file_is_not_stale_and_a_second_file_for_a_day_is_ingested_wit
 
 def test_csv_and_parquet_days_ingest_alike(settings, instance):
     day = END - timedelta(days=5)
-    columns = "order_day, source_row, order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
+    columns = (
+        "order_day, source_row, order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
+    )
     same_day = f"select {columns} from raw_orders where order_day = ? order by source_row"
     assert ingest_orders(settings, instance, day, day).success
     from_csv = stored(settings, same_day, [day])
-    accepted_csv = stored(settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day])
+    accepted_csv = stored(
+        settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day]
+    )
     csv_path = day_file(Path(settings.landing_dir), day)
     pl.read_csv(csv_path, infer_schema=False).write_parquet(csv_path.with_suffix(".parquet"))
     csv_path.unlink()
     assert ingest_orders(settings, instance, day, day).success
     assert stored(settings, same_day, [day]).equals(from_csv)
-    assert stored(settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day]).equals(accepted_csv)
+    assert stored(
+        settings, "select * exclude (source_file) from orders where order_day = ? order by order_id", [day]
+    ).equals(accepted_csv)
     files = stored(settings, "select distinct source_file from raw_orders where order_day = ?", [day])["source_file"]
     assert files.to_list() == [f"orders/{day.isoformat()}.parquet"]
 
@@ -128,7 +134,11 @@ def test_every_raw_row_is_accepted_or_quarantined(settings, instance):
     landed = sorted(scan(settings.landing_dir, "orders"))
     counts = ingest.day_counts(WorkingStore(settings.store_path), "orders", landed)
     assert counts.height == len(landed)
-    files_rows = sum(pl.read_csv(f.path, infer_schema=False).height for fs in scan(settings.landing_dir, "orders").values() for f in fs)
+    files_rows = sum(
+        pl.read_csv(f.path, infer_schema=False).height
+        for fs in scan(settings.landing_dir, "orders").values()
+        for f in fs
+    )
     assert counts["raw_rows"].sum() == files_rows
     assert (counts["raw_rows"] == counts["accepted_rows"] + counts["quarantined_rows"]).all()
     assert counts["quarantined_rows"].sum() > 0  # the demo data carries dirty rows
@@ -149,7 +159,9 @@ def test_range_backfill_is_one_run(settings, instance):
 
 def test_broken_file_fails_its_day_with_one_line_and_keeps_the_others(settings, instance):
     good, bad = END - timedelta(days=1), END
-    day_file(Path(settings.landing_dir), bad).write_text("order_id;customer_id;order_ts;amount\nX1;C1;2026-06-30T10:00:00;5\n")
+    day_file(Path(settings.landing_dir), bad).write_text(
+        "order_id;customer_id;order_ts;amount\nX1;C1;2026-06-30T10:00:00;5\n"
+    )
     result = ingest_orders(settings, instance, good, bad)
     assert not result.success
     line = failure_line(result)

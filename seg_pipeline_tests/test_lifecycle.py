@@ -87,7 +87,9 @@ def test_rules_are_total_and_documented():
     grid = pl.DataFrame(
         [
             {"customer_id": f"c{i}", **BASE, "days_since_last_order": d, "spend_trend_90d": t, "churn_risk": r}
-            for i, (d, t, r) in enumerate((d, t, r) for d in (0, 89, 90, 500) for t in (-1.0, 0.0, 1.0) for r in (None, 0.1, 0.9))
+            for i, (d, t, r) in enumerate(
+                (d, t, r) for d in (0, 89, 90, 500) for t in (-1.0, 0.0, 1.0) for r in (None, 0.1, 0.9)
+            )
         ],
         schema=SCHEMA,
     )

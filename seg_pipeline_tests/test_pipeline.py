@@ -85,7 +85,9 @@ def test_version_holds_every_contract_table_and_one_row_per_customer(published):
     for table, columns in CONTRACT_TABLES.items():
         present = {row[0] for row in analyst(path, f"describe {table}")}
         assert set(columns) <= present, (table, set(columns) - present)
-    per_version = analyst(path, "select as_of, count(*), count(distinct customer_id) from customer_segments group by 1 order by 1")
+    per_version = analyst(
+        path, "select as_of, count(*), count(distinct customer_id) from customer_segments group by 1 order by 1"
+    )
     assert [row[0] for row in per_version] == [END - timedelta(days=1), END]
     assert all(n == distinct for _, n, distinct in per_version)
     features = analyst(path, f"select count(*) from customer_features where as_of = '{END}'")[0][0]
@@ -155,7 +157,14 @@ def test_assets_tell_the_operator_what_they_did(published):
     def metadata(key: str) -> dict:
         return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
 
-    for key in ("raw_orders", "orders", "quarantine_orders", "customer_features", "customer_segments", "segment_summary"):
+    for key in (
+        "raw_orders",
+        "orders",
+        "quarantine_orders",
+        "customer_features",
+        "customer_segments",
+        "segment_summary",
+    ):
         assert {"dagster/row_count", "dagster/column_schema", "preview"} <= set(metadata(key)), key
     assert "reasons" in metadata("quarantine_orders")
     for key in ("raw_profiles", "profiles", "quarantine_profiles"):  # previews never show personal data
@@ -188,7 +197,10 @@ def test_held_analyst_connection_neither_blocks_nor_sees_half_a_version(tmp_path
     env = cli_env(settings, tmp_path / "home")
     assert cli(env, "materialize", "--as-of", str(END - timedelta(days=1))).returncode == 0
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, settings.warehouse_path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", READER, settings.warehouse_path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     before = reader.stdout.readline().strip()
     run = cli({**env, "SEG_KEEP_VERSIONS": "1"}, "materialize", "--as-of", str(END))
@@ -247,12 +259,16 @@ def test_cli_reports_a_broken_file_in_one_line_and_keeps_the_last_version(tmp_pa
     lines = run.stderr.strip().splitlines()
     assert f"orders/{END}.csv" in lines[-1] and "missing required column" in lines[-1]
     assert lines[-1].startswith("seg-pipeline: ")
-    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END - timedelta(days=1),)]
+    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [
+        (END - timedelta(days=1),)
+    ]
 
 
 def test_cli_rejects_bad_settings_and_dates_in_one_line(tmp_path, landing):
     env = cli_env(make_settings(tmp_path, landing), tmp_path / "home")
     bad = cli({**env, "SEG_CHURN_HORIZON_DAYS": "soon"}, "materialize", "--as-of", str(END))
-    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("seg-pipeline: SEG_CHURN_HORIZON_DAYS")
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith(
+        "seg-pipeline: SEG_CHURN_HORIZON_DAYS"
+    )
     early = cli(env, "materialize", "--as-of", "2020-01-01")
     assert early.returncode != 0 and "SEG_PARTITION_START" in early.stderr.strip().splitlines()[-1]

@@ -15,4 +15,7 @@ def test_settings_table_matches_the_settings_module():
 
 
 def test_lifecycle_rules_match_the_code():
-    assert README.split("<!-- lifecycle-rules -->")[1].split("<!-- /lifecycle-rules -->")[0].strip() == LIFECYCLE_RULES_MARKDOWN
+    assert (
+        README.split("<!-- lifecycle-rules -->")[1].split("<!-- /lifecycle-rules -->")[0].strip()
+        == LIFECYCLE_RULES_MARKDOWN
+    )

@@ -32,7 +32,8 @@ ERROR_COLLECTOR = """<script>
 window.__errors = [];
 window.addEventListener('error', function (e) { window.__errors.push(String(e.message)); });
 var __consoleError = console.error;
-console.error = function () { window.__errors.push(Array.from(arguments).join(' ')); __consoleError.apply(console, arguments); };
+console.error = function () { window.__errors.push(Array.from(arguments).join(' ')); \
+__consoleError.apply(console, arguments); };
 window.addEventListener('load', function () { setTimeout(function () {
   var out = document.createElement('pre'); out.id = 'js-errors'; out.textContent = JSON.stringify(window.__errors);
   document.body.appendChild(out);

@@ -20,12 +20,14 @@ def _features(n: int, seed: int = 0, prospects: int = 0) -> pl.DataFrame:
         },
         schema_overrides={"frequency": pl.Int64, "days_since_last_order": pl.Int64, "order_count": pl.Int64},
     )
-    none = pl.DataFrame({"customer_id": [f"p{i:05d}" for i in range(prospects)]}, schema_overrides={"customer_id": pl.Utf8})
+    none = pl.DataFrame(
+        {"customer_id": [f"p{i:05d}" for i in range(prospects)]}, schema_overrides={"customer_id": pl.Utf8}
+    )
     return pl.concat([buyers, none], how="diagonal")
 
 
 def test_grid_is_total_and_non_overlapping():
-    for r, f, m in itertools.product(range(1, 6), repeat=3):
+    for r, f in itertools.product(range(1, 6), repeat=2):
         segment = rfm_segment_of(r, f)
         assert segment in RFM_SEGMENTS
     assert len(RFM_SEGMENTS) == 10 == len(set(RFM_SEGMENTS))

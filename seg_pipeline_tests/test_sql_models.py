@@ -17,7 +17,7 @@ from seg_pipeline.sql_models import (
     load_sql_models,
     sql_dependencies,
 )
-from seg_pipeline.store import WorkingStore, replace_rows
+from seg_pipeline.store import WorkingStore
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
 
@@ -163,7 +163,11 @@ def test_cycle_is_one_line_naming_the_files(tmp_path: Path):
 @pytest.mark.parametrize(
     "name, sql, message",
     [
-        ("broken", "select 1 as as_of\nform customer_segments", r"sql/broken\.sql: Parser Error: syntax error at or near .*\(line 2\)"),
+        (
+            "broken",
+            "select 1 as as_of\nform customer_segments",
+            r"sql/broken\.sql: Parser Error: syntax error at or near .*\(line 2\)",
+        ),
         ("two", "select 1; select 2", r"sql/two\.sql: expected exactly one SELECT"),
         ("ddl", "create table x (a int)", r"sql/ddl\.sql: expected exactly one SELECT"),
         ("Bad-Name", "select 1", r"sql/Bad-Name\.sql: the file name must be"),
@@ -222,7 +226,11 @@ def test_rebuild_picks_up_changed_sources_for_that_version_only(store: WorkingSt
     changed = {D2: {**VERSIONS[D2], "c7": ("Champions", "platinum", "new", 0.1, 900.0, 400.0)}}
     _fill(store, changed)
     _build_all(store, D2)
-    counts = dict(_frame(store, "select as_of, sum(customers) from segment_summary where segment_type = 'rfm_segment' group by 1").rows())
+    counts = dict(
+        _frame(
+            store, "select as_of, sum(customers) from segment_summary where segment_type = 'rfm_segment' group by 1"
+        ).rows()
+    )
     assert counts == {D1: 5, D2: 6}
 
 
@@ -236,7 +244,9 @@ def test_segment_summary_shares_and_values(store: WorkingStore):
     assert row["customers"] == 2 and row["revenue"] == 150.0
     assert row["customer_share"] == pytest.approx(2 / 5) and row["revenue_share"] == pytest.approx(150 / 160)
     assert row["mean_churn_risk"] == pytest.approx(0.35) and row["mean_clv"] == pytest.approx(400.0)
-    prospects = summary.filter((pl.col("as_of") == D1) & (pl.col("segment_type") == "value_tier") & (pl.col("segment") == "(none)"))
+    prospects = summary.filter(
+        (pl.col("as_of") == D1) & (pl.col("segment_type") == "value_tier") & (pl.col("segment") == "(none)")
+    )
     assert prospects["customers"].to_list() == [1] and prospects["mean_churn_risk"].to_list() == [None]
 
 
@@ -325,10 +335,19 @@ def test_new_file_is_picked_up_and_may_read_a_mart(tmp_path: Path, store: Workin
 
 def test_adding_a_column_to_a_model_extends_its_table(tmp_path: Path, store: WorkingStore):
     folder = tmp_path / "sql"
-    _write(folder, "sizes", "select as_of, count(*) as customers from customer_segments where as_of = getvariable('as_of') group by 1")
+    _write(
+        folder,
+        "sizes",
+        "select as_of, count(*) as customers from customer_segments where as_of = getvariable('as_of') group by 1",
+    )
     with store.transaction() as con:
         build_sql_model(con, load_sql_models(folder)[0], D1)
-    _write(folder, "sizes", "select as_of, count(*) as customers, 'x' as note from customer_segments where as_of = getvariable('as_of') group by 1")
+    _write(
+        folder,
+        "sizes",
+        "select as_of, count(*) as customers, 'x' as note from customer_segments "
+        "where as_of = getvariable('as_of') group by 1",
+    )
     with store.transaction() as con:
         build_sql_model(con, load_sql_models(folder)[0], D2)
     assert _frame(store, "select * from sizes order by as_of").rows() == [(D1, 5, None), (D2, 5, "x")]
@@ -343,13 +362,17 @@ def test_mart_assets_materialize(tmp_path: Path, store: WorkingStore):
     summary = next(a for a in assets if a.key.to_user_string() == "segment_summary")
     assert summary.group_names_by_key[summary.key] == "marts"
     assert summary.specs_by_key[summary.key].deps[0].asset_key == dg.AssetKey("customer_features")
-    result = dg.materialize(assets, partition_key="2024-03-02", resources={"store": StoreResource(path=str(store.path))})
+    result = dg.materialize(
+        assets, partition_key="2024-03-02", resources={"store": StoreResource(path=str(store.path))}
+    )
     assert result.success
     metadata = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
     }
-    assert metadata["segment_summary"]["dagster/row_count"].value == store.scalar("select count(*) from segment_summary")
+    assert metadata["segment_summary"]["dagster/row_count"].value == store.scalar(
+        "select count(*) from segment_summary"
+    )
     assert "```sql" in metadata["tier_pareto"]["sql"].value
     assert store.scalar("select count(*) from segment_migration where as_of = '2024-03-02'") > 0
 
@@ -359,7 +382,10 @@ def test_mart_asset_sql_error_is_a_failure_naming_the_file(tmp_path: Path, store
     _write(folder, "bad_mart", "select as_of, nope from customer_segments")
     [asset] = mart_assets(daily_partitions("2024-03-01"), folder)
     result = dg.materialize(
-        [asset], partition_key="2024-03-01", resources={"store": StoreResource(path=str(store.path))}, raise_on_error=False
+        [asset],
+        partition_key="2024-03-01",
+        resources={"store": StoreResource(path=str(store.path))},
+        raise_on_error=False,
     )
     assert not result.success
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
@@ -367,7 +393,9 @@ def test_mart_asset_sql_error_is_a_failure_naming_the_file(tmp_path: Path, store
 
 
 def test_mart_asset_builds_every_version_of_a_range_run(store: WorkingStore):
-    assets = [a for a in mart_assets(daily_partitions("2024-03-01"), SQL_DIR) if a.key == dg.AssetKey("segment_summary")]
+    assets = [
+        a for a in mart_assets(daily_partitions("2024-03-01"), SQL_DIR) if a.key == dg.AssetKey("segment_summary")
+    ]
     tags = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-02"}
     result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(path=str(store.path))})
     assert result.success

@@ -16,8 +16,9 @@ D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 def orders(*days: date, n: int = 3, tag: str = "a") -> pl.DataFrame:
     """`n` accepted orders on each of `days`, in the part table's schema."""
     rows = [
-        {"order_id": f"{tag}-{day}-{i}", "customer_id": f"c{i}", "order_ts": datetime(day.year, day.month, day.day, 10),
-         "order_day": day, "amount": float(i), "status": "completed", "source_file": f"orders/{day}.csv", "source_row": i}
+        {"order_id": f"{tag}-{day}-{i}", "customer_id": f"c{i}",
+         "order_ts": datetime(day.year, day.month, day.day, 10), "order_day": day, "amount": float(i),
+         "status": "completed", "source_file": f"orders/{day}.csv", "source_row": i}
         for day in days for i in range(1, n + 1)
     ]  # fmt: skip
     return pl.DataFrame(rows).select(
@@ -52,7 +53,9 @@ def test_replacing_a_day_carries_the_other_days_of_its_file_over(store: WorkingS
     assert store.frame("select * from orders where order_day = ? order by order_id", [D1]).equals(d1)
     assert len(part_files(store)) == 1 and not part_files(store) & first  # the superseded file is gone
     assert dict(store.frame("select day, rows from parts").iter_rows()) == counts
-    assert store.read_parts("orders", ["order_id"], until=D1)["order_id"].to_list() == [f"a-{D1}-{i}" for i in (1, 2, 3)]
+    assert store.read_parts("orders", ["order_id"], until=D1)["order_id"].to_list() == [
+        f"a-{D1}-{i}" for i in (1, 2, 3)
+    ]
 
 
 def test_a_failed_transaction_keeps_the_old_parts_and_deletes_the_new_files(store: WorkingStore) -> None:
@@ -86,7 +89,9 @@ def test_sweep_deletes_files_no_commit_names(store: WorkingStore) -> None:
 def test_read_parts_keeps_only_the_semi_join_keys(store: WorkingStore) -> None:
     with store.transaction() as con:
         store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
-    only = store.read_parts("orders", ["customer_id", "order_day"], until=D2, semi=pl.DataFrame({"customer_id": ["c2"]}))
+    only = store.read_parts(
+        "orders", ["customer_id", "order_day"], until=D2, semi=pl.DataFrame({"customer_id": ["c2"]})
+    )
     assert only.rows() == [("c2", D1), ("c2", D2)]
     assert store.read_parts("orders", ["order_id"], until=date(2025, 1, 1)).is_empty()
 

@@ -31,7 +31,11 @@ def test_ranking_by_value_desc_then_customer_id_and_row_order():
 def test_shuffle_invariant():
     df = _values([float(i % 13) for i in range(400)])
     expected = assign_value_tiers(df, "spend_365d").sort("customer_id")
-    assert assign_value_tiers(df.sample(fraction=1.0, shuffle=True, seed=1), "spend_365d").sort("customer_id").equals(expected)
+    assert (
+        assign_value_tiers(df.sample(fraction=1.0, shuffle=True, seed=1), "spend_365d")
+        .sort("customer_id")
+        .equals(expected)
+    )
 
 
 @pytest.mark.parametrize("cuts", [(0.05, 0.01, 0.2), (0.0, 0.05, 0.2), (0.01, 0.05, 1.0), (0.01, 0.05)])
@@ -46,7 +50,12 @@ def test_revenue_shares_and_80_20():
     tiered = df.join(assign_value_tiers(df, "spend_365d"), on="customer_id")
     shares = tier_revenue_shares(tiered, "spend_365d")
     assert shares["top20_revenue_share"] == pytest.approx(0.8)
-    assert {t: s["customers"] for t, s in shares["tiers"].items()} == {"platinum": 1, "gold": 4, "silver": 15, "bronze": 80}
+    assert {t: s["customers"] for t, s in shares["tiers"].items()} == {
+        "platinum": 1,
+        "gold": 4,
+        "silver": 15,
+        "bronze": 80,
+    }
     assert sum(s["revenue_share"] for s in shares["tiers"].values()) == pytest.approx(1.0)
     assert shares["tiers"]["bronze"]["revenue_share"] == pytest.approx(0.2)
     assert shares["tiers"]["platinum"]["revenue_share"] == pytest.approx(0.04)

@@ -51,8 +51,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_alive, probability_no_purchase
+from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.features import compute_customer_features
 
 LABEL = "churned"

@@ -201,7 +201,7 @@ def _inherited_labels(centroids_raw: np.ndarray, previous: ClusterModel) -> list
     mapped = (centroids_raw - np.asarray(previous.mean)) / np.asarray(previous.scale)
     prev = np.asarray(previous.centroids)
     dist = np.sqrt(((mapped[:, None, :] - prev[None, :, :]) ** 2).sum(axis=2))
-    for i, j in zip(*linear_sum_assignment(dist)):
+    for i, j in zip(*linear_sum_assignment(dist), strict=True):
         if dist[i, j] <= MATCH_MAX_DISTANCE:
             labels[i] = previous.labels[j]
     return labels
@@ -265,7 +265,7 @@ def fit_clusters(
     fresh = [c for c in range(len(centroids)) if labels[c] is None]
     parts = _name_parts_per_cluster(raw, assigned, centroids_raw)
     taken = {n for n in labels if n is not None}
-    for c, name in zip(fresh, _unique_names([parts[c] for c in fresh], sizes[fresh], taken)):
+    for c, name in zip(fresh, _unique_names([parts[c] for c in fresh], sizes[fresh], taken), strict=True):
         labels[c] = name
 
     as_of = features["as_of"].max() if "as_of" in features.columns and features.height else None

@@ -20,7 +20,8 @@ LIFECYCLE_RULES: tuple[tuple[str, str, Callable[[int], pl.Expr]], ...] = (
     ("prospect", "no completed order (`frequency` is null)", lambda h: pl.col("frequency").is_null()),
     (
         "lapsed",
-        "no completed order in the last H days: `days_since_last_order >= H` (H = `SEG_CHURN_HORIZON_DAYS`, default 90)",
+        "no completed order in the last H days: `days_since_last_order >= H` "
+        "(H = `SEG_CHURN_HORIZON_DAYS`, default 90)",
         lambda h: pl.col("days_since_last_order") >= h,
     ),
     (

@@ -54,8 +54,8 @@ def tier_revenue_shares(tiers_with_values: pl.DataFrame, value_col: str = "spend
     valued = tiers_with_values.filter(pl.col("value_tier").is_not_null())
     total = valued[value_col].sum()
     by_tier = valued.group_by("value_tier").agg(pl.len().alias("customers"), pl.col(value_col).sum().alias("revenue"))
-    counts = dict(zip(by_tier["value_tier"], by_tier["customers"]))
-    revenue = dict(zip(by_tier["value_tier"], by_tier["revenue"]))
+    counts = dict(zip(by_tier["value_tier"], by_tier["customers"], strict=True))
+    revenue = dict(zip(by_tier["value_tier"], by_tier["revenue"], strict=True))
     tiers = {
         tier: {"customers": counts.get(tier, 0), "revenue_share": revenue.get(tier, 0.0) / total if total else None}
         for tier in VALUE_TIERS

@@ -1,7 +1,7 @@
 """Jobs, the daily schedule and the sensors: how versions get made without anyone asking."""
 
 import hashlib
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 from typing import Any
 
 import dagster as dg
@@ -34,7 +34,7 @@ def daily_schedule(settings: PipelineSettings, partitions: dg.TimeWindowPartitio
     )
     def daily_segments(context: dg.ScheduleEvaluationContext):
         """Yesterday's version (UTC), every day at SEG_SCHEDULE_CRON in SEG_SCHEDULE_TIMEZONE."""
-        day = (context.scheduled_execution_time.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()
+        day = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date().isoformat()
         if day not in partitions.get_partition_keys(context.scheduled_execution_time):
             return dg.SkipReason(f"{day} is outside the partitions (SEG_PARTITION_START={settings.partition_start})")
         return dg.RunRequest(run_key=day, partition_key=day)
@@ -52,15 +52,24 @@ def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
         latest = landed[-1]
         try:
             store = WorkingStore(settings.store_path, wait=False)
-            stale = [(kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")]
+            stale = [
+                (kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")
+            ]
         except StoreBusy:
             return dg.SkipReason("the working store is busy with a run; looking again next tick")
         changed = [f"{kind} {day}" for kind, days in stale for day in days]
         if not changed:
             return dg.SkipReason(f"every landed file up to {latest} is ingested")
-        files = [f"{f.name}:{f.size}:{f.mtime_ns}" for kind, days in stale for day in days for f in scan(settings.landing_dir, kind, day)[day]]
+        files = [
+            f"{f.name}:{f.size}:{f.mtime_ns}"
+            for kind, days in stale
+            for day in days
+            for f in scan(settings.landing_dir, kind, day)[day]
+        ]
         run_key = hashlib.sha256(",".join(files).encode()).hexdigest()[:16]
-        return dg.RunRequest(run_key=run_key, partition_key=latest.isoformat(), tags={"seg/changed": ", ".join(changed[:10])})
+        return dg.RunRequest(
+            run_key=run_key, partition_key=latest.isoformat(), tags={"seg/changed": ", ".join(changed[:10])}
+        )
 
     return landing_files
 

@@ -13,7 +13,6 @@ from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
 
-
 ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category")
 
 
@@ -59,7 +58,8 @@ ROLL_FORWARD_MAX_DAYS = 31
 
 
 def orders_state(store: WorkingStore, as_of: date) -> str:
-    """The accepted orders of every day <= `as_of` as the store holds them now (their Parquet files), per code version."""
+    """The accepted orders of every day <= `as_of` as the store holds them now (their Parquet files),
+    per code version."""
     return f"{__version__}:{store.fingerprint('orders', as_of)}"
 
 
@@ -76,7 +76,9 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
         "select as_of, orders_state from feature_sources where as_of < ? and as_of >= ? order by as_of desc",
         [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS)],
     )
-    previous_as_of = next((day for day, made_from in earlier.iter_rows() if made_from == orders_state(store, day)), None)
+    previous_as_of = next(
+        (day for day, made_from in earlier.iter_rows() if made_from == orders_state(store, day)), None
+    )
     profiles = profiles_at(store, as_of)
     if previous_as_of is None:
         return compute_customer_features(orders_until(store, as_of), profiles, as_of), state, "from all orders"
@@ -107,7 +109,11 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
                 with working.transaction() as con:
                     working.replace_parts(con, "customer_features", [as_of], features)
                     replace_rows(
-                        con, "feature_sources", "as_of = ?", [as_of], pl.DataFrame({"as_of": [as_of], "orders_state": [state]})
+                        con,
+                        "feature_sources",
+                        "as_of = ?",
+                        [as_of],
+                        pl.DataFrame({"as_of": [as_of], "orders_state": [state]}),
                     )
                 context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
         metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": key, "computed": how}

@@ -43,10 +43,16 @@ def _check_specs(kind: Kind) -> list[dg.AssetCheckSpec]:
     return [
         dg.AssetCheckSpec("expectations", asset=accepted, description="great-expectations suite on the raw batch"),
         dg.AssetCheckSpec(
-            "rows_accounted_for", asset=accepted, blocking=True, description="raw rows = accepted + quarantined, per day"
+            "rows_accounted_for",
+            asset=accepted,
+            blocking=True,
+            description="raw rows = accepted + quarantined, per day",
         ),
         dg.AssetCheckSpec(
-            "quarantine_share", asset=accepted, blocking=True, description="quarantined share <= SEG_QUARANTINE_THRESHOLD"
+            "quarantine_share",
+            asset=accepted,
+            blocking=True,
+            description="quarantined share <= SEG_QUARANTINE_THRESHOLD",
         ),
     ]
 
@@ -85,7 +91,9 @@ def _run_ingest(
     extra = {
         raw: {"files_ingested": report.files[:50]},
         accepted: {},
-        quarantine: {"reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")},
+        quarantine: {
+            "reasons": dg.MetadataValue.md(markdown_table(["reason", "rows"], reasons[:20]) if reasons else "none")
+        },
     }
     for key, rows in [(raw, report.raw_rows), (accepted, report.accepted_rows), (quarantine, report.quarantined_rows)]:
         metadata = {**frame_metadata(latest[key]), "dagster/row_count": rows, **summary, **extra[key]}
@@ -165,12 +173,18 @@ def ingestion_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefin
     )
 
     @dg.multi_asset(specs=_specs("orders", "new or changed days <= D"), check_specs=_check_specs("orders"), **common)
-    def ingest_orders(context: dg.AssetExecutionContext, config: IngestConfig, settings: PipelineSettings, store: StoreResource):
+    def ingest_orders(
+        context: dg.AssetExecutionContext, config: IngestConfig, settings: PipelineSettings, store: StoreResource
+    ):
         """Landed order files of every day <= D that are new or changed -> raw_orders, orders, quarantine_orders."""
         yield from _run_ingest(context, "orders", settings, store, config.force)
 
-    @dg.multi_asset(specs=_specs("profiles", "the snapshot in force at D"), check_specs=_check_specs("profiles"), **common)
-    def ingest_profiles(context: dg.AssetExecutionContext, config: IngestConfig, settings: PipelineSettings, store: StoreResource):
+    @dg.multi_asset(
+        specs=_specs("profiles", "the snapshot in force at D"), check_specs=_check_specs("profiles"), **common
+    )
+    def ingest_profiles(
+        context: dg.AssetExecutionContext, config: IngestConfig, settings: PipelineSettings, store: StoreResource
+    ):
         """The latest profile snapshot <= D, if new or changed -> raw_profiles, profiles, quarantine_profiles."""
         yield from _run_ingest(context, "profiles", settings, store, config.force)
 

@@ -23,7 +23,9 @@ def column_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = Non
     descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
-            dg.TableColumn(name, _DAGSTER_TYPES.get(dtype.base_type(), str(dtype).lower()), description=descriptions.get(name))
+            dg.TableColumn(
+                name, _DAGSTER_TYPES.get(dtype.base_type(), str(dtype).lower()), description=descriptions.get(name)
+            )
             for name, dtype in frame.schema.items()
         ]
     )

@@ -7,7 +7,7 @@ their content hash and registered, so a version can be rebuilt with exactly its 
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from functools import partial
 
 import dagster as dg
@@ -136,7 +136,10 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                 with working.transaction() as con:
                     working.replace_parts(con, "customer_segments", [as_of], segments)
                     replace_rows(con, "segment_versions", "as_of = ?", [as_of], version_row)
-                context.log.info(f"customer_segments {as_of}: {segments.height} customers, version {version_row['segment_version'][0]}")
+                context.log.info(
+                    f"customer_segments {as_of}: {segments.height} customers, "
+                    f"version {version_row['segment_version'][0]}"
+                )
         metrics = json.loads(version_row["metrics"][0])
         sizes = segments.group_by("rfm_segment").len().sort("len", descending=True)
         return dg.MaterializeResult(
@@ -153,13 +156,17 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
     return [churn_model, cluster_model, customer_segments]
 
 
-def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str) -> tuple[pl.DataFrame, pl.DataFrame]:
+def build_segments(
+    store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The customer_segments rows and the segment_versions row of one as-of date."""
     registry = ModelStore(settings.model_dir, store)
     churn_entry = registry.in_force("churn", as_of)
     cluster_entry = registry.in_force("clusters", as_of)
     if churn_entry is None or cluster_entry is None:
-        raise dg.Failure(f"no churn or cluster model registered for {as_of}: materialize churn_model and cluster_model first")
+        raise dg.Failure(
+            f"no churn or cluster model registered for {as_of}: materialize churn_model and cluster_model first"
+        )
     features = features_at(store, as_of)
     buyers = features.filter(pl.col("frequency").is_not_null())
     churn_risk = ModelStore.load(churn_entry).predict_risk(features)
@@ -221,7 +228,7 @@ def build_segments(store: WorkingStore, settings: PipelineSettings, as_of: date,
             "prospects": [segments.filter(pl.col("lifecycle_stage") == "prospect").height],
             "orders_accepted": [accepted],
             "orders_quarantined": [quarantined],
-            "created_at": [datetime.now(timezone.utc).replace(tzinfo=None)],
+            "created_at": [datetime.now(UTC).replace(tzinfo=None)],
         }
     )
     return segments, version_row
@@ -236,11 +243,15 @@ def _btyd_sample(buyers: pl.DataFrame, size: int = 100_000) -> tuple[np.ndarray,
 
 def _churn_metadata(metrics: dict) -> dict:
     names = {"model": "churn model", "recency": "recency-only baseline", "bgnbd": "BG/NBD baseline"}
-    rows = [(label, metrics[key]["auc"], metrics[key]["logloss"], metrics[key]["brier"]) for key, label in names.items()]
+    rows = [
+        (label, metrics[key]["auc"], metrics[key]["logloss"], metrics[key]["brier"]) for key, label in names.items()
+    ]
     deciles = [(d["mean_predicted"], d["observed_rate"], d["n"]) for d in metrics["calibration_deciles"]]
     return {
         "holdout": dg.MetadataValue.md(markdown_table(["model", "AUC", "log loss", "Brier"], rows)),
-        "calibration by decile": dg.MetadataValue.md(markdown_table(["mean predicted", "observed", "customers"], deciles)),
+        "calibration by decile": dg.MetadataValue.md(
+            markdown_table(["mean predicted", "observed", "customers"], deciles)
+        ),
         "holdout as of": str(metrics["holdout_as_of"]),
         "auc": metrics["model"]["auc"],
         "metrics": dg.MetadataValue.json(metrics),

@@ -22,7 +22,9 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
               *[m.name for m in marts]],
         group_name="warehouse",
         # the daily schedule publishes yesterday's version each morning; a day late is a failure
-        freshness_policy=dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)),
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=30), warn_window=timedelta(hours=26)
+        ),
     )  # fmt: skip
     def current_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """The analyst DuckDB file (SEG_WAREHOUSE_PATH), published whole by atomic rename.
@@ -42,7 +44,8 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
             )
         if too_old := [str(day) for day in days if day in dropped]:
             context.log.warning(
-                f"version(s) {', '.join(too_old)} are older than the newest SEG_KEEP_VERSIONS={settings.keep_versions}: "
+                f"version(s) {', '.join(too_old)} are older than the newest "
+                f"SEG_KEEP_VERSIONS={settings.keep_versions}: "
                 "built in the working store, left out of the analyst file's customer_features and customer_segments"
             )
         return dg.MaterializeResult(
