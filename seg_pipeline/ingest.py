@@ -203,11 +203,13 @@ def _write_batch(
         store.replace_parts(con, accepted_table, days, result.accepted)
         replace_rows(con, quarantine_table, f"{day_col} in (select unnest(?::date[]))", [days], quarantined)
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
+        # great-expectations validated the batch while its rows were written: counting its results waits for
+        # that run, so a failure of it rolls the batch back
+        report.add(result, raw.height)
     if accepted is not None:
         accepted.replace(days, result.accepted)
     report.days.extend(days)
     report.files.extend(f.name for f in files)
-    report.add(result, raw.height)
 
 
 class _AcceptedOrders:

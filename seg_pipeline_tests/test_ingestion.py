@@ -239,3 +239,27 @@ def test_an_order_id_accepted_on_another_day_is_quarantined_across_batches_and_r
     ]
     accepted = store.frame("select order_id from orders order by order_id")["order_id"].to_list()
     assert accepted == ["a", "b", "c", "x", "y"]
+
+
+def test_a_great_expectations_failure_rolls_its_batch_back(tmp_path, monkeypatch):
+    """GX validates a batch while its rows are written; the batch commits only after GX is done with it."""
+    from seg_pipeline.core.validation import engine
+
+    landing = tmp_path / "landing"
+    (landing / "orders").mkdir(parents=True)
+    day = date(2026, 3, 1)
+    (landing / "orders" / f"{day}.csv").write_text("order_id,customer_id,order_ts,amount\na,c1,2026-03-01T10:00:00,5\n")
+    store = WorkingStore(tmp_path / "store.duckdb")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("great-expectations broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(engine, "run_suite", broken)
+        with pytest.raises(RuntimeError, match="great-expectations broke"):
+            ingest.ingest(store, str(landing), "orders", day, run_id="first", currency="USD")
+    for table in ("raw_orders", "orders", "landing_files"):
+        assert store.scalar(f"select count(*) from {table}") == 0, table
+    assert not list(store.parts_dir.glob("*/*/*.parquet"))  # the batch's part files went with it
+    report = ingest.ingest(store, str(landing), "orders", day, run_id="second", currency="USD")
+    assert report.days == [day] and report.accepted_rows == 1 and report.expectations
