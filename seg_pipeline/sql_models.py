@@ -54,8 +54,7 @@ class SqlModel:
 
 
 def sql_dependencies(sql: str) -> tuple[str, ...]:
-    """The tables a DuckDB SELECT reads (joins, subqueries, set operations), sorted; CTEs and table functions
-    excluded."""
+    """The tables a DuckDB SELECT reads (joins, subqueries, set operations), sorted; no CTEs or table functions."""
     tables: set[str] = set()
     for statement in sqlglot.parse(sql, dialect="duckdb"):
         if statement is None:

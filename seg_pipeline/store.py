@@ -328,8 +328,7 @@ class WorkingStore:
         )
 
     def fingerprint(self, table: str, until: date) -> str:
-        """A hash of which Parquet files hold the days <= `until` of `table`: it changes when any of them is
-        replaced."""
+        """A hash of the Parquet files holding the days <= `until` of `table`: it changes when one is replaced."""
         return str(
             self.scalar(
                 "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "

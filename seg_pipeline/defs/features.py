@@ -58,8 +58,7 @@ ROLL_FORWARD_MAX_DAYS = 31
 
 
 def orders_state(store: WorkingStore, as_of: date) -> str:
-    """The accepted orders of every day <= `as_of` as the store holds them now (their Parquet files),
-    per code version."""
+    """Which Parquet files hold the accepted orders of the days <= `as_of` now, and the code version."""
     return f"{__version__}:{store.fingerprint('orders', as_of)}"
 
 
