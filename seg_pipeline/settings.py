@@ -34,8 +34,8 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_RETRAIN_EVERY_DAYS": ("1", "retrain churn and cluster models when the last is this old"),
     "SEG_KEEP_VERSIONS": (
         "30",
-        "versions of the per-customer tables (customer_features, customer_segments) kept in the analyst file, "
-        "newest first; 0 keeps every one. segment_versions and the marts keep every version",
+        "versions of the per-customer tables (customer_features, customer_segments) kept, newest first, in the "
+        "analyst file and the working store; 0 keeps every one. segment_versions and the marts keep every version",
     ),
     "SEG_SCHEDULE_CRON": ("0 6 * * *", "when the daily schedule runs yesterday's partition"),
     "SEG_SCHEDULE_TIMEZONE": ("UTC", "timezone of the schedule"),

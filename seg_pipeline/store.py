@@ -286,6 +286,19 @@ class WorkingStore:
         self._superseded.extend(self.parts_dir / file for file in old)
         self._create_view(con, table)
 
+    def keep_newest(self, con: duckdb.DuckDBPyConnection, table: str, keep: int) -> list[date]:
+        """Drop every day of the part table `table` but the newest `keep` (0 keeps all); call inside `transaction()`.
+
+        Returns the days dropped, oldest first.
+        """
+        days = [day for (day,) in con.execute(
+            "select distinct day from parts where table_name = ? order by day desc", [table]
+        ).fetchall()]  # fmt: skip
+        dropped = sorted(days[keep:]) if keep else []
+        if dropped:
+            self.replace_parts(con, table, dropped, pl.DataFrame(schema=PART_TABLES[table][1]))
+        return dropped
+
     def read_parts(
         self,
         table: str,

@@ -7,8 +7,8 @@ the small tables, checkpoints, and renames the result over the analyst file. A r
 had the old file open keeps seeing that whole old version; the next one opens the new file.
 
 The per-customer tables keep only the newest `keep_versions` versions (SEG_KEEP_VERSIONS), so the
-file, and with it the copy each publish makes, stops growing with the history; the working store
-keeps every version. segment_versions and the marts (a few rows per version) keep every version.
+file, and with it the copy each publish makes, stops growing with the history (the publishing asset
+trims the working store alike). segment_versions and the marts (a few rows per version) keep every version.
 """
 
 from __future__ import annotations

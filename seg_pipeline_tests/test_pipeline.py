@@ -18,7 +18,7 @@ from seg_pipeline.core.clusters import label_keep_share
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.runs import materialize_as_of
-from seg_pipeline.store import PART_TABLES
+from seg_pipeline.store import PART_TABLES, WorkingStore
 from seg_pipeline.warehouse import personal_columns_in
 from seg_pipeline_tests.conftest import END, make_settings
 
@@ -207,9 +207,14 @@ def test_held_analyst_connection_neither_blocks_nor_sees_half_a_version(tmp_path
     assert run.returncode == 0, run.stderr
     held = reader.communicate("go\n", timeout=60)[0].strip()
     assert held == before  # the held connection still sees the whole old file
-    # a new connection sees the new version whole, and only it: SEG_KEEP_VERSIONS=1 dropped the older one
+    # a new connection sees the new version whole, and only it: SEG_KEEP_VERSIONS=1 dropped the older one,
+    # from the analyst file and from the working store
     assert analyst(settings.warehouse_path, "select min(as_of), max(as_of) from customer_segments") == [(END, END)]
     assert analyst(settings.warehouse_path, "select count(*) from segment_versions") == [(2,)]
+    working = WorkingStore(settings.store_path)
+    for table in ("customer_features", "customer_segments"):
+        assert working.day_rows(table)["day"].to_list() == [END], table
+    assert working.frame("select as_of from feature_sources")["as_of"].to_list() == [END]
 
 
 def test_two_runs_launched_together_both_succeed(tmp_path, landing):

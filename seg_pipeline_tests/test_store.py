@@ -58,6 +58,21 @@ def test_replacing_a_day_carries_the_other_days_of_its_file_over(store: WorkingS
     ]
 
 
+def test_keep_newest_drops_the_older_days_and_their_files(store: WorkingStore) -> None:
+    days = [date(2026, 1, d) for d in range(1, 6)]
+    for day in days:  # one file per day, as versions are written
+        with store.transaction() as con:
+            store.replace_parts(con, "orders", [day], orders(day))
+    with store.transaction() as con:
+        assert store.keep_newest(con, "orders", 2) == days[:3]
+    assert store.day_rows("orders")["day"].to_list() == days[3:]
+    assert len(part_files(store)) == 2
+    assert store.frame("select distinct order_day from orders order by 1")["order_day"].to_list() == days[3:]
+    with store.transaction() as con:
+        assert store.keep_newest(con, "orders", 0) == []  # 0 keeps every day
+    assert len(part_files(store)) == 2
+
+
 def test_a_failed_transaction_keeps_the_old_parts_and_deletes_the_new_files(store: WorkingStore) -> None:
     with store.transaction() as con:
         store.replace_parts(con, "orders", [D1], orders(D1))

@@ -29,24 +29,30 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
     def current_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """The analyst DuckDB file (SEG_WAREHOUSE_PATH), published whole by atomic rename.
 
-        Its `current_segments` view shows the latest version of `customer_segments`.
+        Its `current_segments` view shows the latest version of `customer_segments`. Both it and the working
+        store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments.
         """
         days = [date.fromisoformat(key) for key in context.partition_keys]
-        with store.open() as working, working.connect() as con:
-            counts, dropped = warehouse.publish(
-                con,
-                settings.warehouse_path,
-                days,
-                [m.name for m in marts],
-                {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS},
-                {m.name: m.description for m in marts},
-                keep_versions=settings.keep_versions,
-            )
+        with store.open() as working:
+            with working.connect() as con:
+                counts, dropped = warehouse.publish(
+                    con,
+                    settings.warehouse_path,
+                    days,
+                    [m.name for m in marts],
+                    {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS},
+                    {m.name: m.description for m in marts},
+                    keep_versions=settings.keep_versions,
+                )
+            with working.transaction() as con:
+                working.keep_newest(con, "customer_segments", settings.keep_versions)
+                gone = working.keep_newest(con, "customer_features", settings.keep_versions)
+                con.execute("delete from feature_sources where as_of in (select unnest(?::date[]))", [gone])
         if too_old := [str(day) for day in days if day in dropped]:
             context.log.warning(
                 f"version(s) {', '.join(too_old)} are older than the newest "
                 f"SEG_KEEP_VERSIONS={settings.keep_versions}: "
-                "built in the working store, left out of the analyst file's customer_features and customer_segments"
+                "not kept in customer_features and customer_segments"
             )
         return dg.MaterializeResult(
             metadata={
