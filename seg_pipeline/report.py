@@ -88,10 +88,7 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
         raise ReportError(f"no analyst file at {path}: materialize a version first")
     with duckdb.connect(str(path), read_only=True) as con:
         tables = {row[0] for row in con.sql("select table_name from information_schema.tables").fetchall()}
-        # the versions whose customers are in the file (older ones leave it: SEG_KEEP_VERSIONS)
-        versions = [row[0] for row in con.sql(
-            "select as_of from segment_versions where as_of in (select as_of from customer_segments) order by as_of"
-        ).fetchall()] if "segment_versions" in tables else []  # fmt: skip
+        versions = _versions(con, tables)
         if not versions:
             raise ReportError(f"{path} holds no segment version yet")
         day = as_of or versions[-1]
@@ -139,6 +136,21 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
                 "revenue_at_risk, recommended_action from churn_watchlist where as_of = ? order by watch_rank limit 10",
             ),
         )
+
+
+def published_versions(warehouse_path: str | Path) -> list[date]:
+    """The versions a report can be made of, oldest first: those whose customers are in the analyst file."""
+    with duckdb.connect(str(warehouse_path), read_only=True) as con:
+        tables = {row[0] for row in con.sql("select table_name from information_schema.tables").fetchall()}
+        return _versions(con, tables)
+
+
+def _versions(con: duckdb.DuckDBPyConnection, tables: set[str]) -> list[date]:
+    # segment_versions lists every version ever built; older ones leave customer_segments (SEG_KEEP_VERSIONS)
+    if "segment_versions" not in tables:
+        return []
+    sql = "select as_of from segment_versions where as_of in (select as_of from customer_segments) order by as_of"
+    return [row[0] for row in con.sql(sql).fetchall()]
 
 
 def render_report(warehouse_path: str | Path, as_of: date | None = None) -> str:

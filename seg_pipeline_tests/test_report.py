@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -17,7 +18,7 @@ from seg_pipeline.cli import main
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
-from seg_pipeline_tests.conftest import END
+from seg_pipeline_tests.conftest import END, make_settings
 
 PREVIOUS = END - timedelta(days=1)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -139,6 +140,26 @@ def test_segment_report_asset_writes_the_file_and_png_metadata(published):
         assert image, name
         png = base64.b64decode(image.group(1))
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(png) < 60_000
+
+
+def test_a_backfill_reports_only_the_versions_the_file_keeps(published, tmp_path):
+    """A version older than SEG_KEEP_VERSIONS keeps is left out of the file; its report is skipped, not failed."""
+    settings = make_settings(tmp_path, Path(published[0].landing_dir))
+    Path(settings.warehouse_path).parent.mkdir(parents=True)
+    shutil.copyfile(published[0].warehouse_path, settings.warehouse_path)
+    with duckdb.connect(settings.warehouse_path) as con:  # as a publish with SEG_KEEP_VERSIONS=1 leaves it
+        con.execute("delete from customer_segments where as_of = ?", [PREVIOUS])
+    assert report.published_versions(settings.warehouse_path) == [END]
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            report_assets(daily_partitions(settings.partition_start)), instance=instance,
+            resources=build_resources(settings),
+            tags={"dagster/asset_partition_range_start": str(PREVIOUS), "dagster/asset_partition_range_end": str(END)},
+        )  # fmt: skip
+    assert result.success
+    assert sorted(p.name for p in (tmp_path / "out" / "reports").iterdir()) == [f"segments-{END}.html"]
+    with pytest.raises(report.ReportError, match="SEG_KEEP_VERSIONS"):
+        report.load_version(settings.warehouse_path, PREVIOUS)
 
 
 def test_cli_report_prints_the_path(published, tmp_path, monkeypatch, capsys):

@@ -29,10 +29,18 @@ def report_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefiniti
         version, churn risk with its calibration and scores, value tier x lifecycle. Read from the
         published analyst file only (read-only), so it shows exactly what analysts see.
         """
+        published = set(report.published_versions(settings.warehouse_path))
+        data = None
         for key in context.partition_keys:
-            data = report.load_version(settings.warehouse_path, date.fromisoformat(key))
+            day = date.fromisoformat(key)
+            if day not in published:
+                context.log.warning(f"segment_report {key}: no report, an older version than SEG_KEEP_VERSIONS keeps")
+                continue
+            data = report.load_version(settings.warehouse_path, day)
             path = report.write_html(data, report_dir(settings))
             context.log.info(f"segment_report {key}: {path}")
+        if data is None:
+            return dg.MaterializeResult(metadata={"reports written": 0})
         return dg.MaterializeResult(
             metadata={
                 "dagster/uri": path.as_uri(),
