@@ -35,7 +35,7 @@ FULL_SIZE = {"orders": 10_000_000, "customers": 1_000_000}
 QUICK_SIZE = {"orders": 300_000, "customers": 20_000}
 PROFILE_SNAPSHOT_EVERY_DAYS = 28  # fewer snapshots to write; only the one in force at D is ingested
 LATEST_END_DATE = date(2026, 11, 21)  # the generator's default last day, unless that is not a partition yet
-#: SEG_RETRAIN_EVERY_DAYS of the runs: weekly retraining, so the next day reuses the cold run's models
+#: SEG_RETRAIN_EVERY_DAYS of the runs: its default, weekly, so the next day reuses the cold run's models
 RETRAIN_EVERY_DAYS = 7
 
 #: the stages reported, in pipeline order; "overhead" = process start, imports, Dagster bookkeeping outside steps

@@ -67,7 +67,8 @@ def published(tmp_path_factory: pytest.TempPathFactory, small_landing: Path):
     from seg_pipeline.runs import materialize_as_of
 
     tmp = tmp_path_factory.mktemp("published")
-    settings = make_settings(tmp, Path(shutil.copytree(small_landing, tmp / "landing")))
+    # daily retraining: the second version's cluster model is fitted against the first one's labels
+    settings = make_settings(tmp, Path(shutil.copytree(small_landing, tmp / "landing")), SEG_RETRAIN_EVERY_DAYS="1")
     (tmp / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
         for day in (END - timedelta(days=1), END):

@@ -2,12 +2,14 @@
 
 import pytest
 
+from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.settings import SETTINGS_DOC, PipelineSettings, SettingsError
 
 
 def test_every_default_is_usable():
     settings = PipelineSettings.from_env({})
     assert settings.keep_versions == int(SETTINGS_DOC["SEG_KEEP_VERSIONS"][0])
+    assert settings.retrain_every_days == RETRAIN_EVERY_DAYS  # the benchmark runs the default cadence
     assert settings.churn_horizon_days == int(SETTINGS_DOC["SEG_CHURN_HORIZON_DAYS"][0])
 
 
