@@ -30,10 +30,12 @@ VERSIONED_TABLES = ("customer_features", "customer_segments")
 WHOLE_TABLES = ("segment_versions", "quarantine_orders", "quarantine_profiles")
 
 TABLE_COMMENTS = {
-    "customer_features": "Point-in-time customer features, one row per (as_of, customer_id).",
-    "customer_segments": "Versioned customer segments, exactly one row per known customer per as_of.",
+    "customer_features": "Point-in-time customer features, one row per (as_of, customer_id); "
+    "the newest SEG_KEEP_VERSIONS versions.",
+    "customer_segments": "Versioned customer segments, exactly one row per known customer per as_of; "
+    "the newest SEG_KEEP_VERSIONS versions.",
     "current_segments": "The latest version (max as_of) of customer_segments.",
-    "segment_versions": "One row per published as_of: run id, model versions, quality metrics, row counts.",
+    "segment_versions": "One row per version ever published: run id, model versions, quality metrics, row counts.",
     "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason.",
     "quarantine_profiles": "Rejected raw profile rows (personal data removed) with source_file and reason.",
 }
