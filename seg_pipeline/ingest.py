@@ -10,6 +10,7 @@ and a file new by name is hashed while it is parsed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,6 +46,12 @@ class IngestReport:
     expectations: list[dict] = field(default_factory=list)
     reasons: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    #: (start, end) epoch seconds spent validating: judging rows, then waiting for great-expectations
+    validation_spans: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def validation_seconds(self) -> float:
+        return sum(end - start for start, end in self.validation_spans)
 
     def add(self, result: validation.ValidationResult, raw_rows: int) -> None:
         self.raw_rows += raw_rows
@@ -173,10 +180,12 @@ def _write_batch(
     day_col = DAY_COLUMN[kind]
     days = sorted({f.day for f in files})
     now = datetime.now(UTC).replace(tzinfo=None)
+    started = time.time()
     if kind == "orders":
         result = validation.validate_orders(raw, currency=currency, already_accepted=accepted.elsewhere(raw, days))
     else:
         result = validation.validate_profiles(raw)
+    report.validation_spans.append((started, time.time()))
     rows_per_file = dict(raw.group_by("source_file").len().iter_rows())
     fingerprint_of = pl.DataFrame({"source_file": list(prints), "file_fingerprint": list(prints.values())})
     raw_rows = raw.join(fingerprint_of, on="source_file", how="left").with_columns(
@@ -205,7 +214,9 @@ def _write_batch(
         replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
         # great-expectations validated the batch while its rows were written: counting its results waits for
         # that run, so a failure of it rolls the batch back
+        waiting = time.time()
         report.add(result, raw.height)
+        report.validation_spans.append((waiting, time.time()))
     if accepted is not None:
         accepted.replace(days, result.accepted)
     report.days.extend(days)

@@ -25,6 +25,7 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
         assert run["peak_rss_mb"] > 0 and run["summary"].startswith("published ")
         assert set(run["stages"]) == set(STAGES)
         assert all(run["stages"][stage]["peak_rss_mb"] for stage in STAGES)
+        assert run["stages"]["validate"]["seconds"] > 0 and run["stages"]["ingest"]["seconds"] > 0
         steps = {step for stage in run["stages"].values() for step in stage["steps"]}
         assert {"ingest_orders", "ingest_profiles", "customer_features", "churn_model", "cluster_model",
                 "customer_segments", "segment_summary", "current_segments"} <= steps  # fmt: skip
