@@ -260,7 +260,7 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
     return (
         raw.rename({"rows": "raw_rows"})
         .join(accepted.rename({"rows": "accepted_rows"}), on="day", how="left")
-        .join(_quarantined_per_day(store, kind, "in (select unnest(?::date[]))", days), on="day", how="left")
+        .join(_quarantined_per_day(store, kind, days=days), on="day", how="left")
         .with_columns(pl.col("accepted_rows", "quarantined_rows").fill_null(0))
         .sort("day")
     )
@@ -276,7 +276,7 @@ def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float,
     """Landed days <= `until` with more than `threshold` of their rows and >= `min_rows` rows quarantined."""
     raw = store.day_rows(TABLES[kind][0], until=until)
     return (
-        raw.join(_quarantined_per_day(store, kind, "<= ?", until), on="day")
+        raw.join(_quarantined_per_day(store, kind, until=until), on="day")
         .select("day", (pl.col("quarantined_rows") / pl.col("rows")).alias("share"), "quarantined_rows")
         .filter((pl.col("share") > threshold) & (pl.col("quarantined_rows") >= min_rows))
         .select("day", "share")
@@ -284,13 +284,16 @@ def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float,
     )
 
 
-def _quarantined_per_day(store: WorkingStore, kind: Kind, days: str, param: object) -> pl.DataFrame:
-    """(day, quarantined_rows) of the quarantine table of `kind` for the days matching `day {days}`."""
+def _quarantined_per_day(
+    store: WorkingStore, kind: Kind, *, until: date | None = None, days: list[date] | None = None
+) -> pl.DataFrame:
+    """(day, quarantined_rows) of the quarantine table of `kind`, days chosen as in `WorkingStore.day_rows`."""
     day_col = DAY_COLUMN[kind]
     return store.frame(
         f"select {day_col} as day, count(*) as quarantined_rows from {TABLES[kind][2]} "
-        f"where {day_col} {days} group by 1",
-        [param],
+        f"where (?::date is null or {day_col} <= ?) and (?::date[] is null or {day_col} in (select unnest(?::date[]))) "
+        "group by 1",
+        [until, until, days, days],
     )
 
 
