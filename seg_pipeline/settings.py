@@ -29,6 +29,18 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
     "SEG_QUARANTINE_MIN_ROWS": ("10", "...and has at least this many quarantined rows (small days are noisy)"),
+    "SEG_QUARANTINE_WARN_SHARE": (
+        "0.01",
+        "the `expectations` check warns when a day's quarantined share exceeds this (every bad row is quarantined)",
+    ),
+    "SEG_PROFILE_MIN_SHARE": (
+        "0.5",
+        "a profile snapshot with fewer rows than this share of the previous snapshot blocks downstream (0: off)",
+    ),
+    "SEG_MAX_LANDING_GAP_DAYS": (
+        "2",
+        "a version more than this many days past the last landed order day still publishes, with a warning",
+    ),
     "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
     "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
     "SEG_RETRAIN_EVERY_DAYS": ("7", "retrain churn and cluster models when the last is this many days old (1: daily)"),
@@ -57,6 +69,9 @@ class PipelineSettings(dg.ConfigurableResource):
     currency: str
     quarantine_threshold: float
     quarantine_min_rows: int
+    quarantine_warn_share: float
+    profile_min_share: float
+    max_landing_gap_days: int
     value_tier_cuts: list[float]
     clv_monthly_discount: float
     retrain_every_days: int
@@ -93,6 +108,9 @@ class PipelineSettings(dg.ConfigurableResource):
         threshold = _number("SEG_QUARANTINE_THRESHOLD", raw("SEG_QUARANTINE_THRESHOLD"), float)
         min_rows = _number("SEG_QUARANTINE_MIN_ROWS", raw("SEG_QUARANTINE_MIN_ROWS"), int)
         discount = _number("SEG_CLV_MONTHLY_DISCOUNT", raw("SEG_CLV_MONTHLY_DISCOUNT"), float)
+        warn_share = _number("SEG_QUARANTINE_WARN_SHARE", raw("SEG_QUARANTINE_WARN_SHARE"), float)
+        profile_share = _number("SEG_PROFILE_MIN_SHARE", raw("SEG_PROFILE_MIN_SHARE"), float)
+        gap = _number("SEG_MAX_LANDING_GAP_DAYS", raw("SEG_MAX_LANDING_GAP_DAYS"), int)
         for name, value, ok in [
             ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
             ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
@@ -100,6 +118,9 @@ class PipelineSettings(dg.ConfigurableResource):
             ("SEG_QUARANTINE_THRESHOLD", threshold, 0 <= threshold <= 1),
             ("SEG_QUARANTINE_MIN_ROWS", min_rows, min_rows >= 1),
             ("SEG_CLV_MONTHLY_DISCOUNT", discount, 0 <= discount < 1),
+            ("SEG_QUARANTINE_WARN_SHARE", warn_share, 0 <= warn_share <= 1),
+            ("SEG_PROFILE_MIN_SHARE", profile_share, 0 <= profile_share <= 1),
+            ("SEG_MAX_LANDING_GAP_DAYS", gap, gap >= 0),
         ]:
             if not ok:
                 raise SettingsError(f"{name}: value {value} is out of range")
@@ -112,6 +133,9 @@ class PipelineSettings(dg.ConfigurableResource):
             currency=currency,
             quarantine_threshold=threshold,
             quarantine_min_rows=min_rows,
+            quarantine_warn_share=warn_share,
+            profile_min_share=profile_share,
+            max_landing_gap_days=gap,
             value_tier_cuts=cuts,
             clv_monthly_discount=discount,
             retrain_every_days=retrain,
