@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import sys
+import traceback
 from datetime import date
 from pathlib import Path
 
@@ -27,32 +28,57 @@ SAMPLE_QUERY = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments end in one line and exit 2 (the usage is one `--help` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="seg-pipeline", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="seg-pipeline", description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help="print the Dagster event log and stack traces")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     gen = commands.add_parser("generate", help="write seeded demo landing data")
     gen.add_argument("--out", type=Path, required=True)
-    gen.add_argument("--customers", type=int, default=20_000)
-    gen.add_argument("--days", type=int, default=730)
+    gen.add_argument("--customers", type=_positive, default=20_000)
+    gen.add_argument("--days", type=_positive, default=730)
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--end-date", type=date.fromisoformat, default=None, help="last landed day (default 2026-11-21)")
+    gen.add_argument("--end-date", type=_day, default=None, help="last landed day (default 2026-11-21)")
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
     mat = commands.add_parser("materialize", help="make the segment version for an as-of date exist")
-    mat.add_argument("--as-of", type=date.fromisoformat, required=True, metavar="YYYY-MM-DD")
+    mat.add_argument("--as-of", type=_day, required=True, metavar="YYYY-MM-DD")
     commands.add_parser("demo", help="generate demo data if absent, materialize the latest day")
     commands.add_parser("rollback", help="put the previously published analyst file back (atomic)")
     rep = commands.add_parser("report", help="write the HTML report of a version (default: the latest)")
-    rep.add_argument("--as-of", type=date.fromisoformat, default=None, metavar="YYYY-MM-DD")
+    rep.add_argument("--as-of", type=_day, default=None, metavar="YYYY-MM-DD")
     rep.add_argument("--out", type=Path, default=None, help="folder (default: reports/ beside the analyst file)")
     bench = commands.add_parser("bench", help="time a cold and a next-day materialize per stage against a floor")
     bench.add_argument("--quick", action="store_true", help="20k customers, 300k orders (smoke run)")
     bench.add_argument("--work-dir", type=Path, default=Path("data/bench"))
     bench.add_argument("--orders", type=int, default=None, help="default 10,000,000")
     bench.add_argument("--customers", type=int, default=None, help="default 1,000,000")
-    bench.add_argument("--days", type=int, default=730)
+    bench.add_argument("--days", type=_positive, default=730)
     bench.add_argument(
         "--retrain-every-days",
-        type=int,
+        type=_positive,
         default=RETRAIN_EVERY_DAYS,
         help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)",
     )
@@ -65,15 +91,33 @@ def main(argv: list[str] | None = None) -> int:
             return _bench(args)
         settings = PipelineSettings.from_env()
         if args.command == "materialize":
-            return _materialize(settings, args.as_of)
+            return _materialize(settings, args.as_of, args.verbose)
         if args.command == "rollback":
             return _rollback(settings)
         if args.command == "report":
             return _report(settings, args.as_of, args.out)
-        return _demo(settings)
+        return _demo(settings, args.verbose)
     except (SettingsError, RunFailed, FileNotFoundError) as error:
         print(f"seg-pipeline: {error}", file=sys.stderr)
         return 1
+    except Exception as error:  # noqa: BLE001 - the last line is the error; its trace goes to a file
+        log = _crash_log(error)
+        print(f"seg-pipeline: {type(error).__name__}: {_first_line(error)} [log: {log}]", file=sys.stderr)
+        return 1
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else "no message"
+
+
+def _crash_log(error: BaseException) -> Path:
+    """Write the error's stack trace to `$DAGSTER_HOME/logs/seg-pipeline-crash.log` and return its path."""
+    folder = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve() / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "seg-pipeline-crash.log"
+    path.write_text("".join(traceback.format_exception(error)))
+    return path
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -108,12 +152,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _materialize(settings: PipelineSettings, as_of: date) -> int:
+def _materialize(settings: PipelineSettings, as_of: date, verbose: bool) -> int:
+    """One run for `as_of`; warnings go to stderr before the summary (or the error) line."""
     from seg_pipeline.runs import materialize_as_of
 
-    # one line per stage on a terminal; quiet in CI logs
-    log_level = "INFO" if sys.stderr.isatty() else "WARNING"
-    print(materialize_as_of(settings, as_of, dagster_instance(), log_level=log_level))
+    notices: list[str] = []
+    try:
+        outcome = materialize_as_of(
+            settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL", notices=notices
+        )
+    finally:
+        for line in notices:
+            print(f"seg-pipeline: {line}", file=sys.stderr)
+    for line in outcome.warnings:
+        print(f"seg-pipeline: warning: {line}", file=sys.stderr)
+    print(outcome.summary)
     return 0
 
 
@@ -137,7 +190,7 @@ def _rollback(settings: PipelineSettings) -> int:
     return 0
 
 
-def _demo(settings: PipelineSettings) -> int:
+def _demo(settings: PipelineSettings, verbose: bool) -> int:
     from seg_pipeline.core.demo_data import generate_landing
     from seg_pipeline.landing import scan
 
@@ -145,7 +198,7 @@ def _demo(settings: PipelineSettings) -> int:
         print(f"generating demo landing data in {settings.landing_dir} ...")
         generate_landing(Path(settings.landing_dir))
     latest = max(scan(settings.landing_dir, "orders"))
-    _materialize(settings, latest)
+    _materialize(settings, latest, verbose)
     print(f"\nanalyst file: {settings.warehouse_path}")
     print(f"report: {Path(settings.warehouse_path).parent / 'reports' / f'segments-{latest}.html'}")
     print(f'try: duckdb -readonly {settings.warehouse_path} "{SAMPLE_QUERY}"')
