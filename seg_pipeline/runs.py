@@ -22,6 +22,7 @@ from dagster._core.definitions.repository_definition.valid_definitions import SI
 from dagster._core.execution.api import create_execution_plan, execute_run
 from dagster._core.execution.execute_in_process import merge_run_tags
 from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.utils import make_new_run_id
 from dagster._core.workspace.load import location_origin_from_module_name
 
 from seg_pipeline.defs import build_definitions
@@ -100,14 +101,14 @@ def _check_partition(settings: PipelineSettings, as_of: date) -> str:
             f"orders of {landed[0]} landed before SEG_PARTITION_START={settings.partition_start}; "
             "set SEG_PARTITION_START to the first landed day"
         )
-    if not landed or as_of < landed[0]:
-        first = f"the first landed order day is {landed[0]}" if landed else "no orders have landed yet"
-        raise RunFailed(f"--as-of {key} has nothing to segment: {first} (in {settings.landing_dir}/orders)")
     if key not in daily_partitions(settings.partition_start).get_partition_keys():
         raise RunFailed(
             f"--as-of {key} is not a partition: they run from SEG_PARTITION_START={settings.partition_start} "
             "to yesterday (UTC)"
         )
+    if not landed or as_of < landed[0]:
+        first = f"the first landed order day is {landed[0]}" if landed else "no orders have landed yet"
+        raise RunFailed(f"--as-of {key} has nothing to segment: {first} (in {settings.landing_dir}/orders)")
     return key
 
 
@@ -121,10 +122,12 @@ def _create_run(instance: dg.DagsterInstance, job: dg.JobDefinition, key: str, r
         .get_reconstructable_job(job.name)
         .get_python_origin()
     )
-    tags = {**merge_run_tags(job, key, process_tags(), None, instance, run_config), "seg/started_by": "cli"}
+    run_id = make_new_run_id()
+    tags = {**merge_run_tags(job, key, process_tags(run_id), None, instance, run_config), "seg/started_by": "cli"}
     plan = create_execution_plan(InMemoryJob(job), run_config=run_config, tags=tags, instance_ref=instance.get_ref())
     return instance.create_run_for_job(
         job_def=job,
+        run_id=run_id,
         execution_plan=plan,
         run_config=run_config,
         tags=tags,

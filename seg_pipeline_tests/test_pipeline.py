@@ -71,7 +71,7 @@ def test_definitions_load_with_the_expected_graph(settings):
         "churn_model", "cluster_model", "customer_features",
     }  # fmt: skip
     assert [s.name for s in defs.schedules] == ["daily_segments"]
-    assert sorted(s.name for s in defs.sensors) == ["landing_files", "run_failure_summary"]
+    assert sorted(s.name for s in defs.sensors) == ["dead_runs", "landing_files", "run_failure_summary"]
     assert defs.resolve_job_def("segments_job").partitions_def is not None
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.defs.automation import daily_schedule, jobs, landing_sensor, run_failure_summary
+from seg_pipeline.defs.automation import daily_schedule, dead_runs, jobs, landing_sensor, run_failure_summary
 from seg_pipeline.defs.features import feature_assets
 from seg_pipeline.defs.ingestion import ingestion_assets
 from seg_pipeline.defs.marts import mart_assets
@@ -39,6 +39,6 @@ def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -
         assets=assets,
         jobs=jobs(),
         schedules=[daily_schedule(settings, partitions)],
-        sensors=[landing_sensor(settings), run_failure_summary],
+        sensors=[landing_sensor(settings), run_failure_summary, dead_runs],
         resources=build_resources(settings),
     )

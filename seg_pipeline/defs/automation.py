@@ -8,6 +8,7 @@ import dagster as dg
 
 from seg_pipeline import ingest
 from seg_pipeline.landing import scan
+from seg_pipeline.run_processes import recover_dead_runs
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import StoreBusy, WorkingStore
 
@@ -97,10 +98,23 @@ def run_failure_summary(context: dg.RunFailureSensorContext):
     )
 
 
+@dg.sensor(minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING)
+def dead_runs(context: dg.SensorEvaluationContext):
+    """Fail the runs of this host whose process died (kill -9, out of memory, a crash) and free their pool slots."""
+    lines = recover_dead_runs(context.instance)
+    for line in lines:
+        context.log.warning(line)
+    return dg.SkipReason("; ".join(lines) or "no run of this host lost its process")
+
+
 def error_line(error: Any) -> str:
     """The first line of the user code's own error in Dagster's error info (not Dagster's wrapper), without the
-    Failure class name."""
-    while error.cause is not None:
+    Failure class name.
+
+    The innermost cause is the user's error, except the text of a traceback that joblib (scikit-learn's worker
+    processes) chains under the error it re-raises: that error, one level up, already says what went wrong.
+    """
+    while error.cause is not None and error.cause.cls_name != "_RemoteTraceback":
         error = error.cause
     lines = error.message.strip().splitlines() or ["no error message"]
     return lines[0].removeprefix("dagster._core.definitions.events.Failure: ")

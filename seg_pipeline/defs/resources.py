@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import PrivateAttr
 
+from seg_pipeline.run_processes import process_tags
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
 
@@ -17,7 +18,9 @@ class StoreResource(dg.ConfigurableResource):
     _store: WorkingStore | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # once per run (per step process with the multiprocess executor): the schema is checked here, not per step
+        # once per run: the schema is checked here, not per step; the run records its process, so a run whose
+        # process is killed can be told from one still going (seg_pipeline.run_processes)
+        context.instance.add_run_tags(context.run_id, process_tags(context.run_id))
         self._store = WorkingStore(self.path)
 
     @contextmanager

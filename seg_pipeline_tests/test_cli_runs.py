@@ -1,0 +1,219 @@
+"""Runs the CLI starts are ordinary Dagster runs: one line when they fail, re-executable from a real
+webserver, seen by the run-failure sensor, and never blocked by a run whose process was killed."""
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+import seg_pipeline
+from seg_pipeline.sql_models import SQL_DIR
+from seg_pipeline.store import WorkingStore
+from seg_pipeline_tests.conftest import END, make_settings
+from seg_pipeline_tests.test_pipeline import analyst, cli, cli_env
+
+REPO = Path(seg_pipeline.__file__).resolve().parent.parent
+BROKEN_ORDERS = "order_id;customer_id;order_ts;amount\nX;C;2026-06-30T01:00:00;1\n"
+
+
+def test_a_failing_step_is_one_line_naming_its_log_file(tmp_path, landing):
+    env = cli_env(make_settings(tmp_path, landing), tmp_path / "home")
+    sql = Path(shutil.copytree(SQL_DIR, tmp_path / "sql"))  # a mart failing at run time: an injected failing step
+    (sql / "broken_mart.sql").write_text("select cast(rfm_segment as integer) as n from customer_segments\n")
+    run = cli({**env, "SEG_SQL_DIR": str(sql)}, "materialize", "--as-of", str(END))
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"seg-pipeline: version {END} failed (run ") and "broken_mart: " in line
+    assert "Conversion Error" in line
+    log = Path(re.search(r"\[log: (.+)\]$", line).group(1))
+    assert "Traceback (most recent call last)" in log.read_text() and "STEP_FAILURE" in log.read_text()
+
+    verbose = cli({**env, "SEG_SQL_DIR": str(sql)}, "--verbose", "materialize", "--as-of", str(END))
+    lines = verbose.stderr.strip().splitlines()
+    assert verbose.returncode == 1 and len(lines) > 20 and "broken_mart: " in lines[-1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["materialize", "--as-of", "2024-13-01"],
+        ["materialize", "--as-of", "yesterday"],
+        ["generate", "--out", "x", "--customers", "0"],
+        ["generate", "--out", "x", "--days", "-3"],
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args):
+    run = cli({"DAGSTER_HOME": str(tmp_path / "home")}, *args)
+    assert run.returncode == 2
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith("seg-pipeline") and args[-1] in line
+
+
+def test_materialize_before_the_first_landed_day_says_so(tmp_path, landing):
+    first = min(p.name[:10] for p in (landing / "orders").iterdir())
+    env = cli_env(make_settings(tmp_path, landing, SEG_PARTITION_START="2024-01-01"), tmp_path / "home")
+    run = cli(env, "materialize", "--as-of", "2024-06-01")
+    assert run.returncode == 1
+    [line] = run.stderr.strip().splitlines()
+    assert f"the first landed order day is {first}" in line
+
+
+def _instance_when_ready(home: Path) -> dg.DagsterInstance:
+    """The instance in `home` once the CLI has set it up (under the lock it sets it up with)."""
+    deadline = time.monotonic() + 120
+    while not (home / "dagster.yaml").exists():
+        assert time.monotonic() < deadline, "the CLI never set up its Dagster home"
+        time.sleep(0.2)
+    with (home / ".setup.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return dg.DagsterInstance.from_config(str(home))
+
+
+def test_a_run_killed_with_sigkill_never_blocks_the_next(tmp_path, landing):
+    settings = make_settings(tmp_path, landing)
+    home = tmp_path / "home"
+    env = {**os.environ, **cli_env(settings, home)}
+    victim = subprocess.Popen(
+        [sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(END)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    instance = _instance_when_ready(home)
+    deadline = time.monotonic() + 300
+    while not instance.event_log_storage.get_concurrency_info("seg_store").active_run_ids:
+        assert victim.poll() is None and time.monotonic() < deadline, "the run never took the seg_store slot"
+        time.sleep(0.1)
+    time.sleep(1.0)  # in the middle of a step
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    [dead] = instance.get_runs()
+    assert dead.status == dg.DagsterRunStatus.STARTED  # what a kill -9 leaves behind
+
+    started = time.monotonic()
+    run = cli(cli_env(settings, home), "materialize", "--as-of", str(END))
+    assert run.returncode == 0, run.stderr
+    assert time.monotonic() - started < 240
+    assert f"run {dead.run_id[:8]} ({END}) was left STARTED by process {victim.pid}" in run.stderr
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert not instance.event_log_storage.get_concurrency_info("seg_store").active_run_ids
+    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
+    # the killed run's leftovers are gone: every part file is in the manifest, no publishing copy is left
+    parts = Path(settings.store_path).with_name(f"{Path(settings.store_path).stem}_parts")
+    listed = set(WorkingStore(settings.store_path).frame("select file from parts")["file"].to_list())
+    assert {p.name for p in parts.rglob("*") if p.is_file()} <= {Path(f).name for f in listed}
+    assert sorted(p.name for p in Path(settings.warehouse_path).parent.glob(".*publishing*")) == []
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body
+    return body["data"]
+
+
+def _wait(what: str, seconds: float, probe):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if value := probe():
+                return value
+        except OSError:
+            pass  # the webserver is not listening yet
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(1)
+
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+SENSOR_TICKS = """
+query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { ... on Sensor {
+  sensorState { ticks(limit: 20) { status originRunIds logEvents { events { message } } } } } } }
+"""
+REEXECUTE = """
+mutation($parent: String!) { launchPipelineReexecution(reexecutionParams: {parentRunId: $parent, strategy: ALL_STEPS})
+  { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }
+"""
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+@pytest.fixture
+def webserver(tmp_path, landing):
+    """`dagster dev` (webserver and daemon) on the workspace.yaml of the repository, on a free loopback port."""
+    settings = make_settings(tmp_path, landing)
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(REPO / "seg_pipeline" / "dagster.yaml", home / "dagster.yaml")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = cli_env(settings, home)
+    dev = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO / "workspace.yaml"),
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait("the code location to load", 180, lambda: [
+            e for e in _graphql(port, LOCATIONS)["workspaceOrError"]["locationEntries"] if e["loadStatus"] == "LOADED"
+        ])  # fmt: skip
+        yield settings, env, port
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+
+
+def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(webserver, landing):
+    settings, env, port = webserver
+    selector = {"repositoryName": "__repository__", "repositoryLocationName": "seg_pipeline.definitions",
+                "sensorName": "run_failure_summary"}  # fmt: skip
+
+    def ticks() -> list[dict]:
+        return _graphql(port, SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
+
+    _wait("the daemon's first run_failure_summary tick", 120, ticks)  # its cursor starts at that tick
+    good = (landing / "orders" / f"{END}.csv").read_text()
+    (landing / "orders" / f"{END}.csv").write_text(BROKEN_ORDERS)
+    failed = cli(env, "materialize", "--as-of", str(END))
+    assert failed.returncode == 1 and f"orders/{END}.csv" in failed.stderr.strip().splitlines()[-1]
+    parent = re.search(r"\(run ([0-9a-f]{8})\)", failed.stderr).group(1)
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    [parent_run] = [r for r in instance.get_runs() if r.run_id.startswith(parent)]
+
+    reported = _wait("the failure sensor to report the CLI run", 180, lambda: [
+        t for t in ticks() if parent_run.run_id in t["originRunIds"]
+    ])  # fmt: skip
+    messages = [e["message"] for t in reported for e in t["logEvents"]["events"]]
+    assert any(f"Run {parent} of segments_job for partition {END} failed in ingest_orders" in m for m in messages)
+
+    (landing / "orders" / f"{END}.csv").write_text(good)  # on-call fixes the file, then re-executes in the UI
+    launched = _graphql(port, REEXECUTE, {"parent": parent_run.run_id})["launchPipelineReexecution"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    child = launched["run"]["runId"]
+
+    def finished() -> str | None:
+        status = _graphql(port, RUN_STATUS, {"id": child})["runOrError"]["status"]
+        return status if status in ("SUCCESS", "FAILURE") else None
+
+    status = _wait("the re-executed run to finish", 400, finished)
+    failures = [e.message for e in instance.all_logs(child) if e.level >= 40]  # logging.ERROR
+    assert status == "SUCCESS", failures
+    assert instance.get_run_by_id(child).parent_run_id == parent_run.run_id
+    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
