@@ -146,6 +146,10 @@ def _required(kind: Kind) -> Rule:
     )
 
 
+#: a CSV row with more or fewer fields than its header (`landing` says which line and how many)
+_WELL_FORMED = Rule("row_well_formed", (_null("row_error"),), _c("row_error").is_not_null(), "{row_error}")
+
+
 def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
     return (
         Rule(
@@ -168,6 +172,7 @@ def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
 
 ORDER_RULES: tuple[Rule, ...] = (
     _required("orders"),
+    _WELL_FORMED,
     Rule("order_id_not_null", (_not_null("order_id"),), _missing("order_id"), "order_id is missing"),
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
     Rule("order_ts_not_null", (_not_null("order_ts"),), _missing("order_ts"), "order_ts is missing"),
@@ -236,6 +241,7 @@ ORDER_RULES: tuple[Rule, ...] = (
 
 PROFILE_RULES: tuple[Rule, ...] = (
     _required("profiles"),
+    _WELL_FORMED,
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
     Rule(
         "signup_date_iso8601",
@@ -366,7 +372,7 @@ def prepare_orders(df: pl.DataFrame, currency: str, already_accepted: pl.DataFra
     (order_id, order_day) accepted on days outside the batch (days inside it are ignored).
     """
     prepared = _normalized(
-        df.select("_row", "source_file", "source_row", "order_day", *ORDER_COLUMNS),
+        df.select("_row", "source_file", "source_row", "order_day", "row_error", *ORDER_COLUMNS),
         ORDER_COLUMNS,
         lower=("status",),
         upper=("currency",),
@@ -402,7 +408,7 @@ def _prior_acceptance(already_accepted: pl.DataFrame | None, batch_days: pl.Seri
 def prepare_profiles(df: pl.DataFrame) -> pl.DataFrame:
     """Normalized and typed profile columns plus the derived columns the rules read."""
     return _normalized(
-        df.select("_row", "source_file", "source_row", "snapshot_date", *PROFILE_COLUMNS),
+        df.select("_row", "source_file", "source_row", "snapshot_date", "row_error", *PROFILE_COLUMNS),
         PROFILE_COLUMNS,
         lower=("customer_type", "is_member"),
     ).with_columns(
