@@ -10,11 +10,11 @@ import polars as pl
 import pytest
 
 from seg_pipeline import ingest, landing
-from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for
+from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for, snapshot_size
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
 from seg_pipeline.landing import scan
-from seg_pipeline.runs import failure_line
+from seg_pipeline.runs import RunFailed, failure_line, materialize_as_of
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
@@ -334,3 +334,27 @@ def test_the_expectations_check_passes_on_a_healthy_day_and_warns_over_the_warn_
     assert not expectations.passed and expectations.severity == dg.AssetCheckSeverity.WARN
     assert expectations.description.startswith(f"1 day(s) over SEG_QUARANTINE_WARN_SHARE 1.0%: {END} (")
     assert expectations.metadata["results"].value
+
+
+def test_a_shrinking_profile_snapshot_blocks_the_version_naming_the_file_and_both_counts(settings, instance):
+    previous, latest = sorted(scan(settings.landing_dir, "profiles", END))[-2:]
+    path = scan(settings.landing_dir, "profiles", END)[latest][0].path
+    landed = pl.read_csv(path, infer_schema=False).height
+    before = pl.read_csv(scan(settings.landing_dir, "profiles")[previous][0].path, infer_schema=False).height
+    path.write_text(path.read_text().splitlines()[0] + "\n")  # header only
+
+    with pytest.raises(RunFailed) as failed:
+        materialize_as_of(settings, END, instance)
+
+    assert landed > 0
+    assert str(failed.value).endswith(
+        f"profiles check snapshot_size failed: profiles/{path.name} has 0 rows, fewer than SEG_PROFILE_MIN_SHARE 50% "
+        f"of the previous snapshot profiles/{previous}.csv ({before:,} rows)"
+    )
+    assert not WorkingStore(settings.store_path).scalar("select count(*) from segment_versions")
+    store = WorkingStore(settings.store_path)
+    snapshots = ingest.latest_snapshots(store, settings.landing_dir, END)
+    assert [(s.day, s.rows) for s in snapshots] == [(latest, 0), (previous, before)]
+    off = make_settings(Path(settings.store_path).parent.parent, Path(settings.landing_dir), SEG_PROFILE_MIN_SHARE="0")
+    assert snapshot_size(off, *snapshots).passed
+    assert snapshot_size(settings, snapshots[1], snapshots[1]).passed  # an unchanged size passes

@@ -9,6 +9,7 @@ quarantine table. Predicates and expectations both read the *prepared* frame bui
   `currency` upper-cased (so "value in set" rules are case-insensitive for both engines);
 - typed `<column>__<what>` columns computed by polars: the parsed value, null when the raw
   value is missing or invalid (GX checks value rules on those, so nulls are never counted twice);
+- `row_error`: why landing found the row ragged ("line 17: 10 fields, the header has 9"), else null;
 - `<key>__exact_duplicate` / `<key>__conflicting_duplicate` / `order_id__accepted_elsewhere`:
   the key where the row is such a duplicate, else null (relational rules GX cannot express).
 
