@@ -272,6 +272,34 @@ def latest_rows(store: WorkingStore, table: str, kind: Kind, limit: int = 5) -> 
     return store.frame(f"select * from {table} where {day_col} = (select max({day_col}) from {table}) limit {limit}")
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """A landed profile snapshot: its day, its files and their raw rows."""
+
+    day: date
+    files: list[str]
+    rows: int
+
+
+def latest_snapshots(store: WorkingStore, landing_dir: str, until: date) -> tuple[Snapshot | None, Snapshot | None]:
+    """The profile snapshot in force at `until` and the one landed before it (None where there is none).
+
+    Rows come from the ingested files' bookkeeping; a file never ingested (the previous snapshot of a
+    cold run) is counted, not read.
+    """
+    stored = dict(store.frame("select source_file, raw_rows from landing_files where kind = 'profiles'").iter_rows())
+    landed = landing.scan(landing_dir, "profiles", until)
+
+    def snapshot(day: date) -> Snapshot:
+        files = landed[day]
+        rows = sum(stored[f.name] if f.name in stored else landing.row_count(f) for f in files)
+        return Snapshot(day, [f.name for f in files], rows)
+
+    days = sorted(landed)[-2:]
+    current = snapshot(days[-1]) if days else None
+    return current, snapshot(days[0]) if len(days) == 2 else None
+
+
 def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float, min_rows: int) -> pl.DataFrame:
     """Landed days <= `until` with more than `threshold` of their rows and >= `min_rows` rows quarantined."""
     raw = store.day_rows(TABLES[kind][0], until=until)
@@ -305,7 +333,7 @@ def _merge_expectations(total: list[dict], batch: list[dict]) -> list[dict]:
     for acc, new in zip(total, batch, strict=True):
         acc = dict(acc)
         acc["success"] = bool(acc.get("success")) and bool(new.get("success"))
-        for key in ("unexpected_count", "element_count"):
+        for key in ("unexpected_count", "element_count", "failed_rows"):
             if key in acc or key in new:
                 acc[key] = (acc.get(key) or 0) + (new.get(key) or 0)
         sample = list(acc.get("partial_unexpected_list") or []) + list(new.get("partial_unexpected_list") or [])

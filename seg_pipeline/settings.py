@@ -28,7 +28,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "models in `<store>_models/`; never opened by analysts",
     ),
     "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
-    "SEG_QUARANTINE_MIN_ROWS": ("10", "...and has at least this many quarantined rows (small days are noisy)"),
+    "SEG_QUARANTINE_MIN_ROWS": (
+        "10",
+        "...and has at least this many quarantined rows (small days are noisy; also for the `expectations` warning)",
+    ),
     "SEG_QUARANTINE_WARN_SHARE": (
         "0.01",
         "the `expectations` check warns when a day's quarantined share exceeds this (every bad row is quarantined)",

@@ -1,5 +1,6 @@
 """Ingestion through real Dagster runs on a temp landing directory and a real DuckDB store."""
 
+import gzip
 import os
 from datetime import date, timedelta
 from pathlib import Path
@@ -9,11 +10,11 @@ import polars as pl
 import pytest
 
 from seg_pipeline import ingest, landing
-from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for
+from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for, snapshot_size
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
 from seg_pipeline.landing import scan
-from seg_pipeline.runs import failure_line
+from seg_pipeline.runs import RunFailed, failure_line, materialize_as_of
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
@@ -263,3 +264,97 @@ def test_a_great_expectations_failure_rolls_its_batch_back(tmp_path, monkeypatch
     assert not list(store.parts_dir.glob("*/*/*.parquet"))  # the batch's part files went with it
     report = ingest.ingest(store, str(landing), "orders", day, run_id="second", currency="USD")
     assert report.days == [day] and report.accepted_rows == 1 and report.expectations
+
+
+def check(result, name: str) -> dg.AssetCheckEvaluation:
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == name]
+    return evaluation
+
+
+def test_unusable_landed_files_are_reported_by_a_warning_check_and_gzipped_csv_is_read(settings, instance):
+    orders = Path(settings.landing_dir) / "orders"
+    day = END - timedelta(days=1)
+    gzipped = orders / f"{day}.csv.gz"
+    gzipped.write_bytes(gzip.compress(day_file(Path(settings.landing_dir), day).read_bytes()))
+    day_file(Path(settings.landing_dir), day).unlink()
+    for name in ("latest.csv", "2025-13-45.csv", f"{END}.json"):
+        (orders / name).write_text("order_id,customer_id,order_ts,amount\n")
+
+    result = ingest_orders(settings, instance, END, END)
+
+    assert result.success
+    landing_files = check(result, "landing_files")
+    assert not landing_files.passed and landing_files.severity == dg.AssetCheckSeverity.WARN
+    assert landing_files.description == (
+        f"3 landed file(s) not used: orders/2025-13-45.csv (2025-13-45 is not a date), "
+        f"orders/{END}.json (not .csv, .csv.gz or .parquet), orders/latest.csv (no date in the name)"
+    )
+    metadata = result.asset_materializations_for_node("ingest_orders")[0].metadata
+    assert "orders/latest.csv" in metadata["files_not_used"].value
+    rows = stored(settings, "select count(*) n, min(source_file) f from raw_orders where order_day = ?", [day])
+    assert rows.row(0) == (pl.read_csv(gzipped, infer_schema=False).height, f"orders/{day}.csv.gz")
+
+
+def test_a_ragged_row_is_quarantined_with_its_line_and_the_rest_of_its_file_is_accepted(settings, instance):
+    day = END - timedelta(days=2)
+    path = day_file(Path(settings.landing_dir), day)
+    lines = path.read_text().splitlines(keepends=True)
+    landed = len(lines) - 1
+    lines[3] = lines[3].rstrip("\n") + ",surplus\n"  # line 4 of the file
+    path.write_text("".join(lines))
+
+    result = ingest_orders(settings, instance, day, day)
+
+    assert result.success and check(result, "rows_accounted_for").passed
+    raw = stored(settings, "select source_row, extra from raw_orders where order_day = ? order by 1", [day])
+    assert raw.height == landed and raw["extra"][2] == '{"fields_beyond_header":["surplus"]}'
+    quarantined = stored(settings, "select source_row, reason from quarantine_orders where order_day = ?", [day])
+    width = lines[0].count(",") + 1
+    assert (3, f"line 4: {width + 1} fields, the header has {width}") in quarantined.rows()
+    accepted = stored(settings, "select count(*) n from orders where order_day = ?", [day])["n"][0]
+    assert accepted + quarantined.height == landed and accepted >= landed - quarantined.height
+
+
+def test_the_expectations_check_passes_on_a_healthy_day_and_warns_over_the_warn_share(tmp_path, landing, instance):
+    settings = make_settings(tmp_path, landing, SEG_QUARANTINE_THRESHOLD="0.9")  # quarantine_share stays out of it
+    healthy = ingest_orders(settings, instance, END - timedelta(days=1), END - timedelta(days=1))
+    expectations = check(healthy, "expectations")
+    assert expectations.passed, expectations.description
+    assert "expectations saw bad rows, every one quarantined" in expectations.description
+    assert expectations.metadata["results"].value  # GX's details either way
+
+    path = day_file(landing, END)
+    frame = pl.read_csv(path, infer_schema=False)
+    negative = frame.head(1).select(pl.exclude("order_id"))
+    extra = pl.DataFrame({"order_id": [f"neg-{i}" for i in range(10)]}).join(negative, how="cross")
+    pl.concat([frame, extra.select(frame.columns).with_columns(pl.lit("-1").alias("amount"))]).write_csv(path)
+    dirty = ingest_orders(settings, instance, END, END)
+    assert dirty.success  # the blocking quarantine_share check keeps its own threshold
+    expectations = check(dirty, "expectations")
+    assert not expectations.passed and expectations.severity == dg.AssetCheckSeverity.WARN
+    assert expectations.description.startswith(f"1 day(s) over SEG_QUARANTINE_WARN_SHARE 1.0%: {END} (")
+    assert expectations.metadata["results"].value
+
+
+def test_a_shrinking_profile_snapshot_blocks_the_version_naming_the_file_and_both_counts(settings, instance):
+    previous, latest = sorted(scan(settings.landing_dir, "profiles", END))[-2:]
+    path = scan(settings.landing_dir, "profiles", END)[latest][0].path
+    landed = pl.read_csv(path, infer_schema=False).height
+    before = pl.read_csv(scan(settings.landing_dir, "profiles")[previous][0].path, infer_schema=False).height
+    path.write_text(path.read_text().splitlines()[0] + "\n")  # header only
+
+    with pytest.raises(RunFailed) as failed:
+        materialize_as_of(settings, END, instance)
+
+    assert landed > 0
+    assert str(failed.value).endswith(
+        f"profiles check snapshot_size failed: profiles/{path.name} has 0 rows, fewer than SEG_PROFILE_MIN_SHARE 50% "
+        f"of the previous snapshot profiles/{previous}.csv ({before:,} rows)"
+    )
+    assert not WorkingStore(settings.store_path).scalar("select count(*) from segment_versions")
+    store = WorkingStore(settings.store_path)
+    snapshots = ingest.latest_snapshots(store, settings.landing_dir, END)
+    assert [(s.day, s.rows) for s in snapshots] == [(latest, 0), (previous, before)]
+    off = make_settings(Path(settings.store_path).parent.parent, Path(settings.landing_dir), SEG_PROFILE_MIN_SHARE="0")
+    assert snapshot_size(off, *snapshots).passed
+    assert snapshot_size(settings, snapshots[1], snapshots[1]).passed  # an unchanged size passes

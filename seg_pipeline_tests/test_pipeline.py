@@ -180,6 +180,13 @@ def test_assets_tell_the_operator_what_they_did(published):
     results = [e.metadata["results"].value for e in evaluations if isinstance(e, dg.AssetCheckEvaluation)]
     validated = [r for r in results if r]  # runs that ingested nothing new validated nothing
     assert {"expectation", "column", "unexpected_count", "partial_unexpected_list"} <= set(validated[0][0])
+    # a healthy run's checks all pass: none teaches on-call to ignore it
+    for asset, check in [("raw_orders", "landing_files"), ("orders", "expectations"), ("profiles", "snapshot_size")]:
+        record = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey(asset), check), limit=1
+        )[0]
+        evaluation = record.event.dagster_event.event_specific_data
+        assert evaluation.passed, (check, evaluation.description)
 
 
 READER = """

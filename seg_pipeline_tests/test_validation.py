@@ -29,7 +29,7 @@ GOOD_PROFILE = {
 def orders(*rows: dict, day: date = DAY, file: str = FILE) -> pl.DataFrame:
     """A raw orders batch of one file: each row is GOOD_ORDER with overrides."""
     data = [{**GOOD_ORDER, **row} for row in rows]
-    return pl.DataFrame(data, schema={c: pl.String for c in R.ORDER_COLUMNS}).with_columns(
+    return pl.DataFrame(data, schema={c: pl.String for c in (*R.ORDER_COLUMNS, "row_error")}).with_columns(
         pl.lit(file).alias("source_file"),
         pl.int_range(1, len(data) + 1, dtype=pl.Int64).alias("source_row"),
         pl.lit(day).alias("order_day"),
@@ -39,7 +39,7 @@ def orders(*rows: dict, day: date = DAY, file: str = FILE) -> pl.DataFrame:
 
 def profiles(*rows: dict, day: date = DAY, file: str = PFILE) -> pl.DataFrame:
     data = [{**GOOD_PROFILE, **row} for row in rows]
-    return pl.DataFrame(data, schema={c: pl.String for c in R.PROFILE_COLUMNS}).with_columns(
+    return pl.DataFrame(data, schema={c: pl.String for c in (*R.PROFILE_COLUMNS, "row_error")}).with_columns(
         pl.lit(file).alias("source_file"),
         pl.int_range(1, len(data) + 1, dtype=pl.Int64).alias("source_row"),
         pl.lit(day).alias("snapshot_date"),
@@ -324,6 +324,7 @@ DIRTY_ORDERS = [
     {"order_id": "dup"},
     {"order_id": "dup", "amount": "99"},
     {"order_id": "fine", "currency": None, "status": None, "quantity": None},
+    {"row_error": "line 21: 10 fields, the header has 9"},  # a ragged CSV row, as landing marks it
 ]
 
 
@@ -354,12 +355,12 @@ def test_gx_report_has_observed_and_unexpected_details(dirty_orders: V.Validatio
     status = by_rule["status_allowed"]
     assert status["success"] is False and status["column"] == "status"
     assert status["partial_unexpected_list"] == ["open"] and status["unexpected_count"] == 1
-    assert status["unexpected_percent"] == pytest.approx(100 / 18)  # of the 18 non-null statuses
+    assert status["unexpected_percent"] == pytest.approx(100 / 19)  # of the 19 non-null statuses
     assert status["sample_rows"] == [f"{FILE}:11"]
     day = by_rule["order_ts_on_file_day"]
     assert day["partial_unexpected_list"] == [["2026-01-01", "2026-01-02"], ["2026-01-01", "2026-01-02"]]
     assert by_rule["order_id_unique"]["partial_unexpected_list"] == ["dup"]
-    assert by_rule["order_id_not_null"]["success"] is False and by_rule["order_id_not_null"]["element_count"] == 19
+    assert by_rule["order_id_not_null"]["success"] is False and by_rule["order_id_not_null"]["element_count"] == 20
 
 
 def test_gx_counts_equal_polars_counts_for_profiles() -> None:
@@ -367,6 +368,7 @@ def test_gx_counts_equal_polars_counts_for_profiles() -> None:
         {"customer_id": None}, {"signup_date": "01/02/2024"}, {"birth_year": "x"}, {"birth_year": "1800"},
         {"birth_year": "2020"}, {"customer_type": "club"}, {"is_member": "y"},
         {"customer_id": "d"}, {"customer_id": "d"}, {"customer_id": "d", "phone": "2"},
+        {"row_error": "line 12: 3 fields, the header has 10"},
     ]  # fmt: skip
     result = V.validate_profiles(profiles(*[{"customer_id": f"p{i}", **row} for i, row in enumerate(dirty)]))
     report = result.expectations

@@ -111,7 +111,7 @@ def _conform(kind: R.Kind, raw: pl.DataFrame) -> pl.DataFrame:
         raw.select(
             *[
                 (pl.col(c) if c in raw.columns else pl.lit(None)).cast(pl.String).alias(c)
-                for c in (*_COLUMNS[kind], "extra")
+                for c in (*_COLUMNS[kind], "extra", "row_error")
             ],
             pl.col("source_file").cast(pl.String),
             pl.col("source_row").cast(pl.Int64),

@@ -9,6 +9,7 @@ quarantine table. Predicates and expectations both read the *prepared* frame bui
   `currency` upper-cased (so "value in set" rules are case-insensitive for both engines);
 - typed `<column>__<what>` columns computed by polars: the parsed value, null when the raw
   value is missing or invalid (GX checks value rules on those, so nulls are never counted twice);
+- `row_error`: why landing found the row ragged ("line 17: 10 fields, the header has 9"), else null;
 - `<key>__exact_duplicate` / `<key>__conflicting_duplicate` / `order_id__accepted_elsewhere`:
   the key where the row is such a duplicate, else null (relational rules GX cannot express).
 
@@ -146,6 +147,10 @@ def _required(kind: Kind) -> Rule:
     )
 
 
+#: a CSV row with more or fewer fields than its header (`landing` says which line and how many)
+_WELL_FORMED = Rule("row_well_formed", (_null("row_error"),), _c("row_error").is_not_null(), "{row_error}")
+
+
 def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
     return (
         Rule(
@@ -168,6 +173,7 @@ def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
 
 ORDER_RULES: tuple[Rule, ...] = (
     _required("orders"),
+    _WELL_FORMED,
     Rule("order_id_not_null", (_not_null("order_id"),), _missing("order_id"), "order_id is missing"),
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
     Rule("order_ts_not_null", (_not_null("order_ts"),), _missing("order_ts"), "order_ts is missing"),
@@ -236,6 +242,7 @@ ORDER_RULES: tuple[Rule, ...] = (
 
 PROFILE_RULES: tuple[Rule, ...] = (
     _required("profiles"),
+    _WELL_FORMED,
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
     Rule(
         "signup_date_iso8601",
@@ -366,7 +373,7 @@ def prepare_orders(df: pl.DataFrame, currency: str, already_accepted: pl.DataFra
     (order_id, order_day) accepted on days outside the batch (days inside it are ignored).
     """
     prepared = _normalized(
-        df.select("_row", "source_file", "source_row", "order_day", *ORDER_COLUMNS),
+        df.select("_row", "source_file", "source_row", "order_day", "row_error", *ORDER_COLUMNS),
         ORDER_COLUMNS,
         lower=("status",),
         upper=("currency",),
@@ -402,7 +409,7 @@ def _prior_acceptance(already_accepted: pl.DataFrame | None, batch_days: pl.Seri
 def prepare_profiles(df: pl.DataFrame) -> pl.DataFrame:
     """Normalized and typed profile columns plus the derived columns the rules read."""
     return _normalized(
-        df.select("_row", "source_file", "source_row", "snapshot_date", *PROFILE_COLUMNS),
+        df.select("_row", "source_file", "source_row", "snapshot_date", "row_error", *PROFILE_COLUMNS),
         PROFILE_COLUMNS,
         lower=("customer_type", "is_member"),
     ).with_columns(
