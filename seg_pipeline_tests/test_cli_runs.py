@@ -12,12 +12,14 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 import seg_pipeline
+from seg_pipeline.core.demo_data import generate_landing
 from seg_pipeline.sql_models import SQL_DIR
 from seg_pipeline.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
@@ -42,6 +44,24 @@ def test_a_failing_step_is_one_line_naming_its_log_file(tmp_path, landing):
     verbose = cli({**env, "SEG_SQL_DIR": str(sql)}, "--verbose", "materialize", "--as-of", str(END))
     lines = verbose.stderr.strip().splitlines()
     assert verbose.returncode == 1 and len(lines) > 20 and "broken_mart: " in lines[-1]
+
+
+def test_fast_file_failures_always_name_their_file(tmp_path):
+    """great-expectations is imported in the background while the file fails: the file's error still wins."""
+    landing = tmp_path / "landing"
+    generate_landing(landing, customers=40, days=5, end_date=END)
+    broken = landing / "orders" / f"{END}-late.csv"
+    broken.write_bytes("order_id,customer_id,order_ts,amount\nA,B,2026-06-30T01:00:00,1\n".encode("utf-16"))
+    env = cli_env(make_settings(tmp_path, landing, SEG_PARTITION_START=str(END - timedelta(days=4))), tmp_path / "h")
+    for _ in range(3):
+        pair = [
+            subprocess.Popen([sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(END)],
+                             env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]  # fmt: skip
+        for run in pair:
+            _, err = run.communicate(timeout=300)
+            assert run.returncode == 1 and f"orders/{broken.name}: " in err.strip().splitlines()[-1], err
 
 
 @pytest.mark.parametrize(

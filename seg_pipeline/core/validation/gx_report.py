@@ -56,8 +56,14 @@ def warm_up() -> None:
     """Import GX and build its context in a background thread, while the caller reads and checks rows.
 
     The import costs seconds of mostly single-threaded Python; polars and DuckDB work meanwhile
-    runs outside the GIL, so the two overlap instead of adding up.
+    runs outside the GIL, so the two overlap instead of adding up. The SQLAlchemy ORM, which GX
+    imports and Dagster's storage also imports lazily (when a step fails, say), is imported here
+    first, in the caller's thread (0.1 s): two threads importing its modules in different orders
+    would otherwise get a partially initialised module, and a file's own error would be replaced by
+    an AttributeError about `sqlalchemy.orm.exc`.
     """
+    import sqlalchemy.future  # noqa: F401
+    import sqlalchemy.orm  # noqa: F401
 
     def build() -> None:
         with _LOCK:
