@@ -25,6 +25,7 @@ import polars as pl
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_no_purchase
 
 MIN_BGNBD_BUYERS = 30
+BGNBD_PENALIZER = 1e-3  # as the churn model's BG/NBD: keeps a fit on a short history finite
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
 
 
@@ -78,7 +79,7 @@ def fallback_churn(features: pl.DataFrame, as_of: date, horizon_days: int) -> Ch
     params = None
     if buyers.height >= MIN_BGNBD_BUYERS and (buyers["frequency"] > 0).any():
         try:
-            params = fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["T"], penalizer=1e-3)
+            params = fit_bgnbd(buyers["frequency"], buyers["recency"], buyers["T"], penalizer=BGNBD_PENALIZER)
         except (ValueError, RuntimeError):
             params = None
     return ChurnFallback("prior" if params is None else "bgnbd", params, horizon_days, as_of)
