@@ -118,8 +118,11 @@ create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
     churn_model_version varchar, cluster_model_version varchar, metrics json,
     customers bigint, prospects bigint, orders_accepted bigint, orders_quarantined bigint,
-    created_at timestamp
+    created_at timestamp, churn_method varchar, data_through date
 );
+-- stores made before segment_versions had these columns
+alter table segment_versions add column if not exists churn_method varchar;
+alter table segment_versions add column if not exists data_through date;
 """
 
 

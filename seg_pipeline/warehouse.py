@@ -35,7 +35,8 @@ TABLE_COMMENTS = {
     "customer_segments": "Versioned customer segments, exactly one row per known customer per as_of; "
     "the newest SEG_KEEP_VERSIONS versions.",
     "current_segments": "The latest version (max as_of) of customer_segments.",
-    "segment_versions": "One row per version ever published: run id, model versions, quality metrics, row counts.",
+    "segment_versions": "One row per version ever published: run id, model versions, quality metrics, row counts, "
+    "churn method, last landed order day.",
     "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason.",
     "quarantine_profiles": "Rejected raw profile rows (personal data removed) with source_file and reason.",
 }

@@ -114,10 +114,17 @@ def test_label_keep_share() -> None:
     assert np.isnan(label_keep_share(prev.head(0), new))
 
 
-def test_too_few_customers() -> None:
+def test_tiny_customer_bases_get_fewer_clusters_or_one() -> None:
+    """Fewer distinct customers than k_range allows: fewer clusters (k < distinct customers), or one."""
     feats = pl.DataFrame(
-        {"customer_id": ["a", "b"], "frequency": [1, 2], "order_count": [2, 3], "avg_order_value": [1.0, 2.0],
-         "days_since_last_order": [1, 2], "days_since_first_order": [5, 6], "spend_trend_90d": [0.0, 0.0]}
-    )
-    with pytest.raises(ValueError):
-        fit_clusters(feats)
+        {"customer_id": ["a", "b", "c"], "frequency": [1, 2, 5], "order_count": [2, 3, 6],
+         "avg_order_value": [1.0, 2.0, 40.0], "days_since_last_order": [1, 2, 30],
+         "days_since_first_order": [5, 6, 90], "spend_trend_90d": [0.0, 0.0, 0.5]}
+    )  # fmt: skip
+    assert fit_clusters(feats).k == 2
+    for tiny in (feats.head(2), feats.head(1)):
+        model = fit_clusters(tiny)
+        assert model.k == 1 and model.predict_labels(tiny).n_unique() == 1
+        assert fit_clusters(tiny, model).labels == model.labels  # refitted against itself: the label stays
+    with pytest.raises(ValueError, match="no customer"):
+        fit_clusters(feats.clear())

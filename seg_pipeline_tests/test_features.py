@@ -422,9 +422,21 @@ def test_rolling_forward_from_an_earlier_version_equals_computing_from_scratch(g
     changed = orders.filter(pl.col("customer_id").is_in(orders.filter(in_ranges)["customer_id"].implode()))
     assert 0 < changed["customer_id"].n_unique() < orders["customer_id"].n_unique()  # some, not all
 
-    rolled = features.roll_forward(previous, changed, snapshot, AS_OF)
+    rolled = features.roll_forward(previous, previous_as_of, changed, snapshot, AS_OF)
 
     assert_frame_equal(rolled, compute_customer_features(orders, snapshot, AS_OF))
+
+
+def test_rolling_forward_from_an_empty_version_equals_computing_from_scratch():
+    """A day before the first order and profile leaves an empty table; the next day rolls forward from it."""
+    orders, profiles = random_inputs(500, 40, seed=2)
+    first_day = orders["order_day"].min()
+    empty = compute_customer_features(orders, None, first_day - timedelta(days=1))
+    assert empty.is_empty()
+
+    rolled = features.roll_forward(empty, first_day - timedelta(days=1), orders, profiles, AS_OF)
+
+    assert_frame_equal(rolled, compute_customer_features(orders, profiles, AS_OF))
 
 
 def test_rolling_forward_needs_a_later_date():

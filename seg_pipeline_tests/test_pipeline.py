@@ -34,7 +34,7 @@ CONTRACT_TABLES = {
                           "value_tier", "lifecycle_stage", "churn_risk", "clv", "recommended_action"],
     "current_segments": ["as_of", "customer_id", "segment_version", "rfm_segment", "churn_risk"],
     "segment_versions": ["as_of", "run_id", "churn_model_version", "cluster_model_version", "metrics",
-                         "customers", "created_at"],
+                         "customers", "created_at", "churn_method", "data_through"],
     "segment_summary": ["as_of"], "segment_migration": ["as_of"],
     "quarantine_orders": ["source_file", "reason", "order_id", "amount"],
     "quarantine_profiles": ["source_file", "reason", "customer_id"],

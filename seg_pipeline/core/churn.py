@@ -29,6 +29,8 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
   one-time buyers scored by their shrinking posterior rate because BG/NBD has P(alive) = 1 for them,
   isotonic-calibrated); both baselines are fitted on the same evaluation snapshots, so the comparison is fair.
 - The returned model is refit the same way on the final snapshots; its metrics describe the procedure.
+- Too little history (fewer than ``MIN_CLASS_ROWS`` churners or non-churners in the holdout or in a snapshot
+  set) raises ``InsufficientHistoryError``; the pipeline then scores with ``core.churn_fallback``.
 """
 
 import hashlib
@@ -60,6 +62,8 @@ CATEGORICAL_FEATURES = ("main_channel", "age_band", "gender", "region", "custome
 BGNBD_FEATURES = ("bgnbd_p_alive", "bgnbd_p_no_purchase")
 # Shape constraints of the correction (+1: it never lowers the risk as the feature grows): less variance.
 MONOTONE = {"days_since_last_order": 1, "bgnbd_p_no_purchase": 1, "bgnbd_p_alive": -1}
+#: fewer churners or non-churners than this in a snapshot set: too little history to train on (a fallback scores)
+MIN_CLASS_ROWS = 20
 _MAX_ITER = 300
 _MAX_BINS = 255
 _CHECKED_ROWS = 256  # rows scored by the booster itself too, as a guard on its tables
@@ -259,17 +263,28 @@ def _bin_edges(numeric: list[np.ndarray]) -> tuple[tuple[float, ...], ...]:
     return tuple(edges)
 
 
+def _both_classes(rows: pl.DataFrame) -> bool:
+    """Whether `rows` hold at least MIN_CLASS_ROWS churners and as many non-churners."""
+    churners = int(rows[LABEL].sum()) if rows.height else 0
+    return min(churners, rows.height - churners) >= MIN_CLASS_ROWS
+
+
 def _fit(snapshots: list[pl.DataFrame], horizon_days: int, as_of: date, seed: int) -> ChurnModel:
     """Stage 1 on all snapshots; stage 2 on snapshots[1:], early-stopped on snapshots[0] (the latest)."""
     latest = snapshots[0]
     earlier = pl.concat(snapshots[1:], how="vertical_relaxed")
     rows = pl.concat(snapshots, how="vertical_relaxed")
-    if latest.height == 0 or earlier.height == 0 or earlier[LABEL].n_unique() < 2 or latest[LABEL].n_unique() < 2:
-        raise InsufficientHistoryError("need two snapshots with both churners and non-churners")
+    if not (_both_classes(latest) and _both_classes(earlier)):
+        raise InsufficientHistoryError(
+            f"need two snapshots with at least {MIN_CLASS_ROWS} churners and {MIN_CLASS_ROWS} non-churners each"
+        )
+    # the booster's inputs: numeric features known on some of its own rows (an all-missing one cannot be binned)
     numeric = tuple(
         c
         for c, dtype in rows.schema.items()
-        if c not in _NON_FEATURES and (dtype.is_numeric() or dtype == pl.Boolean) and rows[c].null_count() < rows.height
+        if c not in _NON_FEATURES
+        and (dtype.is_numeric() or dtype == pl.Boolean)
+        and earlier[c].null_count() < earlier.height
     )
     bgnbd = fit_bgnbd(rows["frequency"], rows["recency"], rows["T"], penalizer=1e-3)
     draft = ChurnModel(
@@ -409,8 +424,10 @@ def train_churn_model(
         return [f.sample(fraction=keep, seed=seed + i).sort("customer_id") for i, f in enumerate(chosen)]
 
     holdout = frames[holdout_date]
-    if holdout.height == 0 or holdout[LABEL].n_unique() < 2:
-        raise InsufficientHistoryError(f"holdout snapshot {holdout_date} needs churners and non-churners")
+    if not _both_classes(holdout):
+        raise InsufficientHistoryError(
+            f"holdout snapshot {holdout_date} needs at least {MIN_CLASS_ROWS} churners and non-churners"
+        )
     eval_rows, final_rows = rows(eval_dates), rows(final_dates)
     # The evaluation and the final model are independent fits: one thread each (the boosters' OpenMP
     # loops limited to one thread, so the two never oversubscribe the cores).

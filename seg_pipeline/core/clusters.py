@@ -5,6 +5,8 @@ log1p(days_since_last_order), log1p(days_since_first_order) and spend_trend_90d,
 day-to-day stable sample (the ``sample_size`` customers with the smallest seeded polars hash of their id;
 the hash is stable for a given polars version). k in ``k_range`` is chosen by silhouette (on a 4,000-row
 subsample) of seeded k-means fits on that sample; all customers are then assigned to the nearest centroid.
+A tiny customer base with at most k_min distinct customers gets fewer clusters (k < distinct customers),
+and one cluster (silhouette -1) below three distinct customers: a version never fails for lack of clusters.
 
 Names come from each cluster's medians relative to the population (sample quantiles):
 ``[new | active | lapsed] [one-time | repeat | frequent] [bargain buyers | mid spenders | high spenders]``,
@@ -42,6 +44,7 @@ CLUSTER_FEATURES: tuple[tuple[str, bool], ...] = (
     ("days_since_first_order", True),
     ("spend_trend_90d", False),
 )
+K_RANGE = (3, 8)  # the clusters asked for; a tiny customer base gets fewer
 SILHOUETTE_SAMPLE = 4_000
 SILHOUETTE_TOLERANCE = 0.03
 MATCH_MAX_DISTANCE = 1.0
@@ -226,7 +229,7 @@ def fit_clusters(
     features: pl.DataFrame,
     previous: ClusterModel | None = None,
     *,
-    k_range: tuple[int, int] = (3, 8),
+    k_range: tuple[int, int] = K_RANGE,
     sample_size: int = 20_000,
     seed: int = 0,
 ) -> ClusterModel:
@@ -242,14 +245,16 @@ def fit_clusters(
         .drop("_h")
     )
     raw = _raw_matrix(sample, CLUSTER_FEATURES)
+    if raw.size == 0:
+        raise ValueError("no completed order: no customer to cluster")
     n_distinct = len(np.unique(raw, axis=0))
-    if n_distinct <= k_min:
-        raise ValueError(f"need more than {k_min} distinct customers to cluster, got {n_distinct}")
     mean = raw.mean(axis=0)
     scale = np.where(raw.std(axis=0) > 1e-9, raw.std(axis=0), 1.0)
     x = (raw - mean) / scale
 
-    candidates = {k: _kmeans(x, k, seed) for k in range(k_min, min(k_max, n_distinct - 1) + 1)}
+    # silhouettes need 2 <= k < distinct customers: fewer distinct customers get fewer clusters, or one
+    ks = range(max(2, min(k_min, n_distinct - 1)), min(k_max, n_distinct - 1) + 1)
+    candidates = {k: _kmeans(x, k, seed) for k in ks} or {1: (x.mean(axis=0, keepdims=True), -1.0)}
     best_k = max(candidates, key=lambda k: (candidates[k][1], -k))
     centroids, sil = candidates[best_k]
     if previous is not None and previous.features == CLUSTER_FEATURES and previous.k in candidates:

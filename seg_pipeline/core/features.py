@@ -152,19 +152,20 @@ def changed_day_ranges(previous_as_of: date, as_of: date) -> list[tuple[date, da
 
 def roll_forward(
     previous: pl.DataFrame,
+    previous_as_of: date,
     changed_orders: pl.DataFrame | pl.LazyFrame,
     profiles: pl.DataFrame | None,
     as_of: date,
 ) -> pl.DataFrame:
     """``customer_features`` at ``as_of`` from an earlier version, equal to ``compute_customer_features``.
 
-    ``previous`` is the feature table at an earlier date P computed from the same orders <= P;
+    ``previous`` is the feature table at the earlier date P = ``previous_as_of`` (possibly empty: a day
+    before the first order and profile) computed from the same orders <= P;
     ``changed_orders`` holds every order <= ``as_of`` of each customer with an order in
     ``changed_day_ranges(P, as_of)``. Those customers are recomputed; every other buyer keeps
     P's behaviour, its day counts moved on by the days in between. Profile columns always come
     from ``profiles`` (the snapshot in force at ``as_of``).
     """
-    previous_as_of = previous.get_column("as_of").max()
     days = (as_of - previous_as_of).days
     changed_orders = _orders_until(changed_orders, as_of)
     recomputed = _buyers(changed_orders, as_of, seed=0)

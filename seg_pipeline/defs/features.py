@@ -86,7 +86,9 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
         "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
         [day for day_range in ranges for day in day_range],
     )
-    features = roll_forward(features_at(store, previous_as_of), orders_until(store, as_of, touched), profiles, as_of)
+    features = roll_forward(
+        features_at(store, previous_as_of), previous_as_of, orders_until(store, as_of, touched), profiles, as_of
+    )
     return features, state, f"rolled forward from {previous_as_of}, {touched.height:,} customers recomputed"
 
 

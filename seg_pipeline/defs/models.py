@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from seg_pipeline import __version__
-from seg_pipeline.core import actions, bgnbd, churn, clusters, clv, lifecycle, rfm, value_tiers
+from seg_pipeline.core import actions, bgnbd, churn, churn_fallback, clusters, clv, lifecycle, rfm, value_tiers
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
@@ -36,10 +36,35 @@ SEGMENT_COLUMNS = {
     "cluster_label": "behavioural k-means cluster, named from its centroid, stable across versions",
     "value_tier": "customer pyramid by trailing 12-month spend: platinum/gold/silver/bronze",
     "lifecycle_stage": "prospect/new/growing/stable/declining/lapsed (rules in README)",
-    "churn_risk": "calibrated P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of)",
+    "churn_risk": (
+        "P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of): the calibrated model, or the "
+        "fallback named in segment_versions.churn_method"
+    ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
     "recommended_action": "one action from value tier x lifecycle stage x churn band",
+}
+#: column comments of segment_versions in the analyst file
+VERSION_COLUMNS = {
+    "as_of": "the version's as-of date",
+    "segment_version": "version id: as_of + hash of the models and code that made it",
+    "run_id": "the Dagster run that built the version",
+    "code_version": "seg_pipeline version that built it",
+    "churn_model_version": "content hash of the churn model (or fallback) in force",
+    "cluster_model_version": "content hash of the cluster model in force",
+    "metrics": "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params",
+    "customers": "customer_segments rows of the version (known customers)",
+    "prospects": "customers without a completed order",
+    "orders_accepted": "accepted order rows of the days <= as_of",
+    "orders_quarantined": "quarantined order rows of the days <= as_of",
+    "created_at": "when the version was built (UTC)",
+    "churn_method": (
+        "where churn_risk comes from: 'model' (the trained churn model); while it cannot be trained (too little "
+        "history, no churners or no non-churners, too few customers) 'bgnbd' = BG/NBD P(no purchase in the "
+        "horizon) from params fitted on the buyers, else 'prior' = 1 - exp(-d/(2g)) * (1 - exp(-h/g)), "
+        "d = days_since_last_order, g = (T + h)/(frequency + 1), h = SEG_CHURN_HORIZON_DAYS"
+    ),
+    "data_through": "the last landed order day <= as_of the version saw (a gap to as_of means data stopped arriving)",
 }
 
 
@@ -52,7 +77,7 @@ def _train_or_reuse(
     otherwise `train()` makes one, which is saved under its content hash and registered.
     """
     entry = registry.in_force(kind, as_of)
-    if entry and (as_of - entry["trained_as_of"]).days < every_days:
+    if entry and (as_of - entry["trained_as_of"]).days < every_days and not _stand_in(entry["metrics"]):
         return entry["version"], entry["metrics"], True
     model, metrics = train()
     version = model.content_hash()
@@ -78,18 +103,37 @@ def _models_for_run(
     return result
 
 
+def churn_method(metrics: dict) -> str:
+    """'model', 'bgnbd' or 'prior': where the registered churn scores of `metrics` come from."""
+    return metrics.get("method", "model")
+
+
+def _stand_in(metrics: dict) -> bool:
+    """Whether a registered model only stands in for a short history (a churn fallback, fewer clusters than
+    k_range asks): never reused, so the full model takes over as soon as the history allows."""
+    return churn_method(metrics) != "model" or metrics.get("k", clusters.K_RANGE[0]) < clusters.K_RANGE[0]
+
+
 def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
-    """Train on a customer sample drawn in the store, loading only the sampled customers' orders."""
+    """Train on a customer sample drawn in the store, loading only the sampled customers' orders.
+
+    While the history is too short, the first applicable `core.churn_fallback` method stands in.
+    """
     buyers = store.frame(
         "select distinct customer_id from orders where order_day <= ? and status = 'completed'", [as_of]
     ).to_series()
+    if buyers.is_empty():
+        raise dg.Failure(description=f"no completed order on or before {as_of}: nothing to segment yet",
+                         allow_retries=False)  # fmt: skip
     sample = churn.training_sample(buyers)
     orders, profiles = orders_until(store, as_of, sample.customers), profiles_at(store, as_of, sample.customers)
     try:
         result = churn.train_churn_model(orders, profiles, as_of, settings.churn_horizon_days, sample=sample)
     except churn.InsufficientHistoryError as error:
-        raise dg.Failure(description=f"churn model for {as_of}: {error}", allow_retries=False) from None
-    return result.model, result.metrics
+        fallback = churn_fallback.fallback_churn(features_at(store, as_of), as_of, settings.churn_horizon_days)
+        metrics = {"method": fallback.method, "reason": str(error), "buyers": buyers.len()}
+        return fallback, {**metrics, "bgnbd_params": None if fallback.bgnbd is None else fallback.bgnbd.to_dict()}
+    return result.model, {"method": "model", **result.metrics}
 
 
 def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> tuple[object, dict]:
@@ -107,15 +151,41 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
         group_name="models",
     )
 
-    @dg.asset(deps=["customer_features"], **common)
+    @dg.asset(
+        deps=["customer_features"],
+        check_specs=[dg.AssetCheckSpec("churn_method", asset="churn_model", description=_CHURN_CHECK)],
+        **common,
+    )
     def churn_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
-        """Calibrated churn classifier trained on point-in-time snapshots before each as-of date."""
+        """Calibrated churn classifier trained on point-in-time snapshots before each as-of date.
+
+        While the history is too short to train it, a documented fallback (BG/NBD, else a recency prior) is
+        registered in its place; the `churn_method` check warns while one is in force.
+        """
 
         def train(working: WorkingStore, _registry: ModelStore, as_of: date) -> tuple[object, dict]:
             return _train_churn(working, settings, as_of)
 
         version, metrics, reused = _models_for_run(context, settings, store, "churn", train)
-        return dg.MaterializeResult(metadata={"model_version": version, "reused": reused, **_churn_metadata(metrics)})
+        method = churn_method(metrics)
+        described = _churn_metadata(metrics) if method == "model" else {"fallback reason": metrics["reason"]}
+        return dg.MaterializeResult(
+            metadata={"model_version": version, "reused": reused, "churn method": method, **described},
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="churn_method",
+                    passed=method == "model",
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=(
+                        "churn_risk comes from the trained churn model"
+                        if method == "model"
+                        else f"churn_risk of {context.partition_keys[-1]} comes from the '{method}' fallback, "
+                        f"not the churn model: {metrics['reason']}"
+                    ),
+                    metadata={"churn method": method},
+                )
+            ],
+        )
 
     @dg.asset(deps=["customer_features"], **common)
     def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
@@ -126,7 +196,11 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                       "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"])}
         )  # fmt: skip
 
-    @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
+    @dg.asset(
+        deps=["churn_model", "cluster_model", "customer_features"],
+        check_specs=[dg.AssetCheckSpec("data_through", asset="customer_segments", description=_DATA_THROUGH_CHECK)],
+        **common,
+    )
     def customer_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Exactly one row per known customer per version: RFM, cluster, tier, lifecycle, churn, CLV, action."""
         with store.open() as working:
@@ -142,7 +216,22 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                 )
         metrics = json.loads(version_row["metrics"][0])
         sizes = segments.group_by("rfm_segment").len().sort("len", descending=True)
+        as_of, data_through = version_row["as_of"][0], version_row["data_through"][0]
+        gap = (as_of - data_through).days
         return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name="data_through",
+                    passed=gap <= settings.max_landing_gap_days,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=(
+                        f"version {as_of} sees orders landed through {data_through}, {gap} day(s) before it "
+                        f"(allowed: SEG_MAX_LANDING_GAP_DAYS={settings.max_landing_gap_days})"
+                        + ("" if gap <= settings.max_landing_gap_days else ": order files stopped arriving?")
+                    ),
+                    metadata={"data_through": str(data_through), "gap days": gap},
+                )
+            ],
             metadata={
                 **frame_metadata(segments, SEGMENT_COLUMNS),
                 "segment_version": version_row["segment_version"][0],
@@ -171,7 +260,10 @@ def build_segments(
     buyers = features.filter(pl.col("frequency").is_not_null())
     churn_risk = ModelStore.load(churn_entry).predict_risk(features)
     cluster_model = ModelStore.load(cluster_entry)
-    params = bgnbd.fit_bgnbd(*_btyd_sample(buyers))
+    # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
+    # the parameters (and so the CLV) finite
+    short = churn_method(churn_entry["metrics"]) != "model"
+    params = bgnbd.fit_bgnbd(*_btyd_sample(buyers), penalizer=churn_fallback.BGNBD_PENALIZER if short else 0.0)
     scored = features.with_columns(
         pl.Series("churn_risk", churn_risk, dtype=pl.Float64).fill_nan(None),
         cluster_model.predict_labels(features).alias("cluster_label"),
@@ -214,6 +306,7 @@ def build_segments(
         "bgnbd": params.to_dict(),
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
+    data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])
     quarantined = store.scalar("select count(*) from quarantine_orders where order_day <= ?", [as_of])
     version_row = pl.DataFrame(
         {
@@ -229,9 +322,15 @@ def build_segments(
             "orders_accepted": [accepted],
             "orders_quarantined": [quarantined],
             "created_at": [datetime.now(UTC).replace(tzinfo=None)],
+            "churn_method": [churn_method(churn_entry["metrics"])],
+            "data_through": [data_through],
         }
     )
     return segments, version_row
+
+
+_CHURN_CHECK = "Warns while churn_risk comes from a fallback (BG/NBD or the recency prior), not the trained model"
+_DATA_THROUGH_CHECK = "Warns when as_of is more than SEG_MAX_LANDING_GAP_DAYS past the last landed order day"
 
 
 def _btyd_sample(buyers: pl.DataFrame, size: int = 100_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import dagster as dg
 from seg_pipeline import warehouse
 from seg_pipeline.core.features import FEATURE_COLUMNS
 from seg_pipeline.defs.ingestion import STORE_POOL
-from seg_pipeline.defs.models import SEGMENT_COLUMNS
+from seg_pipeline.defs.models import SEGMENT_COLUMNS, VERSION_COLUMNS
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.sql_models import SqlModel
@@ -40,7 +40,8 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
                     settings.warehouse_path,
                     days,
                     [m.name for m in marts],
-                    {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS},
+                    {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
+                     "segment_versions": VERSION_COLUMNS},  # fmt: skip
                     {m.name: m.description for m in marts},
                     keep_versions=settings.keep_versions,
                 )
