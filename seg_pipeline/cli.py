@@ -197,6 +197,7 @@ def _demo(settings: PipelineSettings, verbose: bool) -> int:
     if not scan(settings.landing_dir, "orders"):
         print(f"generating demo landing data in {settings.landing_dir} ...")
         generate_landing(Path(settings.landing_dir))
+        settings = PipelineSettings.from_env()  # the partitions start at the first landed day, unless set
     latest = max(scan(settings.landing_dir, "orders"))
     _materialize(settings, latest, verbose)
     print(f"\nanalyst file: {settings.warehouse_path}")

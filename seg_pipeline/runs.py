@@ -95,6 +95,8 @@ def materialize_as_of(
 def _check_partition(settings: PipelineSettings, as_of: date) -> str:
     """The partition key of `as_of`, or `RunFailed` saying why it cannot be one."""
     key = as_of.isoformat()
+    if not Path(settings.landing_dir).is_dir():
+        raise RunFailed(f"SEG_LANDING_DIR: {settings.landing_dir} does not exist (it holds orders/ and profiles/)")
     landed = sorted(scan(settings.landing_dir, "orders"))
     if landed and landed[0].isoformat() < settings.partition_start:
         raise RunFailed(

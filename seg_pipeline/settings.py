@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
@@ -19,7 +20,11 @@ import dagster as dg
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_LANDING_DIR": ("./data/landing", "landing directory with `orders/` and `profiles/`"),
     "SEG_WAREHOUSE_PATH": ("./data/segments.duckdb", "the analyst DuckDB file"),
-    "SEG_PARTITION_START": ("2024-01-01", "first daily partition (as-of date)"),
+    "SEG_PARTITION_START": (
+        "first landed order day",
+        "first daily partition (as-of date); unset: the first day in `orders/` (2024-01-01 while none has landed). "
+        "Set it for your own data, so partitions stay put when older files land",
+    ),
     "SEG_CHURN_HORIZON_DAYS": ("90", "churn = no completed order within this many days"),
     "SEG_CURRENCY": ("USD", "currency of amounts; orders in other currencies are quarantined"),
     "SEG_STORE_PATH": (
@@ -90,14 +95,19 @@ class PipelineSettings(dg.ConfigurableResource):
         def raw(name: str) -> str:
             return env.get(name) or SETTINGS_DOC[name][0]
 
-        warehouse = Path(raw("SEG_WAREHOUSE_PATH")).expanduser().resolve()
-        store = env.get("SEG_STORE_PATH") or str(warehouse.with_name(f"{warehouse.stem}_store.duckdb"))
+        warehouse = _file_path("SEG_WAREHOUSE_PATH", raw("SEG_WAREHOUSE_PATH"))
+        store = _file_path(
+            "SEG_STORE_PATH", env.get("SEG_STORE_PATH") or str(warehouse.with_name(f"{warehouse.stem}_store.duckdb"))
+        )
+        if store == warehouse:
+            raise SettingsError(f"SEG_STORE_PATH: {store} is the analyst file (SEG_WAREHOUSE_PATH); give it its own")
         cuts = [_number("SEG_VALUE_TIER_CUTS", part, float) for part in raw("SEG_VALUE_TIER_CUTS").split(",")]
         if len(cuts) != 3 or not 0 < cuts[0] < cuts[1] < cuts[2] < 1:
             raise SettingsError(
                 f"SEG_VALUE_TIER_CUTS: expected three increasing shares in (0, 1), got {raw('SEG_VALUE_TIER_CUTS')!r}"
             )
-        start = raw("SEG_PARTITION_START")
+        landing = Path(raw("SEG_LANDING_DIR")).expanduser().resolve()
+        start = env.get("SEG_PARTITION_START") or _first_landed_day(landing)
         try:
             date.fromisoformat(start)
         except ValueError:
@@ -128,9 +138,9 @@ class PipelineSettings(dg.ConfigurableResource):
             if not ok:
                 raise SettingsError(f"{name}: value {value} is out of range")
         return cls(
-            landing_dir=str(Path(raw("SEG_LANDING_DIR")).expanduser().resolve()),
+            landing_dir=str(landing),
             warehouse_path=str(warehouse),
-            store_path=str(Path(store).expanduser().resolve()),
+            store_path=str(store),
             partition_start=start,
             churn_horizon_days=horizon,
             currency=currency,
@@ -143,8 +153,8 @@ class PipelineSettings(dg.ConfigurableResource):
             clv_monthly_discount=discount,
             retrain_every_days=retrain,
             keep_versions=keep,
-            schedule_cron=raw("SEG_SCHEDULE_CRON"),
-            schedule_timezone=raw("SEG_SCHEDULE_TIMEZONE"),
+            schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),
+            schedule_timezone=_timezone(raw("SEG_SCHEDULE_TIMEZONE")),
         )
 
     @property
@@ -152,6 +162,39 @@ class PipelineSettings(dg.ConfigurableResource):
         """Where versioned model files live, beside the working store."""
         store = Path(self.store_path)
         return store.with_name(f"{store.stem}_models")
+
+
+def _first_landed_day(landing: Path) -> str:
+    from seg_pipeline.landing import scan
+
+    return min(scan(landing, "orders"), default=date(2024, 1, 1)).isoformat()
+
+
+def _file_path(name: str, text: str) -> Path:
+    """An absolute file path whose folder exists or can be made by this user."""
+    path = Path(text).expanduser().resolve()
+    if path.is_dir():
+        raise SettingsError(f"{name}: {path} is a folder; expected a file path such as {path / 'segments.duckdb'}")
+    folder = next(p for p in path.parents if p.exists())
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(f"{name}: cannot create {path}: {folder} is not a writable folder")
+    return path
+
+
+def _cron(text: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string  # the parser the schedule itself uses
+
+    if not is_valid_cron_string(text):
+        raise SettingsError(f"SEG_SCHEDULE_CRON: expected a cron expression such as '0 6 * * *', got {text!r}")
+    return text
+
+
+def _timezone(text: str) -> str:
+    try:
+        ZoneInfo(text)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise SettingsError(f"SEG_SCHEDULE_TIMEZONE: expected an IANA timezone such as 'UTC', got {text!r}") from None
+    return text
 
 
 def _number(name: str, text: str, kind: type[int] | type[float]) -> int | float:

@@ -1,5 +1,6 @@
 """Settings: documented defaults, and a bad value fails in one line naming its variable."""
 
+import dagster as dg
 import pytest
 
 from seg_pipeline.bench import RETRAIN_EVERY_DAYS
@@ -24,9 +25,44 @@ def test_every_default_is_usable():
         ("SEG_VALUE_TIER_CUTS", "0.2,0.1,0.3"),
         ("SEG_CURRENCY", "dollars"),
         ("SEG_PARTITION_START", "yesterday"),
+        ("SEG_SCHEDULE_CRON", "every morning"),
+        ("SEG_SCHEDULE_CRON", "61 6 * * *"),
+        ("SEG_SCHEDULE_TIMEZONE", "Mars/Olympus"),
+        ("SEG_WAREHOUSE_PATH", "/"),
+        ("SEG_WAREHOUSE_PATH", "/proc/1/segments.duckdb"),
+        ("SEG_QUARANTINE_WARN_SHARE", "2"),
+        ("SEG_PROFILE_MIN_SHARE", "-0.5"),
+        ("SEG_MAX_LANDING_GAP_DAYS", "-1"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):
     with pytest.raises(SettingsError, match=f"^{name}: ") as error:
         PipelineSettings.from_env({name: value})
     assert "\n" not in str(error.value)
+
+
+def test_the_store_cannot_be_the_analyst_file(tmp_path):
+    path = str(tmp_path / "segments.duckdb")
+    with pytest.raises(SettingsError, match="^SEG_STORE_PATH: .* is the analyst file"):
+        PipelineSettings.from_env({"SEG_WAREHOUSE_PATH": path, "SEG_STORE_PATH": path})
+
+
+def test_partitions_start_at_the_first_landed_order_day_unless_set(tmp_path):
+    (tmp_path / "orders").mkdir()
+    for name in ("2025-03-04.csv", "2025-03-02-late.csv.gz", "notes.txt"):
+        (tmp_path / "orders" / name).write_text("")
+    assert PipelineSettings.from_env({"SEG_LANDING_DIR": str(tmp_path)}).partition_start == "2025-03-02"
+    pinned = {"SEG_LANDING_DIR": str(tmp_path), "SEG_PARTITION_START": "2025-01-01"}
+    assert PipelineSettings.from_env(pinned).partition_start == "2025-01-01"
+
+
+def test_a_missing_landing_directory_is_an_error_not_an_empty_success(tmp_path):
+    from datetime import date
+
+    from seg_pipeline.runs import RunFailed, materialize_as_of
+
+    settings = PipelineSettings.from_env({"SEG_LANDING_DIR": str(tmp_path / "nowhere"),
+                                          "SEG_WAREHOUSE_PATH": str(tmp_path / "segments.duckdb")})  # fmt: skip
+    with pytest.raises(RunFailed, match="^SEG_LANDING_DIR: .*nowhere does not exist"):
+        materialize_as_of(settings, date(2025, 3, 2), dg.DagsterInstance.ephemeral())
+    assert not (tmp_path / "segments.duckdb").exists()
