@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 import sys
 import traceback
 from datetime import date
@@ -156,14 +157,10 @@ def _materialize(settings: PipelineSettings, as_of: date, verbose: bool) -> int:
     """One run for `as_of`; warnings go to stderr before the summary (or the error) line."""
     from seg_pipeline.runs import materialize_as_of
 
-    notices: list[str] = []
-    try:
-        outcome = materialize_as_of(
-            settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL", notices=notices
-        )
-    finally:
-        for line in notices:
-            print(f"seg-pipeline: {line}", file=sys.stderr)
+    outcome = materialize_as_of(
+        settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL",
+        notify=lambda line: print(f"seg-pipeline: {line}", file=sys.stderr, flush=True),
+    )  # fmt: skip
     for line in outcome.warnings:
         print(f"seg-pipeline: warning: {line}", file=sys.stderr)
     print(outcome.summary)
@@ -230,7 +227,12 @@ def entry() -> None:
     interpreter tearing down dagster, sklearn, GX and friends object by object (a full
     garbage collection of the heap, over a second of a next-day run), which nobody waits for.
     """
-    code = main()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the run is marked failed
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("seg-pipeline: interrupted", file=sys.stderr)
+        code = 130
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -11,6 +11,7 @@ in process; the internals it takes are imported in this module only.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -56,23 +57,22 @@ def materialize_as_of(
     as_of: date,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "CRITICAL",
-    notices: list[str] | None = None,
+    notify: Callable[[str], None] = lambda line: None,
 ) -> Outcome:
     """Make version `as_of` exist with one run of the segments job for partition D.
 
     That run ingests every landed day <= D that is new or changed, then builds and publishes
     version D. The run's event log, with stack traces, is written to a file; the Dagster console
-    logger prints events of `log_level` and above. Lines about runs found dead before starting are
-    appended to `notices`. Raises `RunFailed` with a one-line reason naming that file.
+    logger prints events of `log_level` and above. `notify` is called at once with a line about each
+    run found dead and about a live run the new one waits for. Raises `RunFailed` with a one-line
+    reason naming the log file.
     """
     instance = instance or dg.DagsterInstance.get()
     key = _check_partition(settings, as_of)
     for line in recover_dead_runs(instance):
-        if notices is not None:
-            notices.append(line)
-    holders = slot_holders(instance, STORE_POOL)
-    if holders and notices is not None:
-        notices.append(f"waiting for run {', '.join(r[:8] for r in holders)}, which holds the {STORE_POOL} pool")
+        notify(line)
+    if holders := slot_holders(instance, STORE_POOL):
+        notify(f"waiting for run {', '.join(r[:8] for r in holders)}, which holds the {STORE_POOL} pool")
     job = build_definitions(settings).resolve_job_def(SEGMENTS_JOB)
     run = _create_run(instance, job, key, {"loggers": {"console": {"config": {"log_level": log_level}}}})
     result = execute_run(InMemoryJob(job), run, instance)
@@ -166,6 +166,8 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
             return f"{check} failed: {evaluation.description}" if evaluation.description else f"{check} failed"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
+            if event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError":
+                return f"{event.step_key}: interrupted (SIGTERM or Ctrl-C); the run is marked failed, re-run it"
             return f"{event.step_key}: {error_line(event.step_failure_data.error)}"
     return "the run failed without a step error; see the run in the Dagster UI"
 
