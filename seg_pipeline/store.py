@@ -114,6 +114,8 @@ create table if not exists quarantine_profiles (
 create table if not exists model_registry (
     kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
 );
+-- what the model was trained from (see defs.models): a model is reused only while that is unchanged
+alter table model_registry add column if not exists inputs varchar;
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
     churn_model_version varchar, cluster_model_version varchar, metrics json,
@@ -347,6 +349,20 @@ class WorkingStore:
                 "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
                 "from parts where table_name = ? and day <= ?",
                 [table, until],
+            )
+        )
+
+    def landed_fingerprint(self, until: date) -> str:
+        """A hash of the content of every landed file ingested for the days <= `until` (orders and profiles).
+
+        It changes when a file of such a day is re-delivered with other content, and is the same in any
+        store that ingested the same files.
+        """
+        return str(
+            self.scalar(
+                "select md5(coalesce(string_agg(kind || '/' || day || '/' || source_file || '=' || fingerprint, ',' "
+                "order by kind, day, source_file), '')) from landing_files where day <= ?",
+                [until],
             )
         )
 
