@@ -190,8 +190,9 @@ class WorkingStore:
                 )
             con.execute(SCHEMA)
             views = dict(con.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
+            folder = sql_literal(f"{self.parts_dir}/")[:-1]  # how each file's literal in a view's SQL starts
             for table in PART_TABLES:
-                if table not in views or ("read_parquet" in views[table] and str(self.parts_dir) not in views[table]):
+                if table not in views or ("read_parquet" in views[table] and folder not in views[table]):
                     self._create_view(con, table)  # new store, or one moved since its views were made
 
     @contextmanager
@@ -387,7 +388,7 @@ class WorkingStore:
         """(Re)define the view `table` over its committed parts (an empty typed relation when none)."""
         files = self._files(con, table)
         if files:
-            source = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+            source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "])"
         else:
             columns = ", ".join(f"null::{_DUCKDB_TYPES[type(t)]} as {c}" for c, t in PART_TABLES[table][1].items())
             source = f"(select {columns} limit 0)"
@@ -402,6 +403,11 @@ _DUCKDB_TYPES = {
 
 #: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[str, pl.DataFrame]] = {}
+
+
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal, for statements that take no parameters (views, comments)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _unlink(paths: Sequence[Path]) -> None:

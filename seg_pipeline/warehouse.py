@@ -31,6 +31,7 @@ from typing import NamedTuple
 import duckdb
 
 from seg_pipeline.landing import PERSONAL_COLUMNS
+from seg_pipeline.store import sql_literal
 
 #: the analyst file's storage format: DuckDB 1.2 and later read it (the library's newest format only itself)
 STORAGE_VERSION = "v1.2.0"
@@ -105,10 +106,10 @@ def publish(
         comments = {**TABLE_COMMENTS, **table_comments}
         for table, text in comments.items():
             kind = "view" if table == "current_segments" else "table"
-            store.execute(f"comment on {kind} analyst.{table} is {_quote(text)}")
+            store.execute(f"comment on {kind} analyst.{table} is {sql_literal(text)}")
         for table, columns in column_comments.items():
             for column, text in columns.items():
-                store.execute(f"comment on column analyst.{table}.{column} is {_quote(text)}")
+                store.execute(f"comment on column analyst.{table}.{column} is {sql_literal(text)}")
         tables = (*VERSIONED_TABLES, *marts, *WHOLE_TABLES)
         counts = {t: store.execute(f"select count(*) from analyst.{t}").fetchone()[0] for t in tables}
         store.execute("checkpoint analyst")
@@ -232,10 +233,6 @@ def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[d
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [row[0] for row in con.execute(f"describe main.{table}").fetchall()]
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _atomic_link(source: Path, name: Path) -> None:

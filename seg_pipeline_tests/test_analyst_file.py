@@ -1,6 +1,7 @@
 """The analyst file opens in the `duckdb` CLI analysts install, survives their read-write connections, and is
 published to exactly the path configured, whatever characters it holds."""
 
+import os
 import re
 import shlex
 import shutil
@@ -201,3 +202,23 @@ def test_a_file_published_in_a_newer_storage_format_is_migrated(store, tmp_path)
     assert latest(path) == "v2026-01-02"
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("select count(*) from customer_segments").fetchall() == [(200,)]
+
+
+def test_a_rollback_under_a_read_write_connection_fails_in_one_line(store, tmp_path):
+    path = tmp_path / "segments.duckdb"
+    publish(store, path, date(2026, 1, 1))
+    publish(store, path, date(2026, 1, 2))
+    writer = start_writer(path)
+    try:
+        env = {**os.environ, "SEG_WAREHOUSE_PATH": str(path)}
+        run = subprocess.run(
+            [sys.executable, "-m", "seg_pipeline.cli", "rollback"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 1
+        [line] = run.stderr.strip().splitlines()
+        assert (
+            line.startswith(f"seg-pipeline: {path}: open read-write in another process") and f"PID {writer.pid}" in line
+        )
+    finally:
+        writer.communicate("close\n", timeout=60)
+    assert latest(path) == "v2026-01-02"
