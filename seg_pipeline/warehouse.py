@@ -117,7 +117,11 @@ def publish(
         store.execute("reset preserve_insertion_order")
         store.execute("detach analyst")
     _fsync(staging)
-    _refuse_writer(target)  # one may have connected while the version was built
+    try:
+        _refuse_writer(target)  # one may have connected while the version was built
+    except WarehouseBusy:
+        _unlink_with_wal(staging)
+        raise
     if target.exists():  # keep the file being replaced for `rollback`; a hard link copies nothing
         _atomic_link(target, previous_path(target))
         _move_wal(target, previous_path(target))
@@ -192,9 +196,9 @@ def _refuse_writer(path: Path) -> None:
         return
     try:
         duckdb.connect(str(path), read_only=True).close()
-    except duckdb.IOException as error:
+    except duckdb.Error as error:
         if "Conflicting lock" not in str(error):
-            raise
+            return  # unreadable with the log beside it (one of another file's): publishing replaces it
         holder = re.search(r"held in (.*?\(PID \d+\))", str(error))
         raise WarehouseBusy(
             f"{path}: open read-write in another process ({holder.group(1) if holder else 'unknown'}); "

@@ -187,7 +187,7 @@ def test_a_write_ahead_log_left_by_a_killed_connection_moves_with_its_file(store
     assert "scratch" not in tables(previous)
 
 
-def test_a_file_published_in_a_newer_storage_format_is_migrated(store, tmp_path):
+def test_a_file_published_in_a_newer_storage_format_with_a_foreign_log_is_migrated(store, tmp_path):
     path = tmp_path / "segments.duckdb"
     publish(store, path, date(2026, 1, 1))
     newest = tmp_path / "newest.duckdb"  # the file an earlier release wrote: the library's newest format
@@ -198,8 +198,18 @@ def test_a_file_published_in_a_newer_storage_format_is_migrated(store, tmp_path)
     store.execute("detach newest")
     newest.replace(path)
     assert duckdb_cli(path, "select 1", "-readonly").returncode != 0  # the CLI cannot read it
+    writer = start_writer(path)  # ...then a killed read-write connection left its log, and that release
+    writer.send_signal(signal.SIGKILL)  # published the next file beside it
+    writer.wait(timeout=60)
+    shutil.copyfile(path, tmp_path / "next.duckdb")
+    store.execute("attach ? as next", [str(tmp_path / "next.duckdb")])
+    store.execute("create table next.touched as select 1 as x")
+    store.execute("detach next")
+    (tmp_path / "next.duckdb").replace(path)
+    with pytest.raises(duckdb.Error, match="WAL"):
+        duckdb.connect(str(path), read_only=True)  # the broken state of issue 15.6: nobody can open it
     publish(store, path, date(2026, 1, 2))
-    assert latest(path) == "v2026-01-02"
+    assert latest(path) == "v2026-01-02" and "scratch" not in tables(path)
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("select count(*) from customer_segments").fetchall() == [(200,)]
 
