@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from seg_pipeline import warehouse
-from seg_pipeline.runs import materialize_as_of
+from seg_pipeline.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, make_settings
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
@@ -94,6 +94,19 @@ def test_the_readme_queries_run_as_written_in_the_duckdb_cli(crafted):
     )
     assert ran.returncode == 0 and not ran.stderr, ran.stderr
     assert "reason" in ran.stdout and "orders/" in ran.stdout  # quarantined rows by source file and reason
+
+
+def test_a_run_publishing_under_a_read_write_connection_fails_in_one_line(crafted, instance):
+    settings, _ = crafted
+    writer = start_writer(Path(settings.warehouse_path))
+    try:
+        with pytest.raises(RunFailed) as failed:
+            materialize_as_of(settings, END, instance)
+    finally:
+        writer.communicate("close\n", timeout=60)
+    [line] = str(failed.value).splitlines()
+    assert "current_segments: " in line and f"PID {writer.pid}" in line and "duckdb -readonly" in line
+    assert materialize_as_of(settings, END, instance).startswith("published ")  # closed: the re-run publishes
 
 
 # publishing beside analysts' connections, on a working store like the one in test_warehouse.py
