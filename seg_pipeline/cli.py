@@ -22,6 +22,7 @@ import dagster as dg
 from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
 from seg_pipeline.settings import PipelineSettings, SettingsError
+from seg_pipeline.warehouse import WarehouseBusy
 
 SAMPLE_QUERY = (
     "select rfm_segment, count(*) as customers, round(avg(churn_risk), 3) as churn_risk "
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(settings, args.as_of, args.out)
         return _demo(settings, args.verbose)
-    except (SettingsError, RunFailed, FileNotFoundError) as error:
+    except (SettingsError, RunFailed, FileNotFoundError, WarehouseBusy) as error:
         print(f"seg-pipeline: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - the last line is the error; its trace goes to a file

@@ -51,7 +51,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
     "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
-    "SEG_RETRAIN_EVERY_DAYS": ("7", "retrain churn and cluster models when the last is this many days old (1: daily)"),
+    "SEG_RETRAIN_EVERY_DAYS": (
+        "7",
+        "retrain churn and cluster models when the last is this many days old (1: daily), "
+        "or its training data or settings changed",
+    ),
     "SEG_KEEP_VERSIONS": (
         "30",
         "versions of the per-customer tables (customer_features, customer_segments) kept, newest first, in the "

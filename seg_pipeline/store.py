@@ -114,6 +114,8 @@ create table if not exists quarantine_profiles (
 create table if not exists model_registry (
     kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
 );
+-- what the model was trained from (see defs.models): a model is reused only while that is unchanged
+alter table model_registry add column if not exists inputs varchar;
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
     churn_model_version varchar, cluster_model_version varchar, metrics json,
@@ -191,8 +193,9 @@ class WorkingStore:
                 )
             con.execute(SCHEMA)
             views = dict(con.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
+            folder = sql_literal(f"{self.parts_dir}/")[:-1]  # how each file's literal in a view's SQL starts
             for table in PART_TABLES:
-                if table not in views or ("read_parquet" in views[table] and str(self.parts_dir) not in views[table]):
+                if table not in views or ("read_parquet" in views[table] and folder not in views[table]):
                     self._create_view(con, table)  # new store, or one moved since its views were made
 
     @contextmanager
@@ -353,6 +356,20 @@ class WorkingStore:
             )
         )
 
+    def landed_fingerprint(self, until: date) -> str:
+        """A hash of the content of every landed file ingested for the days <= `until` (orders and profiles).
+
+        It changes when a file of such a day is re-delivered with other content, and is the same in any
+        store that ingested the same files.
+        """
+        return str(
+            self.scalar(
+                "select md5(coalesce(string_agg(kind || '/' || day || '/' || source_file || '=' || fingerprint, ',' "
+                "order by kind, day, source_file), '')) from landing_files where day <= ?",
+                [until],
+            )
+        )
+
     def sweep_parts(self) -> None:
         """Delete part files no committed manifest row names (left by a crash between write and commit)."""
         with self.connect() as con:
@@ -374,7 +391,7 @@ class WorkingStore:
         """(Re)define the view `table` over its committed parts (an empty typed relation when none)."""
         files = self._files(con, table)
         if files:
-            source = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+            source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "])"
         else:
             columns = ", ".join(f"null::{_DUCKDB_TYPES[type(t)]} as {c}" for c, t in PART_TABLES[table][1].items())
             source = f"(select {columns} limit 0)"
@@ -389,6 +406,11 @@ _DUCKDB_TYPES = {
 
 #: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[str, pl.DataFrame]] = {}
+
+
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal, for statements that take no parameters (views, comments)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _unlink(paths: Sequence[Path]) -> None:
