@@ -22,12 +22,16 @@ from typing import NamedTuple
 
 import duckdb
 
-from seg_pipeline.landing import PERSONAL_COLUMNS
+from seg_pipeline.core.personal_data import publishable
+from seg_pipeline.landing import PERSONAL_COLUMNS, Kind
+from seg_pipeline.store import shared_file_mode
 
 #: tables copied from the working store as whole versions (as_of) on each publish
 VERSIONED_TABLES = ("customer_features", "customer_segments")
-#: small tables copied whole on each publish (personal columns dropped)
+#: small tables copied whole on each publish
 WHOLE_TABLES = ("segment_versions", "quarantine_orders", "quarantine_profiles")
+#: ...of which these as `publishable`: no personal columns, no `extra`, landed text scrubbed of emails and phones
+QUARANTINE_TABLES: dict[str, Kind] = {"quarantine_orders": "orders", "quarantine_profiles": "profiles"}
 
 TABLE_COMMENTS = {
     "customer_features": "Point-in-time customer features, one row per (as_of, customer_id); "
@@ -36,8 +40,10 @@ TABLE_COMMENTS = {
     "the newest SEG_KEEP_VERSIONS versions.",
     "current_segments": "The latest version (max as_of) of customer_segments.",
     "segment_versions": "One row per version ever published: run id, model versions, quality metrics, row counts.",
-    "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason.",
-    "quarantine_profiles": "Rejected raw profile rows (personal data removed) with source_file and reason.",
+    "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason; "
+    "emails and phone numbers in them are replaced by '[removed: email]' / '[removed: phone]'.",
+    "quarantine_profiles": "Rejected raw profile rows with source_file and reason; name, email and phone left out, "
+    "emails and phone numbers elsewhere replaced by '[removed: email]' / '[removed: phone]'.",
 }
 
 
@@ -83,8 +89,13 @@ def publish(
         for table in marts:
             _replace_versions(store, table, days, [])
         for table in WHOLE_TABLES:
-            keep = ", ".join(c for c in _columns(store, table) if c not in PERSONAL_COLUMNS)
-            store.execute(f"create or replace table analyst.{table} as select {keep} from main.{table}")
+            if table in QUARANTINE_TABLES:
+                rows = publishable(store.sql(f"from main.{table}").pl(), QUARANTINE_TABLES[table])
+                store.register("_publishable", rows)
+                store.execute(f"create or replace table analyst.{table} as from _publishable")
+                store.unregister("_publishable")
+            else:
+                store.execute(f"create or replace table analyst.{table} as from main.{table}")
         store.execute(
             "create or replace view analyst.current_segments as select * from analyst.customer_segments "
             "where as_of = (select max(as_of) from analyst.customer_segments)"
@@ -102,6 +113,8 @@ def publish(
     finally:
         store.execute("reset preserve_insertion_order")
         store.execute("detach analyst")
+    # made while the store was held, so owner-only: analysts read it
+    staging.chmod(target.stat().st_mode & 0o777 if target.exists() else shared_file_mode())
     _fsync(staging)
     if target.exists():  # keep the file being replaced for `rollback`; a hard link copies nothing
         _atomic_link(target, previous_path(target))
@@ -151,10 +164,6 @@ def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[d
         f"insert into analyst.{table} by name select * from main.{table} where as_of in (select unnest(?::date[]))",
         [days],
     )
-
-
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"describe main.{table}").fetchall()]
 
 
 def _quote(text: str) -> str:
