@@ -253,6 +253,9 @@ def test_ids_with_surrounding_spaces_are_the_same_id_and_the_reason_says_so() ->
         f"exact duplicate of row 1 in {FILE}{note}",
         f"duplicate order_id with values differing from row 1 in {FILE}, which is kept{note}",
     ]
+    already = pl.DataFrame({"order_id": ["o9"], "order_day": [date(2025, 12, 31)]})
+    again = V.validate_orders(orders({"order_id": " o9"}), already_accepted=already, run_gx=False)
+    assert reasons(again) == [f"order_id already accepted on 2025-12-31{note}"]
     snapshot = V.validate_profiles(profiles({}, {"customer_id": " c1 ", "region": "south"}), run_gx=False)
     assert snapshot.accepted.get_column("customer_id").to_list() == ["c1"]
     assert reasons(snapshot) == [

@@ -124,11 +124,10 @@ def _conform(kind: R.Kind, raw: pl.DataFrame) -> pl.DataFrame:
 
 
 def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> pl.DataFrame:
-    """Add `<key>__exact_duplicate` / `__conflicting_duplicate` / `__kept_row` / `__kept_file` / `__padding`.
+    """Add `<key>__exact_duplicate` / `__conflicting_duplicate` / `__kept_row` / `__kept_file`.
 
     Among rows passing every other rule (`_valid`), the first per trimmed key in batch order is kept;
     a later one is an exact duplicate when all its other raw landing columns equal the kept row's.
-    `__padding` notes, for the reason, a key that matched only once its surrounding spaces were removed.
     Only keys occurring more than once are examined, so the cost is one hash pass.
     """
     key = list(_KEY[kind])
@@ -139,7 +138,6 @@ def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> 
     group = pl.struct(f"_key_{c}" for c in key)
     same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).first().over(group)) for c in landing)
     repeated = pl.col("_row") != pl.col("_row").first().over(group)
-    padded = pl.col(name).first().over(group) != pl.col(name)
     marks = (
         df[rows]
         .with_columns(prepared[rows].select(pl.col(key).name.prefix("_key_")))
@@ -149,11 +147,17 @@ def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> 
             pl.when(repeated & ~same).then(pl.col(f"_key_{name}")).alias(f"{name}__conflicting_duplicate"),
             pl.col("source_row").first().over(group).alias(f"{name}__kept_row"),
             pl.col("source_file").first().over(group).alias(f"{name}__kept_file"),
-            pl.when(padded).then(pl.lit(f" ({name}s are compared without surrounding spaces)")).otherwise(pl.lit(""))
-            .alias(f"{name}__padding"),
         )
-    )  # fmt: skip
+    )
     return prepared.join(marks, on="_row", how="left", maintain_order="left")
+
+
+def _padding(kind: R.Kind, raw: pl.DataFrame) -> pl.Expr:
+    """`<key>__padding` of the reasons: a note where the landed key has surrounding spaces, else ''."""
+    name = _KEY[kind][-1]
+    landed = pl.lit(raw.get_column(name))
+    note = pl.lit(f" ({name}s are compared without surrounding spaces)")
+    return pl.when(landed != landed.str.strip_chars()).then(note).otherwise(pl.lit("")).alias(f"{name}__padding")
 
 
 #: great-expectations sees every failing row of a batch but at most this many passing ones
@@ -195,7 +199,8 @@ def _validate(
     accepted = prepared.filter(~is_bad).select(e.alias(n) for n, e in R.ACCEPTED[kind].items())
     accepted = scrub_columns(accepted, text=R.FREE_TEXT[kind])
     quarantined = df.filter(is_bad).select(*_COLUMNS[kind], "extra", "source_file", "source_row", _DAY[kind])
-    quarantined = quarantined.with_columns(prepared.filter(is_bad).select(reason.alias("reason")))
+    bad = prepared.filter(is_bad).with_columns(_padding(kind, quarantined))
+    quarantined = quarantined.with_columns(bad.select(reason.alias("reason")))
     return ValidationResult(accepted, quarantined, gx_run)
 
 

@@ -11,7 +11,8 @@ quarantine table. Predicates and expectations both read the *prepared* frame bui
   value is missing or invalid (GX checks value rules on those, so nulls are never counted twice);
 - `<key>__exact_duplicate` / `<key>__conflicting_duplicate` / `order_id__accepted_elsewhere`:
   the key where the row is such a duplicate, else null (relational rules GX cannot express);
-  keys are compared trimmed, so an id with surrounding spaces is the same id;
+  keys are compared trimmed, so an id with surrounding spaces is the same id (`<key>__padding`, added
+  to the quarantined rows only, says so in their reason);
 - `customer_id__looks_personal`: 'email' or 'phone' where the id looks like one (ids must be opaque).
 
 Reasons quote landed values scrubbed of emails and phone numbers (`core.personal_data`), so they
@@ -253,7 +254,7 @@ ORDER_RULES: tuple[Rule, ...] = (
         "order_id_not_accepted_before",
         (_null("order_id__accepted_elsewhere"),),
         _c("order_id__accepted_elsewhere").is_not_null(),
-        "order_id already accepted on {order_id__accepted_on}",
+        "order_id already accepted on {order_id__accepted_on}{order_id__padding}",
     ),
     *_duplicate_rules("order_id", ""),
 )
