@@ -16,7 +16,7 @@ compatible.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import polars as pl
 
@@ -38,7 +38,9 @@ _ID_PHONE_RE = r"^(?:\+\(?|\()?[0-9](?:[ .()\-]{0,2}[0-9]){6,14}$"
 _NOT_ID_PHONE_RE = r"^(?:[0-9]+|[0-9]+\.[0-9]+|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 _KEYS = ("order_id", "customer_id")
 #: text without '@' or a digit holds neither: most values are skipped with this one cheap test
-_CANDIDATE_RE = r"[@0-9]"
+_CANDIDATE_CHARS = ["@", *"0123456789"]
+#: likewise for ids: only those starting like a phone number or holding '@' can look personal
+_ID_CANDIDATE_RE = r"^(?:[+(0-9]|[^@]*@)"
 
 
 def scrub(text: pl.Expr) -> pl.Expr:
@@ -67,30 +69,33 @@ def scrub_id(key: pl.Expr) -> pl.Expr:
 
 
 def id_kinds(ids: pl.Series) -> pl.Series:
-    """`id_looks_personal` of each (trimmed) id; only ids holding '@' or starting like a phone are examined."""
-    rows = ids.to_frame("id").with_row_index("_row")
-    candidates = rows.filter(pl.col("id").str.contains("@", literal=True) | pl.col("id").str.contains("^[+(0-9]"))
-    kinds = pl.Series(ids.name, [None] * len(ids), dtype=pl.String)
-    if candidates.is_empty():
+    """`id_looks_personal` of each (trimmed) id; only ids starting like a phone or holding '@' are examined."""
+    candidates = ids.str.contains(_ID_CANDIDATE_RE)
+    kinds = pl.repeat(None, len(ids), dtype=pl.String, eager=True).alias(ids.name)
+    if not candidates.any():
         return kinds
-    return kinds.scatter(candidates["_row"], candidates.select(id_looks_personal(pl.col("id"))).to_series())
+    rows = candidates.arg_true()
+    return kinds.scatter(rows, pl.select(id_looks_personal(pl.lit(ids.gather(rows)))).to_series())
 
 
-def scrub_columns(frame: pl.DataFrame, text: Iterable[str] = (), keys: Iterable[str] = ()) -> pl.DataFrame:
+def scrub_columns(frame: pl.DataFrame, text: Sequence[str] = (), keys: Sequence[str] = ()) -> pl.DataFrame:
     """`frame` with its `text` columns scrubbed and the personal-looking ids of its `keys` columns replaced.
 
-    Cheap on millions of rows: only the distinct values holding '@' or a digit are examined,
-    and a column is rewritten only when one of them changes.
+    Cheap on millions of rows: one parallel pass finds the columns holding '@' or a digit at all, then
+    only their distinct such values are examined, and a column is rewritten only when one of them changes.
     """
-    for column, scrubber in [*((c, scrub) for c in text), *((c, scrub_id) for c in keys)]:
-        values = frame.lazy().select(column).filter(pl.col(column).str.contains(_CANDIDATE_RE)).unique()
-        changed = (
-            values.select(pl.col(column).alias("old"), scrubber(pl.col(column)).alias("new"))
-            .filter(pl.col("old") != pl.col("new"))
-            .collect()
-        )
-        if changed.height:
-            frame = frame.with_columns(pl.col(column).replace(changed["old"], changed["new"]))
+    scrubbers = {**dict.fromkeys(text, scrub), **dict.fromkeys(keys, scrub_id)}
+    if not scrubbers:
+        return frame
+    candidate = pl.col(list(scrubbers)).str.contains_any(_CANDIDATE_CHARS)
+    flagged = [column for column, found in frame.select(candidate.any()).row(0, named=True).items() if found]
+    for column in flagged:
+        values = frame.get_column(column)
+        values = values.filter(values.str.contains_any(_CANDIDATE_CHARS)).unique()
+        new = pl.select(scrubbers[column](pl.lit(values))).to_series()
+        changed = values != new
+        if changed.any():
+            frame = frame.with_columns(pl.col(column).replace(values.filter(changed), new.filter(changed)))
     return frame
 
 
