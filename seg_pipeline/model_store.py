@@ -7,6 +7,7 @@ for, so any version can be re-applied and no run ever uses a model trained on a 
 from __future__ import annotations
 
 import json
+import os
 import pickle
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,11 +28,12 @@ class ModelStore:
 
         `inputs`: a key of what it was trained from (data, settings, code), compared before reusing it.
         """
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         path = self.folder / f"{kind}-{version}.pkl"
-        if not path.exists():
+        if not path.exists():  # owner-only: a model holds what it was trained on
             staging = path.with_suffix(".tmp")
-            staging.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+            with os.fdopen(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
+                pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
             staging.replace(path)
         with self.store.transaction() as con:
             con.execute("delete from model_registry where kind = ? and trained_as_of = ?", [kind, trained_as_of])

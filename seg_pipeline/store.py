@@ -18,7 +18,9 @@ faster too. A file is written under a fresh name and switched in by the same tra
 that updates the quarantine and the manifest, so a day is still replaced whole or not at
 all; superseded files are deleted after the commit, files of a rolled-back one straight away.
 
-Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file.
+Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file. The store
+holds personal data, so while it is held the process creates files owner-only (0600 files, 0700
+folders), whatever the umask: DuckDB creates its file and write-ahead log with the process umask.
 """
 
 from __future__ import annotations
@@ -128,6 +130,36 @@ alter table segment_versions add column if not exists data_through date;
 """
 
 
+_umask_guard = threading.Lock()
+_umask_state = [0, 0]  # sections open, the umask they replaced
+
+
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """Files and folders created meanwhile (by any thread of the process) are owner-only."""
+    with _umask_guard:
+        if _umask_state[0] == 0:
+            _umask_state[1] = os.umask(0o077)
+        _umask_state[0] += 1
+    try:
+        yield
+    finally:
+        with _umask_guard:
+            _umask_state[0] -= 1
+            if _umask_state[0] == 0:
+                os.umask(_umask_state[1])
+
+
+def shared_file_mode() -> int:
+    """The mode the process umask gives a new file outside the store's owner-only sections (for analysts)."""
+    with _umask_guard:
+        if _umask_state[0]:
+            return 0o666 & ~_umask_state[1]
+        umask = os.umask(0o077)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 class StoreBusy(RuntimeError):
     """Another process holds the store and the caller chose not to wait."""
 
@@ -152,7 +184,7 @@ class _ProcessLock:
         rlock, state = self._held[self.path]
         with rlock:
             if state[0] == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -184,6 +216,9 @@ class WorkingStore:
         self._written: list[Path] = []
         self._superseded: list[Path] = []
         self._session: duckdb.DuckDBPyConnection | None = None
+        for private, mode in ((self.path, 0o600), (self.parts_dir, 0o700)):  # made before files were owner-only
+            if private.exists():
+                private.chmod(mode)
         with self.connect() as con:
             tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
             if old := [name for name in tables if name in PART_TABLES]:
@@ -204,7 +239,7 @@ class WorkingStore:
 
         One asset step is one session: the file is opened (and checkpointed on close) once, not per query.
         """
-        with self._lock(self.wait):
+        with self._lock(self.wait), _owner_only():
             if self._session is not None:
                 yield self
                 return
@@ -218,7 +253,7 @@ class WorkingStore:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held under the store lock; other processes wait for it."""
-        with self._lock(self.wait):
+        with self._lock(self.wait), _owner_only():
             con = duckdb.connect(str(self.path)) if self._session is None else self._session.cursor()
             try:
                 yield con

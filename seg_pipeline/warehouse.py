@@ -30,15 +30,18 @@ from typing import NamedTuple
 
 import duckdb
 
-from seg_pipeline.landing import PERSONAL_COLUMNS
-from seg_pipeline.store import sql_literal
+from seg_pipeline.core.personal_data import publishable
+from seg_pipeline.landing import PERSONAL_COLUMNS, Kind
+from seg_pipeline.store import shared_file_mode, sql_literal
 
 #: the analyst file's storage format: DuckDB 1.2 and later read it (the library's newest format only itself)
 STORAGE_VERSION = "v1.2.0"
 #: tables copied from the working store as whole versions (as_of) on each publish
 VERSIONED_TABLES = ("customer_features", "customer_segments")
-#: small tables copied whole on each publish (personal columns dropped)
+#: small tables copied whole on each publish
 WHOLE_TABLES = ("segment_versions", "quarantine_orders", "quarantine_profiles")
+#: ...of which these as `publishable`: no personal columns, no `extra`, landed text scrubbed of emails and phones
+QUARANTINE_TABLES: dict[str, Kind] = {"quarantine_orders": "orders", "quarantine_profiles": "profiles"}
 
 TABLE_COMMENTS = {
     "customer_features": "Point-in-time customer features, one row per (as_of, customer_id); "
@@ -48,8 +51,10 @@ TABLE_COMMENTS = {
     "current_segments": "The latest version (max as_of) of customer_segments.",
     "segment_versions": "One row per version ever published: run id, model versions, quality metrics, row counts, "
     "churn method, last landed order day.",
-    "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason.",
-    "quarantine_profiles": "Rejected raw profile rows (personal data removed) with source_file and reason.",
+    "quarantine_orders": "Rejected raw order rows with the raw values, source_file and reason; "
+    "emails and phone numbers in them are replaced by '[removed: email]' / '[removed: phone]'.",
+    "quarantine_profiles": "Rejected raw profile rows with source_file and reason; name, email and phone left out, "
+    "emails and phone numbers elsewhere replaced by '[removed: email]' / '[removed: phone]'.",
 }
 
 
@@ -98,8 +103,13 @@ def publish(
         for table in marts:
             _replace_versions(store, table, days, [])
         for table in WHOLE_TABLES:
-            keep = ", ".join(c for c in _columns(store, table) if c not in PERSONAL_COLUMNS)
-            store.execute(f"create or replace table analyst.{table} as select {keep} from main.{table}")
+            if table in QUARANTINE_TABLES:
+                rows = publishable(store.sql(f"from main.{table}").pl(), QUARANTINE_TABLES[table])
+                store.register("_publishable", rows)
+                store.execute(f"create or replace table analyst.{table} as from _publishable")
+                store.unregister("_publishable")
+            else:
+                store.execute(f"create or replace table analyst.{table} as from main.{table}")
         store.execute(
             "create or replace view analyst.current_segments as select * from analyst.customer_segments "
             "where as_of = (select max(as_of) from analyst.customer_segments)"
@@ -117,6 +127,8 @@ def publish(
     finally:
         store.execute("reset preserve_insertion_order")
         store.execute("detach analyst")
+    # made while the store was held, so owner-only: analysts read it
+    staging.chmod(target.stat().st_mode & 0o777 if target.exists() else shared_file_mode())
     _fsync(staging)
     try:
         _refuse_writer(target)  # one may have connected while the version was built
@@ -236,8 +248,6 @@ def _replace_versions(store: duckdb.DuckDBPyConnection, table: str, days: list[d
     )
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"describe main.{table}").fetchall()]
 
 
 def _atomic_link(source: Path, name: Path) -> None:
