@@ -61,6 +61,13 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "versions of the per-customer tables (customer_features, customer_segments) kept, newest first, in the "
         "analyst file and the working store; 0 keeps every one. segment_versions and the marts keep every version",
     ),
+    "SEG_CONTROL_SHARE": (
+        "0.10",
+        "share of customers held out of every audience as the control group (0: none), chosen by "
+        "sha256(SEG_CONTROL_SALT + customer_id)",
+    ),
+    "SEG_CONTROL_SALT": ("seg_pipeline", "salt of the control group's hash; a new salt draws a new control group"),
+    "SEG_EXPORT_DIR": ("./data/exports", "audience files, one folder per version: `<as_of>/<action>.csv|.parquet`"),
     "SEG_SCHEDULE_CRON": ("0 6 * * *", "when the daily schedule runs yesterday's partition"),
     "SEG_SCHEDULE_TIMEZONE": ("UTC", "timezone of the schedule"),
 }
@@ -88,6 +95,9 @@ class PipelineSettings(dg.ConfigurableResource):
     clv_monthly_discount: float
     retrain_every_days: int
     keep_versions: int
+    control_share: float
+    control_salt: str
+    export_dir: str
     schedule_cron: str
     schedule_timezone: str
 
@@ -128,6 +138,7 @@ class PipelineSettings(dg.ConfigurableResource):
         warn_share = _number("SEG_QUARANTINE_WARN_SHARE", raw("SEG_QUARANTINE_WARN_SHARE"), float)
         profile_share = _number("SEG_PROFILE_MIN_SHARE", raw("SEG_PROFILE_MIN_SHARE"), float)
         gap = _number("SEG_MAX_LANDING_GAP_DAYS", raw("SEG_MAX_LANDING_GAP_DAYS"), int)
+        control = _number("SEG_CONTROL_SHARE", raw("SEG_CONTROL_SHARE"), float)
         for name, value, ok in [
             ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
             ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
@@ -138,6 +149,7 @@ class PipelineSettings(dg.ConfigurableResource):
             ("SEG_QUARANTINE_WARN_SHARE", warn_share, 0 <= warn_share <= 1),
             ("SEG_PROFILE_MIN_SHARE", profile_share, 0 <= profile_share <= 1),
             ("SEG_MAX_LANDING_GAP_DAYS", gap, gap >= 0),
+            ("SEG_CONTROL_SHARE", control, 0 <= control < 1),
         ]:
             if not ok:
                 raise SettingsError(f"{name}: value {value} is out of range")
@@ -157,6 +169,9 @@ class PipelineSettings(dg.ConfigurableResource):
             clv_monthly_discount=discount,
             retrain_every_days=retrain,
             keep_versions=keep,
+            control_share=control,
+            control_salt=raw("SEG_CONTROL_SALT"),
+            export_dir=str(Path(raw("SEG_EXPORT_DIR")).expanduser().resolve()),
             schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),
             schedule_timezone=_timezone(raw("SEG_SCHEDULE_TIMEZONE")),
         )

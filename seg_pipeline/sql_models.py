@@ -1,11 +1,14 @@
 """SQL marts kept as files: one SELECT per `.sql` file, named after the table it makes.
 
 A model's SELECT builds ONE version of its table: it reads the as-of date with DuckDB's
-`getvariable('as_of')` and returns rows whose `as_of` column equals it. Building version D
-deletes the table's rows with as_of = D and inserts the SELECT's rows by name (the table is
-created from the SELECT the first time; columns added to a SELECT later are added to the
-table), so re-building D replaces version D and leaves the other versions alone. Run it
-inside `WorkingStore.transaction()` so the delete and the insert commit together.
+`getvariable('as_of')` and returns rows whose `as_of` column equals it (a model measuring
+earlier versions, such as `action_lift`, may return rows of as_of before it, never after).
+Building version D deletes the table's rows with as_of = D or an as_of the SELECT returns and
+inserts the SELECT's rows by name (the table is created from the SELECT the first time; columns
+added to a SELECT later are added to the table), so re-building D replaces what it made and
+leaves the other versions alone. Settings a model reads (`getvariable('churn_horizon_days')`)
+are set beside as_of. Run it inside `WorkingStore.transaction()` so the delete and the insert
+commit together.
 
 The leading `--` comment of a file is its description (what the table is, its grain).
 A model's dependencies are the real tables its SELECT reads (CTE names excluded), found by
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import graphlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -121,25 +125,34 @@ def load_sql_models(folder: Path) -> list[SqlModel]:
     return ordered
 
 
-def build_sql_model(con: duckdb.DuckDBPyConnection, model: SqlModel, as_of: date) -> int:
-    """Replace version `as_of` of the model's table with its SELECT's rows; return the rows written."""
+def build_sql_model(
+    con: duckdb.DuckDBPyConnection, model: SqlModel, as_of: date, variables: Mapping[str, int] | None = None
+) -> int:
+    """Replace version `as_of` (and the earlier versions it returns) of the model's table with its SELECT's rows;
+    return the rows written. `variables`: integer settings the SQL reads with getvariable()."""
     try:
         con.execute(f"set variable as_of = date '{as_of.isoformat()}'")
+        for name, value in (variables or {}).items():
+            con.execute(f"set variable {name} = {int(value)}")
         con.execute(f"create or replace temp table {_ROWS} as {model.sql}")
         columns = dict(con.execute(f"select column_name, column_type from (describe {_ROWS})").fetchall())
         if "as_of" not in columns:
             raise SqlModelError(f"{model.label}: the SELECT must return an as_of column (getvariable('as_of'))")
         stray = con.execute(
-            f"select count(*) from {_ROWS} where as_of is distinct from getvariable('as_of')"
+            f"select count(*) from {_ROWS} where as_of is null or as_of > getvariable('as_of')"
         ).fetchone()[0]
         if stray:
-            raise SqlModelError(f"{model.label}: {stray} row(s) have as_of other than getvariable('as_of') = {as_of}")
+            raise SqlModelError(
+                f"{model.label}: {stray} row(s) have as_of null or after getvariable('as_of') = {as_of}"
+            )
         con.execute(f"create table if not exists {model.name} as select * from {_ROWS} limit 0")
         existing = {row[0] for row in con.execute(f"select column_name from (describe {model.name})").fetchall()}
         for column, column_type in columns.items():
             if column not in existing:
                 con.execute(f'alter table {model.name} add column "{column}" {column_type}')
-        con.execute(f"delete from {model.name} where as_of = getvariable('as_of')")
+        con.execute(
+            f"delete from {model.name} where as_of = getvariable('as_of') or as_of in (select as_of from {_ROWS})"
+        )
         con.execute(f"insert into {model.name} by name select * from {_ROWS}")
         rows = con.execute(f"select count(*) from {_ROWS}").fetchone()[0]
         con.execute(f"drop table {_ROWS}")

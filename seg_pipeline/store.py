@@ -76,7 +76,7 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
             "r_score": pl.Int8(), "f_score": pl.Int8(), "m_score": pl.Int8(), "rfm_score": pl.String(),
             "rfm_segment": pl.String(), "cluster_label": pl.String(), "value_tier": pl.String(),
             "lifecycle_stage": pl.String(), "churn_risk": pl.Float64(), "expected_purchases_12m": pl.Float64(),
-            "clv": pl.Float64(), "recommended_action": pl.String(),
+            "clv": pl.Float64(), "recommended_action": pl.String(), "in_control_group": pl.Boolean(),
         },
     ),
     "profiles": (
@@ -327,15 +327,16 @@ class WorkingStore:
         self._superseded.extend(self.parts_dir / file for file in old)
         self._create_view(con, table)
 
-    def keep_newest(self, con: duckdb.DuckDBPyConnection, table: str, keep: int) -> list[date]:
-        """Drop every day of the part table `table` but the newest `keep` (0 keeps all); call inside `transaction()`.
+    def keep_newest(self, con: duckdb.DuckDBPyConnection, table: str, keep: int, within_days: int = 0) -> list[date]:
+        """Drop every day of the part table `table` but the newest `keep` (0 keeps all) and those less than
+        `within_days` before the newest; call inside `transaction()`.
 
         Returns the days dropped, oldest first.
         """
         days = [day for (day,) in con.execute(
             "select distinct day from parts where table_name = ? order by day desc", [table]
         ).fetchall()]  # fmt: skip
-        dropped = sorted(days[keep:]) if keep else []
+        dropped = sorted(day for day in days[keep:] if (days[0] - day).days >= within_days) if keep else []
         if dropped:
             self.replace_parts(con, table, dropped, pl.DataFrame(schema=PART_TABLES[table][1]))
         return dropped

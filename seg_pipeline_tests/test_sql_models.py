@@ -50,6 +50,7 @@ def _segments(as_of: date, rows: dict) -> pl.DataFrame:
                 "rfm_segment": rfm, "cluster_label": "prospects" if rfm == "Prospect" else f"cluster_{tier}",
                 "value_tier": tier, "lifecycle_stage": stage, "churn_risk": risk,
                 "expected_purchases_12m": 1.0, "clv": clv, "recommended_action": "nurture",
+                "in_control_group": cid == "c2",
             }
             for cid, (rfm, tier, stage, risk, clv, _) in rows.items()
         ],
@@ -134,6 +135,7 @@ def test_shipped_models_dependency_graph():
         "segment_migration": ("customer_segments",),
         "segment_summary": ("customer_features", "customer_segments"),
         "tier_pareto": ("customer_features",),
+        "action_lift": ("customer_segments", "orders"),
     }
     for model in models.values():
         assert model.description and "Grain:" in model.description
@@ -204,7 +206,7 @@ def test_select_without_matching_as_of_is_rejected(tmp_path: Path, store: Workin
     with pytest.raises(SqlModelError, match=r"sql/no_as_of\.sql: the SELECT must return an as_of column"):
         with store.transaction() as con:
             build_sql_model(con, no_as_of, D1)
-    with pytest.raises(SqlModelError, match=r"sql/all_versions\.sql: 5 row\(s\) have as_of other than"):
+    with pytest.raises(SqlModelError, match=r"sql/all_versions\.sql: 5 row\(s\) have as_of null or after"):
         with store.transaction() as con:
             build_sql_model(con, all_versions, D1)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from seg_pipeline.defs.audiences import audience_assets
 from seg_pipeline.defs.automation import daily_schedule, dead_runs, jobs, landing_sensor, run_failure_summary
 from seg_pipeline.defs.features import feature_assets
 from seg_pipeline.defs.ingestion import ingestion_assets
@@ -31,9 +32,10 @@ def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -
             *ingestion_assets(partitions),
             *feature_assets(partitions),
             *model_assets(partitions),
-            *mart_assets(partitions, sql_dir),
+            *mart_assets(partitions, sql_dir, {"churn_horizon_days": settings.churn_horizon_days}),
             *warehouse_assets(partitions, marts),
             *report_assets(partitions),
+            *audience_assets(partitions),
         ]
     return dg.Definitions(
         assets=assets,

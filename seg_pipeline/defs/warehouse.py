@@ -30,7 +30,8 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         """The analyst DuckDB file (SEG_WAREHOUSE_PATH), published whole by atomic rename.
 
         Its `current_segments` view shows the latest version of `customer_segments`. Both it and the working
-        store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments.
+        store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments (the store
+        also the versions action_lift has yet to measure).
         """
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with store.open() as working:
@@ -49,7 +50,8 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
                 except warehouse.WarehouseBusy as error:
                     raise dg.Failure(description=str(error), allow_retries=False) from None
             with working.transaction() as con:
-                working.keep_newest(con, "customer_segments", settings.keep_versions)
+                # a version stays until action_lift has measured it, SEG_CHURN_HORIZON_DAYS later
+                working.keep_newest(con, "customer_segments", settings.keep_versions, settings.churn_horizon_days + 1)
                 gone = working.keep_newest(con, "customer_features", settings.keep_versions)
                 con.execute("delete from feature_sources where as_of in (select unnest(?::date[]))", [gone])
         if too_old := [str(day) for day in days if day in dropped]:

@@ -1,0 +1,44 @@
+"""The audiences asset: each version's treated customers per action as files (see seg_pipeline.audiences)."""
+
+from datetime import date
+
+import dagster as dg
+
+from seg_pipeline import audiences
+from seg_pipeline.defs.ingestion import STORE_POOL
+from seg_pipeline.defs.metadata import markdown_table
+from seg_pipeline.defs.models import SEGMENT_COLUMNS
+from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.settings import PipelineSettings
+
+
+def audience_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        name="audiences",
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        pool=STORE_POOL,
+        deps=["customer_segments"],
+        group_name="warehouse",
+        kinds={"csv", "parquet"},
+    )
+    def _audiences(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """Audience files of each version, `SEG_EXPORT_DIR/<as_of>/`: per action but "No action" its treated
+        customers (not the control group) as CSV and Parquet, ids and scores only, and `manifest.json`."""
+        columns = [c for c in (*audiences.READ_COLUMNS, *audiences.OPTIONAL_COLUMNS) if c in SEGMENT_COLUMNS]
+        with store.open() as working:
+            for key in context.partition_keys:
+                as_of = date.fromisoformat(key)
+                segments = working.read_parts("customer_segments", columns, day=as_of)
+                manifest = audiences.write_audiences(segments, settings.export_dir, as_of)
+                context.log.info(f"audiences {as_of}: {settings.export_dir}/{key}")
+        rows = [(action, n["treated"], n["control"]) for action, n in manifest["actions"].items()]
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(f"{settings.export_dir}/{key}"),
+                "treated customers": sum(n["treated"] for n in manifest["actions"].values()),
+                "audiences": dg.MetadataValue.md(markdown_table(["action", "treated", "control"], rows)),
+            }
+        )
+
+    return [_audiences]
