@@ -15,7 +15,8 @@ the new file). Paths reach DuckDB as parameters, never as SQL text.
 
 The per-customer tables keep only the newest `keep_versions` versions (SEG_KEEP_VERSIONS), so the
 file, and with it the copy each publish makes, stops growing with the history (the publishing asset
-trims the working store alike). segment_versions and the marts (a few rows per version) keep every version.
+trims the working store alike). segment_versions and the marts (a few rows per version, copied whole: a build of
+`action_lift` measures earlier versions) keep every version.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ def publish(
         kept, dropped = _retained(store, days, keep_versions)
         for table in VERSIONED_TABLES:
             _replace_versions(store, table, kept, dropped)
-        for table in marts:
-            _replace_versions(store, table, days, [])
+        for table in marts:  # a few rows per version, and a build may (re)measure earlier ones: copied whole
+            store.execute(f"create or replace table analyst.{table} as from main.{table}")
         for table in WHOLE_TABLES:
             if table in QUARANTINE_TABLES:
                 rows = publishable(store.sql(f"from main.{table}").pl(), QUARANTINE_TABLES[table])

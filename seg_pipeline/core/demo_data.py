@@ -542,3 +542,58 @@ def _write_profiles(
         list(pool.map(lambda path, n: path.write_bytes(memoryview(buf)[: line_ends[n] + 1]), paths, counts))
     else:
         list(pool.map(lambda path, n: _write_frame(frame.slice(0, int(n)), path, file_format), paths, counts))
+
+
+def plant_campaign(
+    out_dir: Path,
+    treated: pl.Series,
+    as_of: date,
+    lift: float,
+    *,
+    horizon_days: int = 90,
+    seed: int = 42,
+    tag: str = "campaign",
+) -> int:
+    """Simulate a campaign that worked: add one completed order, in the `horizon_days` after `as_of`, for
+    round(lift x len(treated)) of the `treated` customer ids that have no completed order in those days in
+    the landed files, so their purchase rate rises by `lift` over what it was. Writes
+    ``orders/YYYY-MM-DD-<tag>.csv`` for each day with such orders (replacing an earlier call's with the same
+    tag); deterministic for the same files and arguments. Returns the orders written.
+    """
+    folder = Path(out_dir) / "orders"
+    for old in folder.glob(f"*-{tag}.csv"):
+        old.unlink()
+    window = [as_of + timedelta(days=k) for k in range(1, horizon_days + 1)]
+    files = [f for day in window for f in sorted(folder.glob(f"{day.isoformat()}*"))]
+    landed = [
+        pl.read_csv(f, infer_schema=False) if ".csv" in f.suffixes else pl.read_parquet(f) for f in files
+    ]
+    bought = pl.concat(
+        [frame.filter(pl.col("status").is_null() | (pl.col("status") == "completed")).select("customer_id")
+         for frame in landed] or [pl.DataFrame(schema={"customer_id": pl.String()})]
+    )  # fmt: skip
+    ids = treated.sort()
+    idle = ids.filter(~ids.is_in(bought["customer_id"].implode()))
+    wanted = round(lift * len(treated))
+    if not 0 <= wanted <= len(idle):
+        raise ValueError(
+            f"campaign lift {lift}: needs {wanted} of the {len(treated)} treated customers without an order "
+            f"in the {horizon_days} days after {as_of}, only {len(idle)} have none"
+        )
+    rng = np.random.default_rng(seed)
+    picked = np.sort(rng.choice(len(idle), wanted, replace=False))
+    orders = pl.DataFrame(
+        {"customer_id": idle.gather(picked), "offset": rng.integers(1, horizon_days + 1, wanted),
+         "amount": rng.lognormal(3.5, 0.6, wanted)}
+    ).select(
+        order_id=pl.format("{}-{}", pl.lit(tag.upper()), pl.int_range(pl.len()).cast(pl.String).str.zfill(7)),
+        customer_id="customer_id",
+        order_ts=(pl.lit(as_of) + pl.duration(days="offset")).dt.strftime("%Y-%m-%dT12:00:00"),
+        amount=pl.col("amount").round(2).cast(pl.String),
+        currency=pl.lit("USD"), status=pl.lit("completed"), channel=pl.lit("web"), category=pl.lit("home"),
+        quantity=pl.lit("1"),
+    )  # fmt: skip
+    by_day = orders.with_columns(day=pl.col("order_ts").str.slice(0, 10)).partition_by("day", as_dict=True)
+    for (day,), rows in by_day.items():
+        rows.drop("day").write_csv(folder / f"{day}-{tag}.csv")
+    return wanted
