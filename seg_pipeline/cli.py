@@ -44,6 +44,17 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
+def _campaign(text: str) -> tuple[str, float]:
+    action, _, lift = text.rpartition("=")
+    try:
+        value = float(lift)
+    except ValueError:
+        value = -1.0
+    if not action or not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected ACTION=LIFT with LIFT in [0, 1], got {text!r}")
+    return action.strip(), value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -65,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--seed", type=int, default=42)
     gen.add_argument("--end-date", type=_day, default=None, help="last landed day (default 2026-11-21)")
     gen.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    gen.add_argument(
+        "--campaign-lift", type=_campaign, action="append", metavar="ACTION=LIFT",
+        help="instead of generating: simulate a campaign that raised the purchase rate of the action's audience "
+        "(SEG_EXPORT_DIR/<--campaign-as-of>/) by LIFT over the churn horizon, as extra orders in --out",
+    )  # fmt: skip
+    gen.add_argument("--campaign-as-of", type=_day, default=None, metavar="YYYY-MM-DD", help="the version acted on")
     mat = commands.add_parser("materialize", help="make the segment version for an as-of date exist")
     mat.add_argument("--as-of", type=_day, required=True, metavar="YYYY-MM-DD")
     commands.add_parser("demo", help="generate demo data if absent, materialize the latest day")
@@ -125,12 +142,43 @@ def _crash_log(error: BaseException) -> Path:
 def _generate(args: argparse.Namespace) -> int:
     from seg_pipeline.core.demo_data import generate_landing
 
+    if args.campaign_lift:
+        return _plant_campaigns(args)
+
     extra = {"end_date": args.end_date} if args.end_date else {}
     summary = generate_landing(
         args.out, customers=args.customers, days=args.days, seed=args.seed, file_format=args.format,
         progress=print if sys.stdout.isatty() else None, **extra,
     )  # fmt: skip
     print(f"wrote {summary.orders:,} orders of {summary.customers:,} customers to {args.out}")
+    return 0
+
+
+def _plant_campaigns(args: argparse.Namespace) -> int:
+    """Extra orders in `--out` for the audiences of version `--campaign-as-of` (see `plant_campaign`)."""
+    import polars as pl
+
+    from seg_pipeline.audiences import file_stem
+    from seg_pipeline.core.demo_data import plant_campaign
+
+    if args.campaign_as_of is None:
+        raise SettingsError("--campaign-lift needs --campaign-as-of: the version whose audiences were acted on")
+    settings = PipelineSettings.from_env()
+    folder = Path(settings.export_dir) / args.campaign_as_of.isoformat()
+    for action, lift in args.campaign_lift:
+        path = folder / f"{file_stem(action)}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no audience file of {action!r} (materialize {args.campaign_as_of} first)")
+        treated = pl.read_csv(path, columns=["customer_id"], schema_overrides={"customer_id": pl.String})
+        try:
+            written = plant_campaign(
+                args.out, treated["customer_id"], args.campaign_as_of, lift,
+                horizon_days=settings.churn_horizon_days, seed=args.seed, tag=f"campaign-{file_stem(action)}",
+            )  # fmt: skip
+        except ValueError as error:
+            print(f"seg-pipeline: {action!r}: {error}", file=sys.stderr)
+            return 1
+        print(f"planted {written:,} campaign orders for {action!r} (lift {lift}) in {args.out}/orders")
     return 0
 
 

@@ -7,6 +7,7 @@ version D + SEG_CHURN_HORIZON_DAYS then measures it in `action_lift`.
 
 import hashlib
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from seg_pipeline import cli
 from seg_pipeline.audiences import COLUMNS, file_stem
 from seg_pipeline.core.demo_data import generate_landing, plant_campaign
 from seg_pipeline.defs import build_definitions
@@ -142,3 +144,26 @@ def test_action_lift_finds_the_planted_effect_and_none_where_there_is_none(campa
     metadata = instance.get_latest_materialization_event(dg.AssetKey("action_lift")).asset_materialization.metadata
     assert metadata["lifts of as_of"].value == str(D)
     assert planted in metadata["lifts"].value and f"{effect['lift']:+.4g}" in metadata["lifts"].value
+
+
+def test_generate_campaign_lift_plants_orders_for_the_audience_of_a_version(campaign, tmp_path, monkeypatch, capsys):
+    settings, _, _, unplanted, segments = campaign
+    landing = Path(shutil.copytree(settings.landing_dir, tmp_path / "landing"))
+    monkeypatch.setenv("SEG_LANDING_DIR", str(landing))
+    monkeypatch.setenv("SEG_EXPORT_DIR", settings.export_dir)
+    argv = ["generate", "--out", str(landing), "--campaign-lift", f"{unplanted}=0.2", "--campaign-as-of", str(D)]
+    assert cli.main(argv) == 0
+    planted = pl.concat([pl.read_csv(f, infer_schema=False) for f in landing.glob("orders/*-campaign-*.csv")])
+    treated = segments.filter((pl.col("recommended_action") == unplanted) & ~pl.col("in_control_group"))
+    assert planted.height == round(0.2 * treated.height) == planted["customer_id"].n_unique()
+    assert set(planted["customer_id"]) <= set(treated["customer_id"])
+    days = planted["order_ts"].str.slice(0, 10).str.to_date()
+    assert days.min() > D and days.max() <= D + timedelta(days=settings.churn_horizon_days)
+    assert f"planted {planted.height:,} campaign orders" in capsys.readouterr().out
+    # again: the same orders, not twice as many
+    assert cli.main(argv) == 0
+    again = pl.concat([pl.read_csv(f, infer_schema=False) for f in landing.glob("orders/*-campaign-*.csv")])
+    assert again.sort("order_id").equals(planted.sort("order_id"))
+    with pytest.raises(SystemExit):
+        cli.main([*argv[:3], "--campaign-lift", f"{unplanted}=lots", *argv[5:]])
+    assert "ACTION=LIFT" in capsys.readouterr().err
