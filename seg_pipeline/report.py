@@ -28,6 +28,8 @@ from seg_pipeline.core.rfm import PROSPECT_SEGMENT, RFM_SEGMENTS
 from seg_pipeline.core.value_tiers import VALUE_TIERS
 
 #: the id of every chart div a full report holds (migration only when there is a previous version)
+#: the campaign-tracking chart, shown once a version has been measured (so not in every report)
+LIFT_CHART_ID = "chart-action-lift"
 CHART_IDS = (
     "chart-segment-sizes",
     "chart-cluster-sizes",
@@ -70,6 +72,7 @@ class VersionData:
     churn_bins: pl.DataFrame  # bin (lower edge), customers
     tier_lifecycle: pl.DataFrame  # value_tier, lifecycle_stage, customers
     watchlist: pl.DataFrame  # top rows of churn_watchlist
+    lift: pl.DataFrame  # action_lift rows of the versions measured by as_of, by as_of
     mean_churn_risk: float | None  # over buyers
 
     @property
@@ -102,6 +105,7 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
 
         version = frame("segment_versions", "select * from segment_versions where as_of = ?").row(0, named=True)
         version["metrics"] = json.loads(version["metrics"]) if version.get("metrics") else {}
+        horizon = int(version["metrics"].get("churn_horizon_days", 0))
         mean_risk = con.sql("select avg(churn_risk) from customer_segments where as_of = ?", params=[day]).fetchall()
         return VersionData(
             as_of=day,
@@ -134,6 +138,11 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
                 "churn_watchlist",
                 "select watch_rank, customer_id, value_tier, rfm_segment, lifecycle_stage, churn_risk, spend_365d, "
                 "revenue_at_risk, recommended_action from churn_watchlist where as_of = ? order by watch_rank limit 10",
+            ),
+            # the versions measured by this one: at least the churn horizon before it
+            lift=frame(
+                "action_lift",
+                f"select * from action_lift where as_of <= ?::date - {horizon} order by as_of, recommended_action",
             ),
         )
 
@@ -215,6 +224,15 @@ def report_html(data: VersionData) -> str:
         ),  # fmt: skip
         _section("Churn watchlist", "The most valuable customers most likely to churn (top 10 of churn_watchlist).",
                  _watchlist_table(data)),
+        _section(
+            "Campaign tracking",
+            "Lift of each recommended action (action_lift): the share of its treated customers (in the version's "
+            "audiences) who placed a completed order in the churn horizon after the version, minus that share of "
+            "its control group (held out of every audience), with 95% intervals. A lift is only as real as the "
+            "campaign the business ran on the audience files.",
+            _figure_div(LIFT_CHART_ID, _lift_figure(data), wide=True) if not data.lift.is_empty() else "",
+            _lift_table(data),
+        ),
     ]  # fmt: skip
     header = (
         f"<header><h1>{_e(title)}</h1><p class='meta'>version <b>{_e(v['segment_version'])}</b>"
@@ -229,7 +247,8 @@ def report_html(data: VersionData) -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head>"
         f"<body><main>{header}{''.join(sections)}"
         f"<footer>Read from the analyst file's tables customer_segments, segment_versions, segment_summary, "
-        f"segment_migration, tier_pareto and churn_watchlist (as_of = {data.as_of}).</footer></main></body></html>\n"
+        f"segment_migration, tier_pareto, churn_watchlist (as_of = {data.as_of}) and action_lift.</footer>"
+        "</main></body></html>\n"
     )
 
 
@@ -339,6 +358,28 @@ def _watchlist_table(data: VersionData) -> str:
           _num(r["revenue_at_risk"], 0), _e(r["recommended_action"])]
          for r in data.watchlist.iter_rows(named=True)],
         numeric={0, 5, 6, 7},
+    )  # fmt: skip
+
+
+def _lift_table(data: VersionData) -> str:
+    if data.lift.is_empty():
+        return _note("lift-empty", "No version is mature yet: an action's lift is measured once the churn horizon "
+                     "after a version has passed.")  # fmt: skip
+    latest = data.lift.filter(pl.col("as_of") == data.lift["as_of"].max())
+
+    def interval(value: float | None, low: float | None, high: float | None, digits: int, pct: bool) -> str:
+        show = _pct if pct else (lambda v: _num(v, digits))
+        return show(value) + ("" if low is None else f" [{show(low)}, {show(high)}]")
+
+    return _table(
+        ["action", "treated", "control", "treated rate", "control rate", "lift [95%]", "spend lift [95%]"],
+        [[_e(r["recommended_action"]), f"{r['treated_customers']:,}", f"{r['control_customers']:,}",
+          _pct(r["treated_rate"]), _pct(r["control_rate"]),
+          interval(r["lift"], r["lift_low"], r["lift_high"], 0, True),
+          interval(r["spend_lift"], r["spend_lift_low"], r["spend_lift_high"], 2, False)]
+         for r in latest.iter_rows(named=True)],
+        numeric={1, 2, 3, 4, 5, 6},
+        caption=f"Version {latest['as_of'][0]}: purchase rate and spend per customer over the horizon after it",
     )  # fmt: skip
 
 
@@ -548,6 +589,26 @@ def _migration_figure(data: VersionData) -> go.Figure | None:
     fig.update_xaxes(title_text=f"to ({data.as_of})", tickangle=-30, gridcolor="rgba(0,0,0,0)")
     title = f"RFM segment migration: {moved:,} of {total:,} customers ({moved / (total or 1):.1%}) changed segment"
     return _layout(fig, title, height=170 + 32 * len(sources), margin={"l": 130, "r": 20, "t": 50, "b": 20})
+
+
+def _lift_figure(data: VersionData) -> go.Figure | None:
+    """Lift in purchase rate per action over the measured versions, with its 95% interval."""
+    rows = data.lift.filter(pl.col("lift").is_not_null())
+    if rows.is_empty():
+        return None
+    fig = go.Figure()
+    for (action,), group in rows.partition_by("recommended_action", as_dict=True, maintain_order=True).items():
+        fig.add_scatter(
+            x=group["as_of"].to_list(), y=group["lift"].to_list(), mode="lines+markers", name=action,
+            error_y={"type": "data", "symmetric": False,
+                     "array": (group["lift_high"] - group["lift"]).to_list(),
+                     "arrayminus": (group["lift"] - group["lift_low"]).to_list()},
+            hovertemplate=f"{action}<br>version %{{x}}<br>lift %{{y:.1%}}<extra></extra>",
+        )  # fmt: skip
+    fig.add_hline(y=0, line={"color": "#94a3b8", "dash": "dot", "width": 1})
+    fig.update_xaxes(title_text="version (as_of)")
+    fig.update_yaxes(title_text="lift in purchase rate (treated - control)", tickformat=".0%")
+    return _layout(fig, "Measured lift per action over versions", height=420)
 
 
 def _churn_histogram(data: VersionData) -> go.Figure | None:

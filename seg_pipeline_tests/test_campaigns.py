@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline import cli
+from seg_pipeline import cli, report
 from seg_pipeline.audiences import COLUMNS, file_stem
 from seg_pipeline.core.demo_data import generate_landing, plant_campaign
 from seg_pipeline.defs import build_definitions
@@ -167,3 +167,12 @@ def test_generate_campaign_lift_plants_orders_for_the_audience_of_a_version(camp
     with pytest.raises(SystemExit):
         cli.main([*argv[:3], "--campaign-lift", f"{unplanted}=lots", *argv[5:]])
     assert "ACTION=LIFT" in capsys.readouterr().err
+
+
+def test_report_tracks_the_campaigns(campaign):
+    settings, _, planted, _, _ = campaign
+    html = report.render_report(settings.warehouse_path, LATER)
+    assert "Campaign tracking" in html and f'id="{report.LIFT_CHART_ID}"' in html
+    assert f"Version {D}" in html and planted in html.split("Campaign tracking")[1]
+    early = report.render_report(settings.warehouse_path, D)
+    assert "No version is mature yet" in early and report.LIFT_CHART_ID not in early

@@ -353,6 +353,7 @@ def build_segments(
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
         "control_group": control,
+        "churn_horizon_days": settings.churn_horizon_days,
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
     data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])
