@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -17,7 +17,7 @@ from seg_pipeline.sql_models import (
     load_sql_models,
     sql_dependencies,
 )
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.store import PART_TABLES, WorkingStore
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
 
@@ -402,3 +402,49 @@ def test_mart_asset_builds_every_version_of_a_range_run(store: WorkingStore):
     result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(path=str(store.path))})
     assert result.success
     assert _frame(store, "select distinct as_of from segment_summary order by 1")["as_of"].to_list() == [D1, D2]
+
+
+def test_action_lift_measures_mature_versions_treated_against_control(tmp_path: Path):
+    working = WorkingStore(tmp_path / "lift.duckdb")
+    v1, v3, built = date(2024, 1, 1), date(2024, 3, 1), date(2024, 4, 1)  # built - 90 days = 2024-01-02
+    arms = {"a1": ("A", False), "a2": ("A", False), "a3": ("A", True), "a4": ("A", True),
+            "b1": ("B", False), "b2": ("B", True)}  # fmt: skip
+    # customer, day offset from v1, amount, status: a2 buys after the horizon, a3's order is cancelled,
+    # a4 buys on the horizon's last day, b1 on v1 itself (not after it)
+    orders = [("a1", 10, 10.0, "completed"), ("a2", 100, 5.0, "completed"), ("a3", 5, 8.0, "cancelled"),
+              ("a4", 90, 20.0, "completed"), ("b1", 0, 7.0, "completed")]  # fmt: skip
+    segments_schema, orders_schema = PART_TABLES["customer_segments"][1], PART_TABLES["orders"][1]
+    with working.transaction() as con:
+        for as_of in (v1, v3):
+            rows = pl.DataFrame(
+                {"as_of": as_of, "customer_id": list(arms), "recommended_action": [a for a, _ in arms.values()],
+                 "in_control_group": [c for _, c in arms.values()]}
+            )  # fmt: skip
+            working.replace_parts(con, "customer_segments", [as_of], pl.DataFrame(schema=segments_schema).vstack(
+                rows.select(pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c)
+                            for c, t in segments_schema.items())))  # fmt: skip
+        frame = pl.DataFrame(
+            {"order_id": [f"o{i}" for i in range(len(orders))], "customer_id": [o[0] for o in orders],
+             "order_day": [v1 + timedelta(days=o[1]) for o in orders], "amount": [o[2] for o in orders],
+             "status": [o[3] for o in orders]}
+        )  # fmt: skip
+        frame = frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                             for c, t in orders_schema.items())  # fmt: skip
+        working.replace_parts(con, "orders", sorted(set(frame["order_day"])), frame)
+    with working.transaction() as con:
+        build_sql_model(con, _models()["action_lift"], built, {"churn_horizon_days": 90})
+    lift = _frame(working, "select * from action_lift order by recommended_action")
+    assert lift["as_of"].to_list() == [v1, v1]  # v3 is not mature: no rows
+    a, b = lift.iter_rows(named=True)
+    assert (a["treated_customers"], a["control_customers"], a["treated_rate"], a["control_rate"]) == (2, 2, 0.5, 0.5)
+    assert (a["lift"], a["lift_low"], a["lift_high"]) == pytest.approx((0.0, -1.96 * 0.5, 1.96 * 0.5))
+    assert (a["treated_spend"], a["control_spend"], a["spend_lift"]) == pytest.approx((5.0, 10.0, -5.0))
+    assert a["spend_lift_high"] - a["spend_lift"] == pytest.approx(1.96 * (50 / 2 + 200 / 2) ** 0.5)
+    assert (b["treated_rate"], b["control_rate"], b["lift"], b["lift_low"]) == (0.0, 0.0, 0.0, None)
+    # a build after version v4 measures only the versions matured since v4 was built: none; v1 stays measured
+    v4 = date(2024, 4, 5)
+    with working.transaction() as con:
+        working.replace_parts(con, "customer_segments", [v4], working.read_parts(
+            "customer_segments", list(segments_schema), day=v3).with_columns(as_of=pl.lit(v4)))  # fmt: skip
+        assert build_sql_model(con, _models()["action_lift"], date(2024, 4, 10), {"churn_horizon_days": 90}) == 0
+    assert _frame(working, "select * from action_lift order by recommended_action").equals(lift)
