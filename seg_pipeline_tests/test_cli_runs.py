@@ -237,3 +237,21 @@ def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(we
     assert status == "SUCCESS", failures
     assert instance.get_run_by_id(child).parent_run_id == parent_run.run_id
     assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
+
+
+def test_a_young_shop_whose_files_stopped_arriving_publishes_with_warning_lines(tmp_path):
+    """A month of orders, the last nine days ago: the version publishes, and the CLI says what to watch."""
+    landing = tmp_path / "landing"
+    generate_landing(landing, customers=80, days=30, end_date=END - timedelta(days=9))
+    env = cli_env(make_settings(tmp_path, landing, SEG_PARTITION_START=str(END - timedelta(days=38))), tmp_path / "h")
+    run = cli(env, "materialize", "--as-of", str(END))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith(f"published {END}+")
+    warnings = run.stderr.strip().splitlines()
+    assert any(w.startswith("seg-pipeline: warning: customer_segments check data_through: ") for w in warnings)
+    assert any(w.startswith("seg-pipeline: warning: churn_model check churn_method: ") for w in warnings)
+    buyers = analyst(
+        str(tmp_path / "out" / "segments.duckdb"),
+        "select count(*), count(churn_risk) from current_segments where lifecycle_stage <> 'prospect'",
+    )
+    assert buyers[0][0] > 0 and buyers[0][0] == buyers[0][1]
