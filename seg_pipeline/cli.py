@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(settings, args.as_of, args.out)
         return _demo(settings, args.verbose)
     except (SettingsError, RunFailed, FileNotFoundError, WarehouseBusy) as error:
-        print(f"seg-pipeline: {error}", file=sys.stderr)
+        log = getattr(error, "log_file", None)
+        print(f"seg-pipeline: {error}" + (f" [log: {log}]" if log else ""), file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - the last line is the error; its trace goes to a file
         log = _crash_log(error)

@@ -40,7 +40,11 @@ CODE_LOCATION_MODULE = "seg_pipeline.definitions"
 
 
 class RunFailed(RuntimeError):
-    """A run or its preconditions failed; `str()` is one line saying what and why."""
+    """A run or its preconditions failed; `str()` is one line saying what and why, `log_file` the run's log."""
+
+    def __init__(self, message: str, log_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_file = log_file
 
 
 @dataclass
@@ -65,7 +69,7 @@ def materialize_as_of(
     version D. The run's event log, with stack traces, is written to a file; the Dagster console
     logger prints events of `log_level` and above. `notify` is called at once with a line about each
     run found dead and about a live run the new one waits for. Raises `RunFailed` with a one-line
-    reason naming the log file.
+    reason and the log file.
     """
     instance = instance or dg.DagsterInstance.get()
     key = _check_partition(settings, as_of)
@@ -78,7 +82,7 @@ def materialize_as_of(
     result = execute_run(InMemoryJob(job), run, instance)
     log_file = write_run_log(instance, run.run_id, _log_dir(instance))
     if not result.success:
-        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)} [log: {log_file}]")
+        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)}", log_file)
     row = WorkingStore(settings.store_path).frame(
         "select segment_version, customers, prospects, orders_accepted, orders_quarantined "
         "from segment_versions where as_of = ?",
