@@ -28,9 +28,12 @@ SEGMENT_COLUMNS = {
     "as_of": "the version's as-of date: everything known up to the end of this UTC day",
     "customer_id": "customer identifier from the landing files",
     "segment_version": "version id: as_of + hash of the models and code that made it",
-    "r_score": "recency quintile 1-5 (5 = most recent purchase); null for prospects",
-    "f_score": "frequency quintile 1-5 from order_count; null for prospects",
-    "m_score": "monetary quintile 1-5 from total_spend; null for prospects",
+    "r_score": (
+        "recency 1-5 against the churn horizon H: 3-5 = thirds among customers active within H (5 = most recent), "
+        "2 = lapsed < 2H days, 1 = lapsed longer; null for prospects"
+    ),
+    "f_score": "frequency quintile 1-5 from order_count (ties share the lowest score); null for prospects",
+    "m_score": "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects",
     "rfm_score": "R, F and M scores as text, e.g. '545'",
     "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
     "cluster_label": "behavioural k-means cluster, named from its centroid, stable across versions",
@@ -269,7 +272,7 @@ def build_segments(
         cluster_model.predict_labels(features).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
-    rfm_scores = rfm.score_rfm(features)
+    rfm_scores = rfm.score_rfm(features, settings.churn_horizon_days)
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(settings.value_tier_cuts))
     value = clv.compute_clv(
         features, params, churn_risk,
