@@ -45,7 +45,10 @@ SEGMENT_COLUMNS = {
     ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
-    "recommended_action": "one action from value tier x lifecycle stage x churn band",
+    "recommended_action": (
+        "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
+        "contact (0.1 x churn_risk x clv) is below SEG_CONTACT_COST"
+    ),
 }
 #: column comments of segment_versions in the analyst file
 VERSION_COLUMNS = {
@@ -55,7 +58,10 @@ VERSION_COLUMNS = {
     "code_version": "seg_pipeline version that built it",
     "churn_model_version": "content hash of the churn model (or fallback) in force",
     "cluster_model_version": "content hash of the cluster model in force",
-    "metrics": "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params",
+    "metrics": (
+        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params, and per "
+        "recommended action its share of customers and of CLV (actions.by_action)"
+    ),
     "customers": "customer_segments rows of the version (known customers)",
     "prospects": "customers without a completed order",
     "orders_accepted": "accepted order rows of the days <= as_of",
@@ -286,7 +292,9 @@ def build_segments(
         ],
         how="horizontal",
     )
-    segments = segments.with_columns(actions.recommend_actions(segments).alias("recommended_action"))
+    segments = segments.with_columns(
+        actions.recommend_actions(segments, settings.contact_cost).alias("recommended_action")
+    )
     model_versions = f"{churn_entry['version']}:{cluster_entry['version']}:{__version__}"
     segment_version = f"{as_of.isoformat()}+{hashlib.sha256(model_versions.encode()).hexdigest()[:8]}"
     segments = segments.with_columns(pl.lit(segment_version).alias("segment_version")).select(list(SEGMENT_COLUMNS))
@@ -307,6 +315,8 @@ def build_segments(
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
+        "actions": {"contact_cost": settings.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
+                    "by_action": actions.action_shares(segments)},
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
     data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])
