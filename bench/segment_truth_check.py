@@ -13,6 +13,10 @@ script measures, per as-of date:
 
     python bench/segment_truth_check.py [--cache-dir ~/.cache/seg_pipeline] [--contact-cost 0.5]
         [--as-of 1997-06-30 1997-09-30 1997-12-31 1998-03-31] [--out <cache-dir>/cdnow_segment_truth.json]
+
+With `--demo`, the same measures on the demo data (generated into <cache-dir>/demo if absent), from versions
+made by real runs of the segments job (`materialize_as_of`, SEG_CONTACT_COST from --contact-cost); the last
+landed day is materialized first, so the working store holds the orders after each as-of date.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from seg_pipeline.settings import SETTINGS_DOC
 
 NAMED_ACTIVE = ("Champions", "Loyal customers", "Potential loyalists", "New customers", "Promising")
 AS_OF = (date(1997, 6, 30), date(1997, 9, 30), date(1997, 12, 31), date(1998, 3, 31))
+DEMO_AS_OF = (date(2025, 11, 30), date(2026, 5, 31), date(2026, 8, 23))  # the demo's orders end on 2026-11-21
 NEXT_DAYS = 90
 
 
@@ -98,20 +103,64 @@ def future_revenue(orders: pl.DataFrame, as_of: date) -> pl.DataFrame:
     return completed.group_by("customer_id").agg(pl.col("amount").sum().alias("revenue"))
 
 
+def cdnow_versions(cache_dir: Path, as_of: list[date], horizon: int, contact_cost: float):
+    """(as_of, churn method, segments, future revenue) per as-of date on CDNOW, by the core functions."""
+    orders = cdnow_to_orders(fetch_cdnow(cache_dir).read_text("ascii"))
+    for day in as_of:
+        segments, method = segment(orders, day, horizon, contact_cost)
+        yield day, method, segments, future_revenue(orders, day)
+
+
+def demo_versions(cache_dir: Path, as_of: list[date], horizon: int, contact_cost: float):
+    """(as_of, churn method, segments, future revenue) per as-of date on the demo data, by real pipeline runs."""
+    import dagster as dg
+    import duckdb
+
+    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.landing import scan
+    from seg_pipeline.runs import materialize_as_of
+    from seg_pipeline.settings import PipelineSettings
+    from seg_pipeline.store import WorkingStore
+
+    landing, work = cache_dir / "demo" / "landing", cache_dir / "demo" / "work"
+    if not (landing / "orders").exists():
+        generate_landing(landing)
+    (work / "home").mkdir(parents=True, exist_ok=True)  # a re-run replaces each version whole
+    settings = PipelineSettings.from_env({
+        "SEG_LANDING_DIR": str(landing), "SEG_WAREHOUSE_PATH": str(work / "segments.duckdb"),
+        "SEG_CHURN_HORIZON_DAYS": str(horizon), "SEG_CONTACT_COST": str(contact_cost), "SEG_KEEP_VERSIONS": "0",
+    })  # fmt: skip
+    last = max(scan(landing, "orders"))
+    with dg.instance_for_test(temp_dir=str(work / "home")) as instance:
+        for day in [last, *as_of]:
+            materialize_as_of(settings, day, instance)
+    orders = WorkingStore(settings.store_path).read_parts("orders", ["customer_id", "order_day", "amount", "status"])
+    with duckdb.connect(settings.warehouse_path, read_only=True) as con:
+        for day in as_of:
+            segments = con.sql(
+                "select s.*, f.days_since_last_order, f.order_count, f.total_spend from customer_segments s "
+                "join customer_features f using (as_of, customer_id) where as_of = ?", params=[day]
+            ).pl()
+            method = con.execute("select churn_method from segment_versions where as_of = ?", [day]).fetchall()[0][0]
+            yield day, method, segments, future_revenue(orders, day)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="download/extract folder")
-    parser.add_argument("--as-of", type=date.fromisoformat, nargs="+", default=list(AS_OF))
+    parser.add_argument("--demo", action="store_true", help="the demo data through real runs, instead of CDNOW")
+    parser.add_argument("--as-of", type=date.fromisoformat, nargs="+", help=f"default {AS_OF} / {DEMO_AS_OF}")
     parser.add_argument("--horizon", type=int, default=90)
     parser.add_argument("--contact-cost", type=float, default=float(SETTINGS_DOC["SEG_CONTACT_COST"][0]))
-    parser.add_argument("--out", type=Path, help="JSON path (default <cache-dir>/cdnow_segment_truth.json)")
+    parser.add_argument("--out", type=Path, help="JSON path (default <cache-dir>/<cdnow|demo>_segment_truth.json)")
     args = parser.parse_args(argv)
     cache_dir = args.cache_dir.expanduser()
-    orders = cdnow_to_orders(fetch_cdnow(cache_dir).read_text("ascii"))
-    report = {"dataset": "CDNOW", "horizon_days": args.horizon, "contact_cost": args.contact_cost, "runs": {}}
-    for as_of in args.as_of:
-        segments, method = segment(orders, as_of, args.horizon, args.contact_cost)
-        result = {"churn_method": method, **truth(segments, future_revenue(orders, as_of))}
+    dataset = "demo" if args.demo else "CDNOW"
+    as_of = args.as_of or list(DEMO_AS_OF if args.demo else AS_OF)
+    versions = (demo_versions if args.demo else cdnow_versions)(cache_dir, as_of, args.horizon, args.contact_cost)
+    report = {"dataset": dataset, "horizon_days": args.horizon, "contact_cost": args.contact_cost, "runs": {}}
+    for as_of, method, segments, future in versions:
+        result = {"churn_method": method, **truth(segments, future)}
         report["runs"][as_of.isoformat()] = result
         no_action = result["no_action"]
         print(
@@ -123,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{no_action['clv_share']:.1%} of CLV, {no_action['next_revenue_share']:.1%} of the next "
             f"{NEXT_DAYS} days' revenue"
         )
-    out = args.out or cache_dir / "cdnow_segment_truth.json"
+    out = args.out or cache_dir / f"{dataset.lower()}_segment_truth.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     print(f"wrote {out}")

@@ -94,20 +94,24 @@ def recommend_actions(df: pl.DataFrame, contact_cost: float, table: pl.DataFrame
     The row's `below_cost_action` applies when its expected value of contact is below `contact_cost`.
     """
     table = load_action_table() if table is None else table
+    by_cost = pl.concat(  # one row per key and side of the cost: a single join picks the action
+        [
+            table.select(*KEY_COLUMNS, pl.lit(below).alias("below_cost"), pl.col(column).alias("recommended_action"))
+            for below, column in ((False, "recommended_action"), (True, "below_cost_action"))
+        ]
+    )
     keys = df.select(
         pl.col("value_tier").fill_null(NONE),
         pl.col("lifecycle_stage"),
         churn_band(pl.col("churn_risk")).alias("churn_band"),
         (contact_value(pl.col("churn_risk"), pl.col("clv")) < contact_cost).fill_null(False).alias("below_cost"),
     )
-    joined = keys.join(table, on=KEY_COLUMNS, how="left", maintain_order="left")
+    joined = keys.join(by_cost, on=[*KEY_COLUMNS, "below_cost"], how="left", maintain_order="left")
     unmatched = joined.filter(pl.col("recommended_action").is_null())
     if unmatched.height:
         unknown = unmatched.select(KEY_COLUMNS).unique().rows()[:3]
         raise ValueError(f"no recommended action (key outside action_domain) for {unknown}")
-    return joined.select(
-        pl.when("below_cost").then("below_cost_action").otherwise("recommended_action").alias("recommended_action")
-    ).to_series()
+    return joined["recommended_action"]
 
 
 def action_shares(segments: pl.DataFrame) -> dict[str, dict[str, float]]:

@@ -315,6 +315,7 @@ def build_segments(
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
+        "rfm": {"churn_horizon_days": settings.churn_horizon_days},
         "actions": {"contact_cost": settings.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
                     "by_action": actions.action_shares(segments)},
     }  # fmt: skip
