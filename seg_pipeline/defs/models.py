@@ -47,7 +47,7 @@ SEGMENT_COLUMNS = {
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
     "recommended_action": (
         "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
-        "contact (0.1 x churn_risk x clv) is below SEG_CONTACT_COST"
+        f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"
     ),
 }
 #: column comments of segment_versions in the analyst file
