@@ -127,6 +127,8 @@ def test_published_segments_keep_their_names_and_actions_their_cost_rule(publish
     costly = analyst(path, f"select count(*) from customer_segments where recommended_action = '{NO_ACTION}' "
                            f"and not {ASSUMED_SAVE_RATE} * churn_risk * clv < {settings.contact_cost}")
     assert costly == [(0,)]
+    idle = analyst(path, f"select count(*) from customer_segments where recommended_action = '{NO_ACTION}'")
+    assert idle[0][0] > 0  # the rule is exercised: the small base has lapsed customers not worth a contact
     for as_of, metrics in analyst(path, "select as_of, metrics from segment_versions order by as_of"):
         by_action = json.loads(metrics)["actions"]["by_action"]
         counts = dict(analyst(path, f"select recommended_action, count(*) from customer_segments "
