@@ -12,6 +12,7 @@ def test_every_default_is_usable():
     assert settings.keep_versions == int(SETTINGS_DOC["SEG_KEEP_VERSIONS"][0])
     assert settings.retrain_every_days == RETRAIN_EVERY_DAYS  # the benchmark runs the default cadence
     assert settings.churn_horizon_days == int(SETTINGS_DOC["SEG_CHURN_HORIZON_DAYS"][0])
+    assert settings.contact_cost == float(SETTINGS_DOC["SEG_CONTACT_COST"][0])
     assert (settings.control_share, settings.control_salt) == (0.10, "seg_pipeline")
     assert settings.export_dir.endswith("/data/exports")
 
@@ -35,6 +36,8 @@ def test_every_default_is_usable():
         ("SEG_QUARANTINE_WARN_SHARE", "2"),
         ("SEG_PROFILE_MIN_SHARE", "-0.5"),
         ("SEG_MAX_LANDING_GAP_DAYS", "-1"),
+        ("SEG_CONTACT_COST", "-0.5"),
+        ("SEG_CONTACT_COST", "free"),
         ("SEG_CONTROL_SHARE", "1"),
         ("SEG_CONTROL_SHARE", "ten percent"),
     ],
