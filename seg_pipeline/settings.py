@@ -69,7 +69,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_CONTROL_SHARE": (
         "0.10",
         "share of customers held out of every audience as the control group (0: none), chosen by "
-        "sha256(SEG_CONTROL_SALT + customer_id)",
+        "a stable hash of SEG_CONTROL_SALT + customer_id (FNV-1a 64 + fmix64, see Campaigns)",
     ),
     "SEG_CONTROL_SALT": ("seg_pipeline", "salt of the control group's hash; a new salt draws a new control group"),
     "SEG_EXPORT_DIR": ("./data/exports", "audience files, one folder per version: `<as_of>/<action>.csv|.parquet`"),

@@ -14,15 +14,26 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from seg_pipeline import __version__, control_group
-from seg_pipeline.core import actions, bgnbd, churn, churn_fallback, clusters, clv, lifecycle, rfm, value_tiers
+from seg_pipeline import __version__
+from seg_pipeline.core import (
+    actions,
+    bgnbd,
+    churn,
+    churn_fallback,
+    clusters,
+    clv,
+    control_group,
+    lifecycle,
+    rfm,
+    value_tiers,
+)
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
+from seg_pipeline.store import WorkingStore, replace_rows
 
 SEGMENT_COLUMNS = {
     "as_of": "the version's as-of date: everything known up to the end of this UTC day",
@@ -333,30 +344,20 @@ def build_segments(
         "currency": settings.currency, "contact_cost": settings.contact_cost, "control_group": control,
     }  # fmt: skip
     segment_version = f"{as_of.isoformat()}+{_digest(made_from)[:8]}"
-    previous_as_of, previous_metrics = store.frame(
-        "select max(as_of), arg_max(metrics, as_of) from segment_versions where as_of < ?", [as_of]
-    ).row(0)
-    kept = ["customer_id", "cluster_label", control_group.COLUMN]
+    previous_as_of = store.scalar("select max(as_of) from segment_versions where as_of < ?", [as_of])
     previous = (
-        store.read_parts("customer_segments", kept, day=previous_as_of)
+        store.read_parts("customer_segments", ["customer_id", "cluster_label"], day=previous_as_of)
         if previous_as_of is not None
-        else pl.DataFrame(schema=PART_TABLES["customer_segments"][1]).select(kept)
+        else segments.clear().select("customer_id", "cluster_label")
     )
-    # the previous version's flags stand while the control group's settings are the same
-    same_control = previous_metrics is not None and json.loads(previous_metrics).get("control_group") == control
-    with store.connect() as con:
-        flags = control_group.control_flags(
-            con, segments["customer_id"], settings.control_share, settings.control_salt,
-            previous.select("customer_id", control_group.COLUMN).filter(pl.lit(same_control)),
-        )  # fmt: skip
-    segments = segments.with_columns(pl.lit(segment_version).alias("segment_version"), flags)
-    segments = segments.select(list(SEGMENT_COLUMNS))
+    segments = segments.with_columns(
+        pl.lit(segment_version).alias("segment_version"),
+        control_group.control_flags(segments["customer_id"], settings.control_share, settings.control_salt),
+    ).select(list(SEGMENT_COLUMNS))
     tier_shares = value_tiers.tier_revenue_shares(
         tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
     )
-    keep_share = clusters.label_keep_share(
-        previous.select("customer_id", "cluster_label"), segments.select("customer_id", "cluster_label")
-    )
+    keep_share = clusters.label_keep_share(previous, segments.select("customer_id", "cluster_label"))
     metrics = {
         "churn": churn_entry["metrics"],
         "clusters": cluster_entry["metrics"],
