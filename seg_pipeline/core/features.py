@@ -68,6 +68,13 @@ FEATURE_COLUMNS: dict[str, str] = {
     "cancel_rate": "Cancelled orders / all orders (any status) of the customer <= D.",
     "return_rate": "Returned orders / all orders (any status) of the customer <= D.",
     "distinct_categories": "Number of distinct non-null categories over completed orders <= D.",
+    "items_per_order": "Mean quantity (items) per completed order <= D with a known quantity; null if none has one.",
+    "main_category": (
+        "Category with the most completed spend <= D (ties: alphabetically first); null if none has a category."
+    ),
+    "main_category_share": (
+        "Completed spend in main_category / total_spend; null when main_category is null or nothing was spent."
+    ),
     "main_channel": (
         "Channel with the most completed orders <= D (ties: alphabetically first); null if none has a channel."
     ),
@@ -93,7 +100,8 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
     "spend_prev_90d": pl.Float64(), "spend_trend_90d": pl.Float64(),
     "mean_days_between_purchases": pl.Float64(), "std_days_between_purchases": pl.Float64(),
     "days_since_first_order": _COUNT, "active_months": _COUNT, "cancel_rate": pl.Float64(),
-    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "main_channel": _STRING,
+    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "items_per_order": pl.Float64(),
+    "main_category": _STRING, "main_category_share": pl.Float64(), "main_channel": _STRING,
     "main_channel_share": pl.Float64(), "age_band": _STRING, "gender": _STRING, "region": _STRING,
     "customer_type": _STRING, "is_member": pl.Boolean(), "days_since_signup": _COUNT, "has_profile": pl.Boolean(),
 }  # fmt: skip
@@ -116,7 +124,7 @@ _PROFILE_SCHEMA = {
     "customer_type": pl.Utf8,
     "is_member": pl.Boolean,
 }
-_ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category")
+_ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category", "quantity")
 _U64 = (1 << 64) - 1
 _MAX_SEEDS = 8
 
@@ -251,7 +259,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     # 0 .. low-3 the purchase day (ascending), low-2 cancelled, low-1 returned, low any other status;
     # for the (customer, channel) rows the channel's index.
     span = max((as_of - first_day).days if first_day else 0, 0) + 3
-    low = (1 << max(span, len(channels)).bit_length()) - 1
+    low = (1 << max(span, len(channels), len(categories)).bit_length()) - 1
     key = _customer_hash(pl.col("customer_id"), seed) & (_U64 ^ low)
     status = pl.col("status")
     code = (
@@ -272,6 +280,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
             pl.when(status == "completed")
             .then(pl.col("category").cast(pl.Enum(categories)).to_physical())
             .alias("_category"),
+            pl.when(status == "completed").then(pl.col("quantity")).alias("_quantity"),
             _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
             "_row",
         )
@@ -290,10 +299,16 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     )
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
+        .join(_main_category(known, key, categories, low), on="_key", how="left")
         .join(_main_channel(known, key, channels, low), on="_key", how="left")
         .select(
             "customer_id",
-            *BEHAVIOURAL_COLUMNS[:-1],
+            *BEHAVIOURAL_COLUMNS[: BEHAVIOURAL_COLUMNS.index("main_category")],
+            "main_category",
+            pl.when(pl.col("total_spend") > 0)
+            .then(pl.col("_main_spend") / pl.col("total_spend"))
+            .alias("main_category_share"),
+            "main_channel",
             (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"),
         )
     )
@@ -358,6 +373,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             (pl.col("_category").n_unique() - pl.col("_category").is_null().any())
             .cast(pl.Int64)
             .alias("distinct_categories"),
+            pl.col("_quantity").mean().cast(pl.Float64).alias("items_per_order"),
         )
         .join(recent, on="_key", how="left")
         .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in windows)
@@ -395,6 +411,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
         (pl.col("_cancelled") / pl.col("_n_all")).alias("cancel_rate"),
         (pl.col("_returned") / pl.col("_n_all")).alias("return_rate"),
         "distinct_categories",
+        "items_per_order",
     )
 
 
@@ -429,6 +446,26 @@ def _main_channel(orders: pl.LazyFrame, key: pl.Expr, channels: pl.Series, low: 
             pl.lit(channels).gather(len(channels) - 1 - pl.col("_score") % (1 << 32)).alias("main_channel"),
             (pl.col("_score") // (1 << 32)).alias("_n_main"),
         )
+        .collect()
+    )
+
+
+def _main_category(orders: pl.LazyFrame, key: pl.Expr, categories: pl.Series, low: int) -> pl.DataFrame:
+    """Per ``_key``: the category with the most completed spend (ties: alphabetically first) and that spend.
+
+    ``categories`` are the sorted distinct categories; a category's index goes into the ``low`` key bits, so one
+    group-by of the (customer, category) keys sums the spend per pair.
+    """
+    index = pl.col("category").cast(pl.Enum(categories)).to_physical().cast(pl.UInt64)
+    return (
+        orders.filter((pl.col("status") == "completed") & pl.col("category").is_not_null())
+        .group_by((key | index).alias("_pair"))
+        .agg(pl.col("amount").cast(pl.Float64).sum().alias("_main_spend"))
+        .select((pl.col("_pair") & (_U64 ^ low)).alias("_key"), (pl.col("_pair") & low).alias("_index"), "_main_spend")
+        .sort("_key", "_main_spend", "_index", descending=[False, True, False])
+        .group_by("_key", maintain_order=True)
+        .agg(pl.col("_index", "_main_spend").first())
+        .select("_key", pl.lit(categories).gather(pl.col("_index")).alias("main_category"), "_main_spend")
         .collect()
     )
 
