@@ -72,8 +72,8 @@ def features_by_day(demo_landing: Path, demo_orders: pl.DataFrame) -> dict[date,
 @pytest.fixture(scope="session")
 def cluster_models(features_by_day: dict[date, pl.DataFrame]) -> tuple[ClusterModel, ClusterModel]:
     day1, day2 = sorted(features_by_day)
-    first = fit_clusters(features_by_day[day1])
-    return first, fit_clusters(features_by_day[day2], previous=first)
+    first = fit_clusters(features_by_day[day1])[0]
+    return first, fit_clusters(features_by_day[day2], previous=first)[0]
 
 
 def test_churn_beats_recency_and_bgnbd_on_demo_holdout(churn_result: ChurnTrainingResult) -> None:
@@ -117,7 +117,7 @@ def test_two_trainings_are_identical(
     np.testing.assert_array_equal(again.model.predict_risk(features), churn_result.model.predict_risk(features))
 
     day1 = min(features_by_day)
-    refit = fit_clusters(features_by_day[day1])
+    refit = fit_clusters(features_by_day[day1])[0]
     assert refit.content_hash() == cluster_models[0].content_hash()
     assert refit.predict_labels(features).equals(cluster_models[0].predict_labels(features))
 

@@ -197,7 +197,7 @@ def _orders_until(orders: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFr
 
 def _assemble(buyers: pl.DataFrame, profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
     """The feature table: buyers' behaviour and the profile snapshot's columns, sorted by customer_id."""
-    snapshot = _profile_snapshot(profiles, as_of)
+    snapshot = profile_snapshot(profiles, as_of)
     return (
         buyers.lazy()
         .join(snapshot.lazy(), on="customer_id", how="full", coalesce=True)
@@ -457,14 +457,18 @@ def _main_category(orders: pl.LazyFrame, key: pl.Expr, categories: pl.Series, lo
     group-by of the (customer, category) keys sums the spend per pair.
     """
     index = pl.col("category").cast(pl.Enum(categories)).to_physical().cast(pl.UInt64)
+    spend = pl.col("_main_spend")
     return (
         orders.filter((pl.col("status") == "completed") & pl.col("category").is_not_null())
-        .group_by((key | index).alias("_pair"))
-        .agg(pl.col("amount").cast(pl.Float64).sum().alias("_main_spend"))
-        .select((pl.col("_pair") & (_U64 ^ low)).alias("_key"), (pl.col("_pair") & low).alias("_index"), "_main_spend")
-        .sort("_key", "_main_spend", "_index", descending=[False, True, False])
-        .group_by("_key", maintain_order=True)
-        .agg(pl.col("_index", "_main_spend").first())
+        .select((key | index).alias("_pair"), pl.col("amount").cast(pl.Float64))
+        .sort("_pair")
+        .group_by("_pair", maintain_order=True)
+        .agg(pl.col("amount").sum().alias("_main_spend"))
+        .select((pl.col("_pair") & (_U64 ^ low)).alias("_key"), (pl.col("_pair") & low).alias("_index"), spend)
+        .set_sorted("_key")
+        .group_by("_key")
+        # within a customer the pairs are in category order: the first largest spend is the alphabetically first
+        .agg(pl.col("_index").get(spend.arg_max()), spend.max())
         .select("_key", pl.lit(categories).gather(pl.col("_index")).alias("main_category"), "_main_spend")
         .collect()
     )
@@ -478,7 +482,7 @@ def _age_band(as_of: date) -> pl.Expr:
     return band.when(age.is_not_null()).then(pl.lit("65+"))
 
 
-def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+def profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
     """The profile output columns per customer_id (empty when there is no snapshot)."""
     if profiles is None:
         profiles = pl.DataFrame(schema=_PROFILE_SCHEMA)
