@@ -47,26 +47,32 @@ def persona_expr() -> pl.Expr:
         band = band.when(days < upper).then(pl.lit(text))
     band = band.otherwise(pl.lit("a year ago or more"))
     return pl.concat_str(
-        pl.lit(PROSPECT_PREFIX), kind, pl.lit(", "), member.fill_null(pl.lit("membership unknown")),
-        pl.lit(", signed up "), band,
+        pl.lit(PROSPECT_PREFIX),
+        kind,
+        pl.lit(", "),
+        member.fill_null(pl.lit("membership unknown")),
+        pl.lit(", signed up "),
+        band,
     ).alias("cluster_label")
 
 
 def _design(frame: pl.DataFrame, levels: dict[str, list[str]]) -> np.ndarray:
     """One-hot profile columns (levels as given) and log1p(days_since_signup) with a missing flag."""
     cols = [
-        (pl.col(c).cast(pl.String).fill_null("unknown") == level).cast(pl.Float64)
+        (pl.col(c).cast(pl.String).fill_null("unknown") == level).cast(pl.Float64).alias(f"{c}={level}")
         for c in CATEGORICAL
         for level in levels[c]
     ]
-    days = pl.col("days_since_signup").cast(pl.Float64)
-    cols += [days.clip(lower_bound=0).log1p().fill_null(0.0), days.is_null().cast(pl.Float64)]
-    return frame.select(cols).to_numpy()
+    return frame.select(*cols, *_recency_columns()).to_numpy()
 
 
-def _recency(frame: pl.DataFrame) -> np.ndarray:
+def _recency_columns() -> list[pl.Expr]:
+    """log1p(days since signup) and a missing flag: the baseline's only inputs."""
     days = pl.col("days_since_signup").cast(pl.Float64)
-    return frame.select(days.clip(lower_bound=0).log1p().fill_null(0.0), days.is_null().cast(pl.Float64)).to_numpy()
+    return [
+        days.clip(lower_bound=0).log1p().fill_null(0.0).alias("_log_days"),
+        days.is_null().cast(pl.Float64).alias("_no_days"),
+    ]
 
 
 def _fit(x: np.ndarray, y: np.ndarray, seed: int) -> CalibratedClassifierCV:
@@ -90,16 +96,12 @@ def training_frame(past: pl.DataFrame, now: pl.DataFrame, horizon_days: int) -> 
         past.select("customer_id", *CATEGORICAL, "days_since_signup")
         .join(first, on="customer_id", how="left")
         .filter(pl.col("frequency").is_null() | (pl.col("days_since_first_order") < horizon_days))
-        .select(
-            "customer_id", *CATEGORICAL, "days_since_signup", pl.col("frequency").is_not_null().alias("converted")
-        )
+        .select("customer_id", *CATEGORICAL, "days_since_signup", pl.col("frequency").is_not_null().alias("converted"))
         .sort("customer_id")
     )
 
 
-def score_prospects(
-    features: pl.DataFrame, train: pl.DataFrame | None, *, seed: int = 0
-) -> tuple[pl.Series, dict]:
+def score_prospects(features: pl.DataFrame, train: pl.DataFrame | None, *, seed: int = 0) -> tuple[pl.Series, dict]:
     """(``purchase_propensity`` per row of ``features``, null for buyers; metrics with ``method`` model/prior)."""
     prospects = features["frequency"].is_null()
     n = 0 if train is None else train.height
@@ -116,7 +118,7 @@ def score_prospects(
         holdout = (train["customer_id"].hash(seed) % 100 < HOLDOUT_SHARE * 100).to_numpy()
         if min(y[holdout].sum(), (1 - y[holdout]).sum(), y[~holdout].sum(), (1 - y[~holdout]).sum()) < 3:
             holdout = np.zeros(len(y), dtype=bool)
-        x, base = _design(train, levels), _recency(train)
+        x, base = _design(train, levels), train.select(_recency_columns()).to_numpy()
         if holdout.any():
             model = _fit(x[~holdout], y[~holdout], seed).predict_proba(x[holdout])[:, 1]
             baseline = _fit(base[~holdout], y[~holdout], seed).predict_proba(base[holdout])[:, 1]
