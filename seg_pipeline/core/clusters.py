@@ -264,9 +264,12 @@ def _noun(z: np.ndarray, spec: tuple[tuple[str, bool], ...], median: dict[str, f
 
 
 def _compose(traits: list[str], noun: str, categories: set[str]) -> str:
-    """Channel words first, then the other traits, the category and the noun, e.g. 'app-first electronics buyers'."""
-    order = sorted(traits, key=lambda w: (0 if w.endswith("-first") else 2 if w in categories else 1))
-    return " ".join([*(order or ["mainstream"]), noun])
+    """Channel words first, then the other traits, the categories ('home and grocery') and the noun,
+    e.g. 'app-first electronics buyers'."""
+    channel = [w for w in traits if w.endswith("-first")]
+    other = [w for w in traits if not w.endswith("-first") and w not in categories]
+    category = " and ".join(w for w in traits if w in categories)
+    return " ".join([*channel, *other, *([category] if category else []), noun] if traits else ["mainstream", noun])
 
 
 def _fresh_names(
