@@ -299,7 +299,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     )
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
-        .join(_main_category(known, key, categories, low), on="_key", how="left")
+        .join(_main_category(sorted_orders, categories, low), on="_key", how="left")
         .join(_main_channel(known, key, channels, low), on="_key", how="left")
         .select(
             "customer_id",
@@ -450,17 +450,20 @@ def _main_channel(orders: pl.LazyFrame, key: pl.Expr, channels: pl.Series, low: 
     )
 
 
-def _main_category(orders: pl.LazyFrame, key: pl.Expr, categories: pl.Series, low: int) -> pl.DataFrame:
+def _main_category(sorted_orders: pl.DataFrame, categories: pl.Series, low: int) -> pl.DataFrame:
     """Per ``_key``: the category with the most completed spend (ties: alphabetically first) and that spend.
 
-    ``categories`` are the sorted distinct categories; a category's index goes into the ``low`` key bits, so one
-    group-by of the (customer, category) keys sums the spend per pair.
+    ``categories`` are the sorted distinct categories; the ``_category`` index of each completed order goes into
+    the ``low`` key bits, so the (customer, category) keys sorted and summed in runs give the spend per pair.
     """
-    index = pl.col("category").cast(pl.Enum(categories)).to_physical().cast(pl.UInt64)
     spend = pl.col("_main_spend")
     return (
-        orders.filter((pl.col("status") == "completed") & pl.col("category").is_not_null())
-        .select((key | index).alias("_pair"), pl.col("amount").cast(pl.Float64))
+        sorted_orders.lazy()
+        .filter(pl.col("_category").is_not_null())
+        .select(
+            ((pl.col("_packed") & (_U64 ^ low)) | pl.col("_category").cast(pl.UInt64)).alias("_pair"),
+            "amount",
+        )
         .sort("_pair")
         .group_by("_pair", maintain_order=True)
         .agg(pl.col("amount").sum().alias("_main_spend"))
