@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             return _report(settings, args.as_of, args.out)
         return _demo(settings, args.verbose)
     except (SettingsError, RunFailed, FileNotFoundError, WarehouseBusy) as error:
-        print(f"seg-pipeline: {error}", file=sys.stderr)
+        log = getattr(error, "log_file", None)
+        print(f"seg-pipeline: {error}" + (f" [log: {log}]" if log else ""), file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - the last line is the error; its trace goes to a file
         log = _crash_log(error)
@@ -115,7 +116,7 @@ def _first_line(error: BaseException) -> str:
 
 def _crash_log(error: BaseException) -> Path:
     """Write the error's stack trace to `$DAGSTER_HOME/logs/seg-pipeline-crash.log` and return its path."""
-    folder = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve() / "logs"
+    folder = dagster_home() / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "seg-pipeline-crash.log"
     path.write_text("".join(traceback.format_exception(error)))
@@ -204,13 +205,18 @@ def _demo(settings: PipelineSettings, verbose: bool) -> int:
     return 0
 
 
+def dagster_home() -> Path:
+    """`$DAGSTER_HOME`, default ./.dagster, as an absolute path."""
+    return Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
+
+
 def dagster_instance() -> dg.DagsterInstance:
     """The Dagster instance in `$DAGSTER_HOME` (default ./.dagster), set up with the project's dagster.yaml if new.
 
     Set up under a file lock: two commands started together on a new home would otherwise both
     write its config and create its SQLite schema, and one of them would fail.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     with (home / ".setup.lock").open("w") as lock:

@@ -40,15 +40,18 @@ CODE_LOCATION_MODULE = "seg_pipeline.definitions"
 
 
 class RunFailed(RuntimeError):
-    """A run or its preconditions failed; `str()` is one line saying what and why."""
+    """A run or its preconditions failed; `str()` is one line saying what and why, `log_file` the run's log."""
+
+    def __init__(self, message: str, log_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_file = log_file
 
 
 @dataclass
 class Outcome:
-    """What a run of the CLI did: a summary line, warning lines, and the run's log file."""
+    """What a run of the CLI did: a summary line and warning lines."""
 
     summary: str
-    log_file: Path
     warnings: list[str] = field(default_factory=list)
 
 
@@ -62,10 +65,10 @@ def materialize_as_of(
     """Make version `as_of` exist with one run of the segments job for partition D.
 
     That run ingests every landed day <= D that is new or changed, then builds and publishes
-    version D. The run's event log, with stack traces, is written to a file; the Dagster console
+    version D. A failed run's event log, with stack traces, is written to a file; the Dagster console
     logger prints events of `log_level` and above. `notify` is called at once with a line about each
     run found dead and about a live run the new one waits for. Raises `RunFailed` with a one-line
-    reason naming the log file.
+    reason and the log file.
     """
     instance = instance or dg.DagsterInstance.get()
     key = _check_partition(settings, as_of)
@@ -76,9 +79,9 @@ def materialize_as_of(
     job = build_definitions(settings).resolve_job_def(SEGMENTS_JOB)
     run = _create_run(instance, job, key, {"loggers": {"console": {"config": {"log_level": log_level}}}})
     result = execute_run(InMemoryJob(job), run, instance)
-    log_file = write_run_log(instance, run.run_id, _log_dir(instance))
     if not result.success:
-        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)} [log: {log_file}]")
+        log_file = write_run_log(instance, run.run_id, _log_dir(instance))
+        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)}", log_file)
     row = WorkingStore(settings.store_path).frame(
         "select segment_version, customers, prospects, orders_accepted, orders_quarantined "
         "from segment_versions where as_of = ?",
@@ -89,7 +92,7 @@ def materialize_as_of(
         f"({row['prospects']:,} prospects), {row['orders_accepted']:,} orders accepted, "
         f"{row['orders_quarantined']:,} quarantined"
     )
-    return Outcome(summary, log_file, warning_lines(result))
+    return Outcome(summary, warning_lines(result))
 
 
 def _check_partition(settings: PipelineSettings, as_of: date) -> str:

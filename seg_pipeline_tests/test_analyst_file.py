@@ -40,7 +40,7 @@ def crafted(tmp_path_factory: pytest.TempPathFactory, small_landing: Path):
     settings = make_settings(tmp, landing, SEG_WAREHOUSE_PATH=str(tmp / "it's; here" / CRAFTED_NAME))
     (tmp / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
-        summary = materialize_as_of(settings, END, instance)
+        summary = materialize_as_of(settings, END, instance).summary
     return settings, summary
 
 
@@ -85,7 +85,9 @@ def test_the_readme_queries_run_as_written_in_the_duckdb_cli(crafted):
     )
     assert ran.returncode == 0 and not ran.stderr, ran.stderr
     lines = ran.stdout.splitlines()
-    for header in ("rfm_segment,value_tier,customers,churn_risk", "as_of,segment_version,customers,churn_auc"):
+    headers = ("rfm_segment,value_tier,customers,churn_risk",
+               "as_of,segment_version,customers,churn_method,data_through,churn_auc")  # fmt: skip
+    for header in headers:
         assert lines[lines.index(header) + 1], header  # each query's header and a row under it
     assert any(line.startswith("as_of,DATE") for line in lines)  # describe customer_segments
     command = shlex.split(runbook)
@@ -106,7 +108,7 @@ def test_a_run_publishing_under_a_read_write_connection_fails_in_one_line(crafte
         writer.communicate("close\n", timeout=60)
     [line] = str(failed.value).splitlines()
     assert "current_segments: " in line and f"PID {writer.pid}" in line and "duckdb -readonly" in line
-    assert materialize_as_of(settings, END, instance).startswith("published ")  # closed: the re-run publishes
+    assert materialize_as_of(settings, END, instance).summary.startswith("published ")  # closed: the re-run publishes
 
 
 # publishing beside analysts' connections, on a working store like the one in test_warehouse.py

@@ -68,6 +68,12 @@ def test_report_holds_every_chart_and_the_version(page, published):
     assert f"{top20:.1%}" in page  # the 80/20 check, in the header and on the Pareto curve
     for label in ("churn model", "recency baseline", "BG/NBD baseline"):
         assert label in page
+    assert "R is scored against the churn horizon of 90 days" in page
+    actions = data.metrics["actions"]
+    assert f"contact cost of {actions['contact_cost']:,.2f} (SEG_CONTACT_COST)" in page
+    for action, shares in actions["by_action"].items():  # every action with its shares of customers and CLV
+        cells = [action, f"{shares['customers']:,}", f"{shares['customer_share']:.1%}", f"{shares['clv_share']:.1%}"]
+        assert "".join(f"<td class='{'num' if i else ''}'>{c}</td>" for i, c in enumerate(cells)) in page
 
 
 def test_report_is_self_contained(page):

@@ -40,9 +40,12 @@ SEGMENT_COLUMNS = {
     "as_of": "the version's as-of date: everything known up to the end of this UTC day",
     "customer_id": "customer identifier from the landing files",
     "segment_version": "version id: as_of + hash of the models, code, landed data and settings that made it",
-    "r_score": "recency quintile 1-5 (5 = most recent purchase); null for prospects",
-    "f_score": "frequency quintile 1-5 from order_count; null for prospects",
-    "m_score": "monetary quintile 1-5 from total_spend; null for prospects",
+    "r_score": (
+        "recency 1-5 against the churn horizon H: 3-5 = thirds among customers active within H (5 = most recent), "
+        "2 = lapsed < 2H days, 1 = lapsed longer; null for prospects"
+    ),
+    "f_score": "frequency quintile 1-5 from order_count (ties share the lowest score); null for prospects",
+    "m_score": "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects",
     "rfm_score": "R, F and M scores as text, e.g. '545'",
     "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
     "cluster_label": (
@@ -61,7 +64,10 @@ SEGMENT_COLUMNS = {
     ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
-    "recommended_action": "one action from value tier x lifecycle stage x churn band",
+    "recommended_action": (
+        "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
+        f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"
+    ),
 }
 #: column comments of segment_versions in the analyst file
 VERSION_COLUMNS = {
@@ -71,7 +77,10 @@ VERSION_COLUMNS = {
     "code_version": "seg_pipeline version that built it",
     "churn_model_version": "content hash of the churn model (or fallback) in force",
     "cluster_model_version": "content hash of the cluster model in force",
-    "metrics": "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params",
+    "metrics": (
+        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params, and per "
+        "recommended action its share of customers and of CLV (actions.by_action)"
+    ),
     "customers": "customer_segments rows of the version (known customers)",
     "prospects": "customers without a completed order",
     "orders_accepted": "accepted order rows of the days <= as_of",
@@ -316,7 +325,7 @@ def build_segments(
         pl.lit(cluster_model.predict_labels(features)).fill_null(prospects.persona_expr()).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
-    rfm_scores = rfm.score_rfm(features)
+    rfm_scores = rfm.score_rfm(features, settings.churn_horizon_days)
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(settings.value_tier_cuts))
     value = clv.compute_clv(
         features, params, churn_risk,
@@ -333,13 +342,15 @@ def build_segments(
         ],
         how="horizontal",
     )
-    segments = segments.with_columns(actions.recommend_actions(segments).alias("recommended_action"))
+    segments = segments.with_columns(
+        actions.recommend_actions(segments, settings.contact_cost).alias("recommended_action")
+    )
     # everything the rows depend on: models, code, the landed data and the settings that shape them
     made_from = {
         "models": [churn_entry["version"], cluster_entry["version"]], "code": __version__,
         "data": store.landed_fingerprint(as_of), "churn_horizon_days": settings.churn_horizon_days,
         "value_tier_cuts": settings.value_tier_cuts, "clv_monthly_discount": settings.clv_monthly_discount,
-        "currency": settings.currency,
+        "currency": settings.currency, "contact_cost": settings.contact_cost,
     }  # fmt: skip
     segment_version = f"{as_of.isoformat()}+{_digest(made_from)[:8]}"
     segments = segments.with_columns(pl.lit(segment_version).alias("segment_version")).select(list(SEGMENT_COLUMNS))
@@ -361,6 +372,9 @@ def build_segments(
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
+        "rfm": {"churn_horizon_days": settings.churn_horizon_days},
+        "actions": {"contact_cost": settings.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
+                    "by_action": actions.action_shares(segments)},
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
     data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])
