@@ -113,6 +113,7 @@ BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
 )
 
 _WINDOWS = (30, 90, 180, 365)
+_WINDOW_NAMES = (*(f"{n}d" for n in _WINDOWS), "prev_90d")
 _AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
 _PROFILE_COLUMNS = ("age_band", "gender", "region", "customer_type", "is_member", "days_since_signup")
 _PROFILE_SCHEMA = {
@@ -326,8 +327,6 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     new_day = on_day & (packed != packed.shift(1)).fill_null(True)
     month = pl.lit(_month_of_age(sorted_orders, low, as_of)).gather(age)
     first_row = pl.when(~same).then(packed).forward_fill()
-    windows = {f"{n}d": age < n for n in _WINDOWS}
-    windows["prev_90d"] = (age >= 90) & (age < 180)
     amount = pl.col("amount")
     rows = (
         sorted_orders.lazy()
@@ -336,16 +335,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
         )
         .set_sorted("_key")
     )
-    # the windows only read the last year's rows: aggregate those separately
-    recent = (
-        rows.filter(age < max(_WINDOWS))
-        .set_sorted("_key")
-        .group_by("_key")
-        .agg(
-            *(w.sum().cast(pl.Int64).alias(f"orders_{k}") for k, w in windows.items()),
-            *(pl.when(w).then(amount).otherwise(0.0).sum().alias(f"spend_{k}") for k, w in windows.items()),
-        )
-    )
+    recent = _windows(rows, age)
     aggs = (
         rows.with_columns(
             new_day.alias("_new_day"),
@@ -376,9 +366,29 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             pl.col("_quantity").mean().cast(pl.Float64).alias("items_per_order"),
         )
         .join(recent, on="_key", how="left")
-        .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in windows)
-        .with_columns(pl.col(f"spend_{k}").fill_null(0.0) for k in windows)
+        .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in _WINDOW_NAMES)
+        .with_columns(pl.col(f"spend_{k}").fill_null(0.0) for k in _WINDOW_NAMES)
     )
+    return _behaviour_columns(aggs)
+
+
+def _windows(rows: pl.LazyFrame, age: pl.Expr) -> pl.LazyFrame:
+    """Per ``_key``: completed orders and spend in each trailing window (only the last year's rows are read)."""
+    windows = {f"{n}d": age < n for n in _WINDOWS}
+    windows["prev_90d"] = (age >= 90) & (age < 180)
+    return (
+        rows.filter(age < max(_WINDOWS))
+        .set_sorted("_key")
+        .group_by("_key")
+        .agg(
+            *(w.sum().cast(pl.Int64).alias(f"orders_{k}") for k, w in windows.items()),
+            *(pl.when(w).then(pl.col("amount")).otherwise(0.0).sum().alias(f"spend_{k}") for k, w in windows.items()),
+        )
+    )
+
+
+def _behaviour_columns(aggs: pl.LazyFrame) -> pl.LazyFrame:
+    """The behavioural feature columns from the per-customer aggregates of ``_behaviour``."""
     frequency = pl.col("_days") - 1
     recency = pl.col("_first_age") - pl.col("_last_age")
     mean_gap = recency / frequency
