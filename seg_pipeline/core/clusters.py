@@ -196,7 +196,9 @@ def _kmeans(x: np.ndarray, k: int, seed: int, init: np.ndarray | None = None) ->
     """(centroids, smallest cluster's share, inertia) of a seeded k-means; single-threaded: small problems."""
     with threadpool_limits(limits=1):
         km = KMeans(
-            n_clusters=k, init="k-means++" if init is None else init, n_init=_N_INIT if init is None else 1,
+            n_clusters=k,
+            init="k-means++" if init is None else init,
+            n_init=_N_INIT if init is None else 1,
             random_state=seed,
         ).fit(x)
     return km.cluster_centers_, float(np.bincount(km.labels_, minlength=k).min() / len(x)), float(km.inertia_)
@@ -356,8 +358,7 @@ def fit_clusters(
     Returns the model and its metrics: k, silhouette, the silhouette per k tried, ``choice`` (why that k),
     the labels and each label's traits (feature: z against the population).
     """
-    k_min, k_max = k_range
-    if not 2 <= k_min <= k_max:
+    if not 2 <= k_range[0] <= k_range[1]:
         raise ValueError("need 2 <= k_range[0] <= k_range[1]")
     buyers = features.filter(pl.col("frequency").is_not_null())
     sample = (
@@ -370,43 +371,12 @@ def fit_clusters(
     raw = _raw_matrix(sample, spec)
     if raw.size == 0:
         raise ValueError("no completed order: no customer to cluster")
-    n_distinct = len(np.unique(raw, axis=0))
     mean = raw.mean(axis=0)
     scale = np.where(raw.std(axis=0) > 1e-9, raw.std(axis=0), 1.0)
     x = (raw - mean) / scale
-
-    # silhouettes need 2 <= k < distinct customers: fewer distinct customers get fewer clusters, or one
-    ks = range(max(2, min(k_min, n_distinct - 1)), min(k_max, n_distinct - 1) + 1)
-    candidates = {k: _kmeans(x, k, seed) for k in ks}
-    total = float((x**2).sum())  # the inertia of one cluster
-    if candidates:
-        best_k, choice = _choose_k(candidates, total)
-    else:
-        best_k, choice = 1, "one cluster: fewer than three distinct customers"
-        candidates = {1: (x.mean(axis=0, keepdims=True), 1.0, total)}
-    centroids = candidates[best_k][0]
-    sil = _silhouette(x, centroids, seed)
-    if previous is not None and previous.k in candidates:
-        warm = _kmeans(x, previous.k, seed, init=_warm_start(previous, spec, mean, scale))[0]
-        warm_sil = _silhouette(x, warm, seed)
-        if warm_sil >= sil - SILHOUETTE_TOLERANCE:
-            if previous.k != best_k:
-                choice += f"; kept the previous k={previous.k} (silhouette {warm_sil:.3f}, near today's)"
-            centroids, sil = warm, warm_sil
-
-    assigned = _nearest(x, centroids)
-    sizes = np.bincount(assigned, minlength=len(centroids))
-    medians = _medians(sample, assigned, len(centroids))
-    centroids_raw = centroids * scale + mean
-    labels = _inherited_labels(centroids_raw, spec, previous) if previous is not None else [None] * len(centroids)
-    labels = [
-        None if label is None or ("new" in label.split() and medians[c]["days_since_first_order"] >= NEW_DAYS)
-        else label
-        for c, label in enumerate(labels)
-    ]
-    fresh = [c for c in range(len(centroids)) if labels[c] is None]
-    named = _fresh_names(centroids, spec, medians, fresh, sizes, {n for n in labels if n is not None})
-    final = _drop_shared_words([labels[c] or named[c] for c in range(len(centroids))], fresh)
+    warm = _warm_start(previous, spec, mean, scale) if previous is not None else None
+    centroids, sil, choice, candidates, total = _centroids(x, len(np.unique(raw, axis=0)), k_range, warm, seed)
+    final = _persona_names(sample, x, centroids, spec, previous, mean, scale)
 
     as_of = features["as_of"].max() if "as_of" in features.columns and features.height else None
     model = ClusterModel(
@@ -428,6 +398,61 @@ def fit_clusters(
         "features": [name for name, _ in spec], "labels": list(model.labels), "traits": traits,
     }  # fmt: skip
     return model, metrics
+
+
+def _centroids(
+    x: np.ndarray, n_distinct: int, k_range: tuple[int, int], warm: np.ndarray | None, seed: int
+) -> tuple[np.ndarray, float, str, dict, float]:
+    """(centroids, silhouette, why that k, the fits per k, total inertia) on the standardised sample ``x``.
+
+    ``warm``: the previous model's centroids in today's scale; its k is kept while its silhouette stays near.
+    """
+    k_min, k_max = k_range
+    # silhouettes need 2 <= k < distinct customers: fewer distinct customers get fewer clusters, or one
+    ks = range(max(2, min(k_min, n_distinct - 1)), min(k_max, n_distinct - 1) + 1)
+    candidates = {k: _kmeans(x, k, seed) for k in ks}
+    total = float((x**2).sum())  # the inertia of one cluster
+    if candidates:
+        best_k, choice = _choose_k(candidates, total)
+    else:
+        best_k, choice = 1, "one cluster: fewer than three distinct customers"
+        candidates = {1: (x.mean(axis=0, keepdims=True), 1.0, total)}
+    centroids = candidates[best_k][0]
+    sil = _silhouette(x, centroids, seed)
+    if warm is not None and len(warm) in candidates:
+        warmed = _kmeans(x, len(warm), seed, init=warm)[0]
+        warm_sil = _silhouette(x, warmed, seed)
+        if warm_sil >= sil - SILHOUETTE_TOLERANCE:
+            if len(warm) != best_k:
+                choice += f"; kept the previous k={len(warm)} (silhouette {warm_sil:.3f}, near today's)"
+            centroids, sil = warmed, warm_sil
+    return centroids, sil, choice, candidates, total
+
+
+def _persona_names(
+    sample: pl.DataFrame,
+    x: np.ndarray,
+    centroids: np.ndarray,
+    spec: tuple[tuple[str, bool], ...],
+    previous: ClusterModel | None,
+    mean: np.ndarray,
+    scale: np.ndarray,
+) -> list[str]:
+    """One name per centroid: the previous version's where it still fits its members, else a fresh one."""
+    assigned = _nearest(x, centroids)
+    sizes = np.bincount(assigned, minlength=len(centroids))
+    medians = _medians(sample, assigned, len(centroids))
+    centroids_raw = centroids * scale + mean
+    labels = _inherited_labels(centroids_raw, spec, previous) if previous is not None else [None] * len(centroids)
+    labels = [
+        None
+        if label is None or ("new" in label.split() and medians[c]["days_since_first_order"] >= NEW_DAYS)
+        else label
+        for c, label in enumerate(labels)
+    ]
+    fresh = [c for c in range(len(centroids)) if labels[c] is None]
+    named = _fresh_names(centroids, spec, medians, fresh, sizes, {n for n in labels if n is not None})
+    return _drop_shared_words([labels[c] or named[c] for c in range(len(centroids))], fresh)
 
 
 def _medians(sample: pl.DataFrame, assigned: np.ndarray, k: int) -> list[dict[str, float]]:
