@@ -10,6 +10,8 @@ import pytest
 from seg_pipeline.core import clusters
 from seg_pipeline.core.clusters import ClusterModel, label_keep_share
 from seg_pipeline.core.features import compute_customer_features
+from seg_pipeline.model_store import ModelStore
+from seg_pipeline.store import WorkingStore
 from seg_pipeline_tests.conftest import ORDER_SCHEMA
 from seg_pipeline_tests.ml_synth import simulate_orders
 
@@ -109,11 +111,11 @@ def test_new_clusters_get_fresh_unique_names(days: tuple[pl.DataFrame, pl.DataFr
     assert len(set(big.labels) & set(small.labels)) >= 1
 
 
-def test_sample_size_and_save_load(days: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path) -> None:
+def test_sample_size_and_model_store_round_trip(days: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path) -> None:
     model = fit_clusters(days[0], sample_size=1500, seed=5)
-    path = model.save(tmp_path)
-    assert path.name == f"cluster_model-{model.content_hash()[:16]}.json"
-    loaded = ClusterModel.load(path)
+    registry = ModelStore(tmp_path / "models", WorkingStore(tmp_path / "store.duckdb"))
+    registry.save("clusters", model.content_hash(), model, DAY1, {}, "inputs")
+    loaded = ModelStore.load(registry.in_force("clusters", DAY1))
     assert loaded == model and loaded.content_hash() == model.content_hash()
     assert loaded.predict_labels(days[0]).to_list() == model.predict_labels(days[0]).to_list()
 

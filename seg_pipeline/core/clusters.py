@@ -31,14 +31,13 @@ today's scaled space) is kept unless another k beats its silhouette by more than
 then matched to the previous ones with the Hungarian algorithm in the previous model's scaled space (on the
 features both share); a pair closer than 1.0 (standard-deviation units) inherits the previous label unless the
 label says 'new' and the median member no longer is, any other cluster gets a fresh name.
-Models are saved as canonical JSON, which is also what ``content_hash`` hashes.
+``content_hash`` hashes a model's canonical JSON (``ModelStore`` keeps the files).
 """
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -120,40 +119,14 @@ class ClusterModel:
         return pl.Series("cluster_label", [*self.labels, None], dtype=pl.Utf8).gather(index)
 
     def to_json(self) -> str:
-        """Canonical JSON (the save format and the hash input)."""
+        """Canonical JSON (the input of ``content_hash``)."""
         d = asdict(self)
         d["trained_as_of"] = None if self.trained_as_of is None else self.trained_as_of.isoformat()
         return json.dumps(d, sort_keys=True, separators=(",", ":"))
 
-    @classmethod
-    def from_json(cls, text: str) -> "ClusterModel":
-        """Inverse of ``to_json``."""
-        d = json.loads(text)
-        return cls(
-            features=tuple((str(n), bool(log)) for n, log in d["features"]),
-            mean=tuple(d["mean"]),
-            scale=tuple(d["scale"]),
-            centroids=tuple(tuple(c) for c in d["centroids"]),
-            labels=tuple(d["labels"]),
-            silhouette=d["silhouette"],
-            trained_as_of=None if d["trained_as_of"] is None else date.fromisoformat(d["trained_as_of"]),
-        )
-
     def content_hash(self) -> str:
         """sha256 of the canonical JSON."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``cluster_model-<hash16>.json`` into ``directory``; returns the path."""
-        path = Path(directory) / f"cluster_model-{self.content_hash()[:16]}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(self.to_json())
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ClusterModel":
-        """Load a model written by ``save``."""
-        return cls.from_json(Path(path).read_text())
 
 
 def _feature_expr(name: str, log: bool) -> pl.Expr:
