@@ -25,16 +25,17 @@ from seg_pipeline.warehouse import personal_columns_in
 from seg_pipeline_tests.conftest import END, make_settings
 
 ASSET_KEYS = [
-    "action_lift", "audiences", "churn_model", "churn_watchlist", "cluster_model", "current_segments",
-    "customer_features", "customer_segments", "orders", "profiles", "quarantine_orders", "quarantine_profiles",
+    "action_lift", "audiences", "churn_model", "churn_watchlist", "cluster_model", "cluster_profiles",
+    "current_segments", "customer_features", "customer_segments", "orders", "profiles", "quarantine_orders",
+    "quarantine_profiles",
     "raw_orders", "raw_profiles", "segment_migration", "segment_report", "segment_summary", "tier_pareto",
 ]  # fmt: skip
 CONTRACT_TABLES = {
     "customer_features": ["as_of", "customer_id", "frequency", "recency", "T", "monetary_value",
                           "days_since_last_order", "order_count", "total_spend"],
     "customer_segments": ["as_of", "customer_id", "segment_version", "rfm_score", "rfm_segment", "cluster_label",
-                          "value_tier", "lifecycle_stage", "churn_risk", "clv", "recommended_action",
-                          "in_control_group"],
+                          "value_tier", "lifecycle_stage", "churn_risk", "purchase_propensity", "clv",
+                          "recommended_action", "in_control_group"],
     "current_segments": ["as_of", "customer_id", "segment_version", "rfm_segment", "churn_risk"],
     "segment_versions": ["as_of", "run_id", "churn_model_version", "cluster_model_version", "metrics",
                          "customers", "created_at", "churn_method", "data_through"],
@@ -42,6 +43,7 @@ CONTRACT_TABLES = {
     "action_lift": ["as_of", "recommended_action", "treated_customers", "control_customers", "treated_rate",
                     "control_rate", "lift", "lift_low", "lift_high", "treated_spend", "control_spend", "spend_lift",
                     "spend_lift_low", "spend_lift_high"],
+    "cluster_profiles": ["as_of", "cluster_label", "customers", "revenue_share", "distinguishing_features"],
     "quarantine_orders": ["source_file", "reason", "order_id", "amount"],
     "quarantine_profiles": ["source_file", "reason", "customer_id"],
 }  # fmt: skip
