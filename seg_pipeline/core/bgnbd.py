@@ -165,26 +165,19 @@ def probability_no_purchase(
     return 1.0 - p_alive + p_alive * probability_no_purchase_if_alive(params, t, x, t_obs)
 
 
-def expected_purchases(
-    params: BgNbdParams,
-    t: ArrayLike,
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
+def expected_purchases_if_alive(
+    params: BgNbdParams, t: ArrayLike, frequency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None
 ) -> np.ndarray:
-    """Conditional expected number of purchases in (T, T + t] (FHL 2005, eq. 10).
+    """Expected number of purchases in (T, T + t] given alive at T; it depends on (x, T) only.
 
     ``t`` is a scalar (result shaped like the customer arrays) or a 1-D array of horizons
     (result shape ``(len(t),) + customer shape``). ``weights`` (shape ``(..., len(t))``) asks
     for weighted sums over the horizons instead (shape ``weights.shape[:-1] + customer shape``),
     summed before the per-customer arrays are made. Uses the Euler transform
     2F1(r+x, b+x; c; z) = (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; c; z), c = a+b+x-1, whose
-    parameters do not grow with x (stable for heavy buyers); the 2F1 term depends only on
-    (x, T, t), so it is evaluated once per distinct (x, T).
+    parameters do not grow with x (stable for heavy buyers), evaluated once per distinct (x, T).
     """
-    x, tx, t_obs = np.broadcast_arrays(*_as_arrays(frequency, recency, T))
+    x, t_obs = np.broadcast_arrays(np.asarray(frequency, dtype=np.float64), np.asarray(T, dtype=np.float64))
     r, alpha, b = params.r, params.alpha, params.b
     a = params.a if abs(params.a - 1.0) > 1e-6 else 1.0 + 1e-6
     (ux, ut), inverse, _ = _unique_rows(x.ravel(), t_obs.ravel())
@@ -196,5 +189,20 @@ def expected_purchases(
     uncond = c / (a - 1) * (1.0 - np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z))
     if weights is not None:
         uncond = np.asarray(weights, dtype=np.float64) @ uncond
-    cond = uncond[..., inverse].reshape(uncond.shape[:-1] + x.shape)
-    return cond * expit(-_log_odds_dead(params, x, tx, t_obs))
+    return uncond[..., inverse].reshape(uncond.shape[:-1] + x.shape)
+
+
+def expected_purchases(
+    params: BgNbdParams,
+    t: ArrayLike,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+) -> np.ndarray:
+    """Conditional expected number of purchases in (T, T + t] (FHL 2005, eq. 10): P(alive) times
+    ``expected_purchases_if_alive`` (same ``t`` and ``weights``)."""
+    x, tx, t_obs = np.broadcast_arrays(*_as_arrays(frequency, recency, T))
+    if_alive = expected_purchases_if_alive(params, t, x, t_obs, weights=weights)
+    return if_alive * expit(-_log_odds_dead(params, x, tx, t_obs))
