@@ -66,6 +66,37 @@ class BoosterTables:
                 out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
         return out
 
+    def contributions(self, codes: np.ndarray) -> tuple[float, np.ndarray]:
+        """(base, per-input contributions of shape (rows, inputs)) with base + row sum = ``predict(codes)``.
+
+        Each one-input table counts against its mean over the rows; a pair table's value T[i, j] is split between
+        its two inputs as Shapley values with the inputs' code frequencies over the rows as the reference:
+        i gets ((T[i, j] - E_i' T[i', j]) + (E_j' T[i, j'] - E T)) / 2, j the mirror, and E T goes to the base.
+        """
+        out = np.zeros((len(codes), len(self.sizes)))
+        base = self.baseline
+        if not len(codes):
+            return base, out
+        for columns, table in self.tables:
+            if len(columns) == 1:
+                values = table[codes[:, columns[0]]]
+                mean = float(values.mean())
+                out[:, columns[0]] += values - mean
+                base += mean
+                continue
+            first, second = columns
+            i, j = codes[:, first], codes[:, second]
+            w_i = np.bincount(i, minlength=table.shape[0]) / len(codes)
+            w_j = np.bincount(j, minlength=table.shape[1]) / len(codes)
+            by_i, by_j = table @ w_j, w_i @ table
+            mean = float(w_i @ by_i)
+            values = table[i, j]
+            out[:, first] += 0.5 * ((values - by_j[j]) + (by_i[i] - mean))
+            out[:, second] += 0.5 * ((values - by_i[i]) + (by_j[j] - mean))
+            base += mean
+        return base, out
+
+
 @dataclass(frozen=True)
 class _SplitRules:
     """Which codes of an input go left at a node, decided as the booster's predictor does.

@@ -68,6 +68,8 @@ _MAX_ITER = 300
 _MAX_BINS = 255
 _CHECKED_ROWS = 256  # rows scored by the booster itself too, as a guard on its tables
 _OMP_THREADS = 1  # HistGradientBoosting training threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
+#: the feature each stage-1 input is made of (in ``_base_inputs`` order), for per-feature contributions
+_BASE_INPUT_FEATURES = (*BGNBD_FEATURES, "days_since_last_order", "frequency", "T", "frequency")
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
@@ -179,6 +181,28 @@ class ChurnModel:
         if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
         return self.base.decision_function(self._base_inputs(features, scores)) + tables.predict(codes)
+
+    def contributions(self, features: pl.DataFrame) -> tuple[float, tuple[str, ...], np.ndarray]:
+        """(base, feature names, contributions (rows, names)) on the logit scale for buyers' rows:
+        base + row sum = the model's logit (risk = expit of it, before clipping).
+
+        Stage 1 contributes coef * (standardised input - its mean over the rows), each input under the feature it
+        is made of (BG/NBD logits under ``bgnbd_p_alive`` / ``bgnbd_p_no_purchase``, the one-time flag under
+        ``frequency``); the booster's tables contribute as ``BoosterTables.contributions``.
+        """
+        scores = self._bgnbd_scores(features)
+        scaler, regression = self.base[0], self.base[-1]
+        terms = regression.coef_[0] * scaler.transform(self._base_inputs(features, scores))
+        means = terms.mean(axis=0) if features.height else np.zeros(terms.shape[1])
+        tables = BoosterTables.from_booster(self.booster, self.input_sizes)
+        booster_base, boosted = tables.contributions(self._codes(features, scores, tables.inputs))
+        names = tuple(dict.fromkeys([*self.feature_names, *_BASE_INPUT_FEATURES]))
+        out = np.zeros((features.height, len(names)))
+        for column, name in enumerate(self.feature_names):
+            out[:, names.index(name)] += boosted[:, column]
+        for column, name in enumerate(_BASE_INPUT_FEATURES):
+            out[:, names.index(name)] += terms[:, column] - means[column]
+        return float(regression.intercept_[0] + means.sum() + booster_base), names, out
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

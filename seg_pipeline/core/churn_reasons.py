@@ -1,0 +1,165 @@
+"""Plain-language reasons for a customer's churn risk, from the churn model's own per-feature contributions.
+
+``ChurnModel.contributions`` splits each buyer's logit exactly into a base (the same for everyone: the mean
+buyer of the version) plus one contribution per feature. Features that say the same thing to a person are
+summed into one reason (days silent, BG/NBD's P(alive) and P(no purchase) and recency are all "no order for
+N days"). For a customer whose logit is above the base, the up to three reasons that raise it most (by more
+than ``MIN_CONTRIBUTION``) are phrased from the customer's own values and joined with "; ", strongest first;
+below the base, the reasons that lower it most. A buyer with churn_risk >= 0.5 left without a reason gets
+``TYPICAL_RISK`` (the risk is about the base's own).
+
+While a churn fallback scores (``bgnbd`` / ``prior``), the reasons are its inputs: the days since the last
+order and, for one-time buyers, the single purchase day. Prospects get null.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from seg_pipeline.core.churn import ChurnModel
+
+MAX_REASONS = 3
+MIN_CONTRIBUTION = 0.05  # on the logit scale (about 1 percentage point of risk near 0.5): smaller is no reason
+TYPICAL_RISK = "risk at the level of the typical buyer: no single factor stands out"
+_CHUNK = 200_000  # rows scored at once: bounds the (rows, features) contribution matrix
+
+
+def _int(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.Float64).round(0).cast(pl.Int64)
+
+
+def _orders_of_status(rate: str) -> pl.Expr:
+    """'k of n orders' for the status whose share of all orders is ``rate`` (all = completed / completed share)."""
+    all_orders = (pl.col("order_count") / (1.0 - pl.col("cancel_rate") - pl.col("return_rate"))).round(0)
+    return pl.format("{} of {} orders", (pl.col(rate) * all_orders).round(0).cast(pl.Int64), all_orders.cast(pl.Int64))
+
+
+def _spend_change() -> pl.Expr:
+    now, before = pl.col("spend_90d"), pl.col("spend_prev_90d")
+    change = ((now / before - 1.0).abs() * 100).round(0).cast(pl.Int64)
+    return (
+        pl.when((now == 0) & (before == 0)).then(pl.lit("no spend in the last 180 days"))
+        .when(before == 0).then(pl.lit("spend only in the last 90 days, none in the 90 before"))
+        .when(now < before).then(pl.format("spend down {}% against the previous 90 days", change))
+        .otherwise(pl.format("spend up {}% against the previous 90 days", change))
+    )  # fmt: skip
+
+
+#: reason -> (features it sums, its phrase from the customer's values)
+REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
+    "silence": (
+        ("days_since_last_order", "recency", "bgnbd_p_alive", "bgnbd_p_no_purchase"),
+        lambda: pl.when(pl.col("days_since_last_order") == 0).then(pl.lit("ordered on the as-of day"))
+        .otherwise(pl.format("no order for {} days", _int("days_since_last_order"))),
+    ),
+    "purchases": (
+        ("frequency", "order_count", "active_months", "orders_180d", "orders_365d"),
+        lambda: pl.when(pl.col("frequency") == 0).then(pl.lit("only one purchase day so far"))
+        .otherwise(pl.format("{} purchase days so far", _int("frequency") + 1)),
+    ),  # fmt: skip
+    "recent_orders": (
+        ("orders_30d", "orders_90d"),
+        lambda: pl.format("{} orders in the last 90 days", _int("orders_90d")),
+    ),
+    "tenure": (("T", "days_since_first_order"), lambda: pl.format("first order {} days ago", _int("T"))),
+    "spend_trend": (("spend_trend_90d", "spend_90d", "spend_prev_90d", "spend_30d", "spend_180d"), _spend_change),
+    "spend_level": (
+        ("monetary_value", "total_spend", "avg_order_value", "spend_365d"),
+        lambda: pl.format("average order value {}", _int("avg_order_value")),
+    ),
+    "returns": (("return_rate",), lambda: pl.format("returned {}", _orders_of_status("return_rate"))),
+    "cancellations": (("cancel_rate",), lambda: pl.format("cancelled {}", _orders_of_status("cancel_rate"))),
+    "rhythm": (
+        ("mean_days_between_purchases", "std_days_between_purchases"),
+        lambda: pl.when(pl.col("mean_days_between_purchases").is_null()).then(pl.lit("no repeat purchase yet"))
+        .otherwise(pl.format("orders every {} days on average", _int("mean_days_between_purchases"))),
+    ),  # fmt: skip
+    "channel": (
+        ("main_channel", "main_channel_share"),
+        lambda: pl.format("buys mostly via {}", pl.col("main_channel").fill_null("no single channel")),
+    ),
+    "categories": (("distinct_categories",), lambda: pl.format("bought from {} categories", "distinct_categories")),
+    "membership": (
+        ("is_member",),
+        lambda: pl.when(pl.col("is_member")).then(pl.lit("loyalty member"))
+        .when(~pl.col("is_member")).then(pl.lit("not a loyalty member")).otherwise(pl.lit("membership unknown")),
+    ),  # fmt: skip
+    "profile": (
+        ("has_profile", "days_since_signup"),
+        lambda: pl.when(~pl.col("has_profile")).then(pl.lit("no customer profile"))
+        .otherwise(pl.format("signed up {} days ago", _int("days_since_signup").cast(pl.String).fill_null("?"))),
+    ),  # fmt: skip
+    **{
+        c: ((c,), lambda c=c: pl.format("{} {}", pl.lit(c.replace("_", " ")), pl.col(c).fill_null("unknown")))
+        for c in ("age_band", "gender", "region", "customer_type")
+    },
+}
+_OF_FEATURE = {feature: reason for reason, (features, _) in REASONS.items() for feature in features}
+
+
+def _phrase(name: str) -> pl.Expr:
+    """The reason's phrase; a feature of no listed reason reads 'name value'."""
+    return REASONS[name][1]() if name in REASONS else pl.format("{} {}", pl.lit(name.replace("_", " ")), pl.col(name))
+
+
+def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: pl.Expr) -> pl.Series:
+    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none)."""
+    used = sorted(set(np.unique(reason_codes).tolist()) - {-1})  # phrase only the reasons some row names
+    phrases = {i: _phrase(names[i]) for i in used}
+    slots = []
+    for k in range(reason_codes.shape[1]):
+        code = pl.lit(pl.Series(reason_codes[:, k]))
+        chain = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
+        for index, phrase in phrases.items():
+            chain = chain.when(code == index).then(phrase)
+        slots.append(chain.otherwise(pl.lit(None, dtype=pl.String)))
+    joined = pl.concat_str(slots, separator="; ", ignore_nulls=True)
+    typical = pl.when(risk >= 0.5).then(pl.lit(TYPICAL_RISK))
+    return frame.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
+
+
+def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
+    """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring)."""
+    out = []
+    for start in range(0, buyers.height, _CHUNK):
+        chunk = buyers.slice(start, _CHUNK)
+        _, features, contributions = model.contributions(chunk)
+        names = list(dict.fromkeys(_OF_FEATURE.get(f, f) for f in features))
+        summed = np.zeros((chunk.height, len(names)))
+        for column, feature in enumerate(features):
+            summed[:, names.index(_OF_FEATURE.get(feature, feature))] += contributions[:, column]
+        # reasons point the way the customer's logit leaves the base: up for a risk above it, down below it
+        toward = np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed)
+        top = np.argsort(-toward, axis=1, kind="stable")[:, :MAX_REASONS]
+        codes = np.where(np.take_along_axis(toward, top, axis=1) > MIN_CONTRIBUTION, top, -1)
+        part_risk = pl.lit(pl.Series(risk[start : start + chunk.height]))
+        out.append(_phrased(chunk, codes, names, part_risk))
+    return pl.concat(out) if out else pl.Series("churn_reasons", [], dtype=pl.String)
+
+
+def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
+    """Reasons while a fallback scores: days silent (when > 0), and the single purchase day of one-time buyers."""
+    names = ["silence", "purchases"]
+    silent = buyers["days_since_last_order"].to_numpy() > 0
+    one_time = buyers["frequency"].to_numpy() == 0
+    codes = np.column_stack([np.where(silent, 0, -1), np.where(one_time, 1, -1)])
+    return _phrased(buyers, codes, names, pl.lit(pl.Series(risk)))
+
+
+def churn_reasons(model: object, features: pl.DataFrame, risk: np.ndarray) -> pl.Series:
+    """``churn_reasons`` in ``features`` row order (``risk`` aligned, NaN for prospects): null for prospects.
+
+    ``model`` is the churn scorer in force: a ``ChurnModel`` or a ``core.churn_fallback.ChurnFallback``.
+    """
+    buyers = features["frequency"].is_not_null().to_numpy()
+    rows, row_risk = features.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
+    if isinstance(model, ChurnModel):
+        reasons = model_reasons(model, rows, row_risk)
+    else:
+        reasons = fallback_reasons(rows, row_risk)
+    index = np.full(features.height, -1, dtype=np.int64)
+    index[buyers] = np.arange(reasons.len())
+    gathered = reasons.gather(np.maximum(index, 0)) if reasons.len() else pl.repeat(None, features.height,
+                                                                                   dtype=pl.String, eager=True)
+    return pl.select(pl.when(pl.Series(index >= 0)).then(gathered).alias("churn_reasons")).to_series()
