@@ -119,9 +119,10 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
     return frame.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
 
 
-def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
-    """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring)."""
-    out = []
+def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:
+    """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring), and the
+    churn drivers: each reason's mean absolute contribution over the rows, largest first."""
+    out, names, moved = [], [], 0.0
     for start in range(0, buyers.height, _CHUNK):
         chunk = buyers.slice(start, _CHUNK)
         _, features, contributions = model.contributions(chunk)
@@ -129,13 +130,19 @@ def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> 
         summed = np.zeros((chunk.height, len(names)))
         for column, feature in enumerate(features):
             summed[:, names.index(_OF_FEATURE.get(feature, feature))] += contributions[:, column]
+        moved = moved + np.abs(summed).sum(axis=0)
         # reasons point the way the customer's logit leaves the base: up for a risk above it, down below it
         toward = np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed)
         top = np.argsort(-toward, axis=1, kind="stable")[:, :MAX_REASONS]
         codes = np.where(np.take_along_axis(toward, top, axis=1) > MIN_CONTRIBUTION, top, -1)
         part_risk = pl.lit(pl.Series(risk[start : start + chunk.height]))
         out.append(_phrased(chunk, codes, names, part_risk))
-    return pl.concat(out) if out else pl.Series("churn_reasons", [], dtype=pl.String)
+    mean_moved = np.atleast_1d(moved) / max(buyers.height, 1)  # no rows: no names, no drivers
+    drivers = sorted(
+        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=False)),
+        key=lambda d: -d["mean_abs_logit"],
+    )
+    return (pl.concat(out) if out else pl.Series("churn_reasons", [], dtype=pl.String)), drivers
 
 
 def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
@@ -147,19 +154,20 @@ def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
     return _phrased(buyers, codes, names, pl.lit(pl.Series(risk)))
 
 
-def churn_reasons(model: object, features: pl.DataFrame, risk: np.ndarray) -> pl.Series:
-    """``churn_reasons`` in ``features`` row order (``risk`` aligned, NaN for prospects): null for prospects.
-
-    ``model`` is the churn scorer in force: a ``ChurnModel`` or a ``core.churn_fallback.ChurnFallback``.
+def churn_reasons(model: object, features: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:
+    """(``churn_reasons`` in ``features`` row order, null for prospects; churn drivers) for ``risk`` aligned with
+    ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
+    ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
     """
     buyers = features["frequency"].is_not_null().to_numpy()
     rows, row_risk = features.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
     if isinstance(model, ChurnModel):
-        reasons = model_reasons(model, rows, row_risk)
+        reasons, drivers = model_reasons(model, rows, row_risk)
     else:
         reasons = fallback_reasons(rows, row_risk)
+        drivers = [{"reason": name, "mean_abs_logit": None} for name in ("silence", "purchases")]
     index = np.full(features.height, -1, dtype=np.int64)
     index[buyers] = np.arange(reasons.len())
     gathered = reasons.gather(np.maximum(index, 0)) if reasons.len() else pl.repeat(None, features.height,
                                                                                    dtype=pl.String, eager=True)
-    return pl.select(pl.when(pl.Series(index >= 0)).then(gathered).alias("churn_reasons")).to_series()
+    return pl.select(pl.when(pl.Series(index >= 0)).then(gathered).alias("churn_reasons")).to_series(), drivers

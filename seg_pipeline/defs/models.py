@@ -15,10 +15,23 @@ import numpy as np
 import polars as pl
 
 from seg_pipeline import __version__
-from seg_pipeline.core import actions, bgnbd, churn, churn_fallback, clusters, clv, lifecycle, rfm, value_tiers
+from seg_pipeline.core import (
+    actions,
+    bgnbd,
+    churn,
+    churn_fallback,
+    churn_reasons,
+    clusters,
+    clv,
+    lifecycle,
+    predictions,
+    rfm,
+    value_tiers,
+)
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.prediction_checks import window_checks
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
 from seg_pipeline.settings import PipelineSettings
@@ -42,6 +55,24 @@ SEGMENT_COLUMNS = {
     ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
+    "p_alive": (
+        "P(still active at as_of), consistent with churn_risk: the P(alive) under which BG/NBD's P(no purchase in "
+        "the churn horizon) equals churn_risk, so churn_risk = 1 - p_alive * (1 - P(no purchase in the horizon | "
+        "alive)); falls with silence, also for one-time buyers"
+    ),
+    "expected_purchases_30d": "expected purchase days in the next 30 days: p_alive x BG/NBD's given alive",
+    "expected_purchases_90d": "expected purchase days in the next 90 days: p_alive x BG/NBD's given alive",
+    "expected_purchases_365d": "expected purchase days in the next 365 days: p_alive x BG/NBD's given alive",
+    "next_order_date": (
+        "median predicted date of the next completed order (purchase rhythm x p_alive); null when the customer "
+        "more likely than not places no order within 365 days"
+    ),
+    "clv_low": "lower end of the 80% interval of clv (purchase-count and spend spread, p_alive, parameter bootstrap)",
+    "clv_high": "upper end of the 80% interval of clv; clv_low <= clv <= clv_high",
+    "churn_reasons": (
+        "up to three plain-language reasons for churn_risk, strongest first ('; '-separated), from the churn "
+        "model's own per-feature contributions (from days silent and one-time buying while a fallback scores)"
+    ),
     "recommended_action": "one action from value tier x lifecycle stage x churn band",
 }
 #: column comments of segment_versions in the analyst file
@@ -52,7 +83,12 @@ VERSION_COLUMNS = {
     "code_version": "seg_pipeline version that built it",
     "churn_model_version": "content hash of the churn model (or fallback) in force",
     "cluster_model_version": "content hash of the cluster model in force",
-    "metrics": "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params",
+    "metrics": (
+        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; "
+        "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
+        "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
+        "coverage) and churn_drivers (reasons by mean absolute contribution)"
+    ),
     "customers": "customer_segments rows of the version (known customers)",
     "prospects": "customers without a completed order",
     "orders_accepted": "accepted order rows of the days <= as_of",
@@ -258,12 +294,15 @@ def build_segments(
         )
     features = features_at(store, as_of)
     buyers = features.filter(pl.col("frequency").is_not_null())
-    churn_risk = ModelStore.load(churn_entry).predict_risk(features)
+    churn_scorer = ModelStore.load(churn_entry)
+    churn_risk = churn_scorer.predict_risk(features)
     cluster_model = ModelStore.load(cluster_entry)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
     # the parameters (and so the CLV) finite
     short = churn_method(churn_entry["metrics"]) != "model"
-    params = bgnbd.fit_bgnbd(*_btyd_sample(buyers), penalizer=churn_fallback.BGNBD_PENALIZER if short else 0.0)
+    penalizer = churn_fallback.BGNBD_PENALIZER if short else 0.0
+    btyd = _btyd_sample(buyers)
+    params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
     scored = features.with_columns(
         pl.Series("churn_risk", churn_risk, dtype=pl.Float64).fill_nan(None),
         cluster_model.predict_labels(features).alias("cluster_label"),
@@ -274,12 +313,16 @@ def build_segments(
     value = clv.compute_clv(
         features, params, churn_risk,
         monthly_discount=settings.clv_monthly_discount, churn_horizon_days=settings.churn_horizon_days,
+        param_draws=predictions.bootstrap_params(*btyd, penalizer),
     )  # fmt: skip
+    predicted = predictions.predict(features, params, churn_risk, as_of, settings.churn_horizon_days)
+    reasons, drivers = churn_reasons.churn_reasons(churn_scorer, features, churn_risk)
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
             scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d"),
-            *(part.drop("customer_id") for part in (rfm_scores, tiers, value)),
+            *(part.drop("customer_id") for part in (rfm_scores, tiers, value, predicted)),
+            reasons.to_frame(),
         ],
         how="horizontal",
     )
@@ -304,6 +347,10 @@ def build_segments(
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
+        "predictions": {
+            "windows": window_checks(store, settings, as_of, buyers, penalizer),
+            "churn_drivers": drivers,
+        },
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
     data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])
