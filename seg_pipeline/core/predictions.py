@@ -19,7 +19,10 @@ churn horizon h), for buyers (x = frequency, T in days):
   per purchase's CV^2 from Gamma-Gamma, 1 / (r + x) the spread of the rate posterior); with probability
   1 - p_alive V = 0. The 10% and 90% quantiles of that mixture are widened by the parameter uncertainty: the
   standard deviation sigma of log(E(H | alive) / (1 - P0)) over BG/NBD fits on bootstrap resamples of the
-  buyers, times exp(-/+ 1.2816 sigma). ``clv_low <= clv <= clv_high`` holds by clipping.
+  buyers, times exp(-/+ 1.2816 sigma), and rounded to whole purchases of the mean discounted value per purchase
+  (a continuity correction: counts are whole, and a continuous upper end of 0.6 purchases would miss every
+  customer who buys once).
+  ``clv_low <= clv <= clv_high`` holds by clipping.
 """
 
 from collections.abc import Sequence
@@ -119,9 +122,12 @@ def clv_interval(
         inner = np.clip((u - (1.0 - alive)) / alive, 0.0, 1.0)
         return np.where(inner > 0, scale * gammaincinv(shape, inner), 0.0)
 
+    # purchases are whole: the ends are rounded to whole purchases of the mean discounted value
+    per_purchase = np.where(purchases_if_alive > 0, clv / alive / np.maximum(purchases_if_alive, 1e-12), 0.0)
+    unit = np.where(per_purchase > 0, per_purchase, 1.0)
     tail = (1.0 - level) / 2
-    low = quantile(tail) * np.exp(-_Z * log_sd)
-    high = quantile(1.0 - tail) * np.exp(_Z * log_sd)
+    low = np.round(quantile(tail) * np.exp(-_Z * log_sd) / unit) * per_purchase
+    high = np.round(quantile(1.0 - tail) * np.exp(_Z * log_sd) / unit) * per_purchase
     return np.minimum(low, clv), np.maximum(high, clv)
 
 
