@@ -33,11 +33,16 @@ def test_p_alive_is_consistent_with_churn_risk_and_falls_with_silence() -> None:
     x, t_obs = frame["frequency"].to_numpy().astype(float), frame["T"].to_numpy()
     risk = prior_risk(x, t_obs, t_obs, 90)
     p_alive = predictions.predict(frame, PARAMS, risk, AS_OF, 90)["p_alive"].to_numpy()
-    assert np.all(np.diff(p_alive) < 0) and p_alive[-1] < 0.9  # not 1 by construction, unlike BG/NBD's
-    # churn_risk = 1 - p_alive * (1 - P(no purchase in h | alive)) exactly where unclipped
-    silent_if_alive = ((PARAMS.alpha + t_obs) / (PARAMS.alpha + t_obs + 90)) ** (PARAMS.r + x)
-    unclipped = p_alive < 1
-    np.testing.assert_allclose((1 - p_alive * (1 - silent_if_alive))[unclipped], risk[unclipped], rtol=1e-9)
+    assert np.all(np.diff(p_alive) < 0) and p_alive[-1] < 0.5  # not 1 by construction, unlike BG/NBD's P(alive)
+    # churn_risk = 1 - alive * (1 - P0(90)) and p_alive = alive * (1 - P0(365)), P0(t) = P(no purchase in t | alive)
+    def p0(t: float) -> np.ndarray:
+        return ((PARAMS.alpha + t_obs) / (PARAMS.alpha + t_obs + t)) ** (PARAMS.r + x)
+
+    alive = predictions.implied_p_alive(PARAMS, risk, x, t_obs, 90)
+    unclipped = alive < 1
+    assert unclipped.sum() >= 2
+    np.testing.assert_allclose((1 - alive * (1 - p0(90)))[unclipped], risk[unclipped], rtol=1e-9)
+    np.testing.assert_allclose(p_alive, alive * (1 - p0(365)), rtol=1e-12)
     # repeat buyers of equal frequency and tenure, last purchase ever longer ago, scored by BG/NBD
     repeat = _buyers([(f"R{d:03d}", 5, 300.0 - d, 300.0) for d in (5, 60, 150, 250)])
     x, tx, t_obs = (repeat[c].to_numpy().astype(float) for c in ("frequency", "recency", "T"))
@@ -144,4 +149,5 @@ def test_window_check_against_a_hand_made_outcome() -> None:
     assert check["predicted_purchase_days"] == 2.0 and check["actual_purchase_days"] == 2.0
     assert check["next_order_mae_days"] == pytest.approx((5 + 0) / 2)  # B: no prediction, no order: both capped
     assert check["rhythm_baseline_mae_days"] == pytest.approx((1 + 29) / 2)
+    assert check["next_order_mae_days_ordering"] == 5 and check["rhythm_baseline_mae_days_ordering"] == 1
     assert check["clv_interval_coverage"] == 1.0

@@ -56,16 +56,17 @@ SEGMENT_COLUMNS = {
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
     "p_alive": (
-        "P(still active at as_of), consistent with churn_risk: the P(alive) under which BG/NBD's P(no purchase in "
-        "the churn horizon) equals churn_risk, so churn_risk = 1 - p_alive * (1 - P(no purchase in the horizon | "
-        "alive)); falls with silence, also for one-time buyers"
+        "P(the customer is still active: at least one completed order in the 365 days after as_of), the one-year "
+        "counterpart of churn_risk: with alive = the BG/NBD P(alive) under which BG/NBD's P(no purchase in the "
+        "churn horizon) equals churn_risk, p_alive = alive x P(a purchase within 365 days | alive); falls with "
+        "silence, also for one-time buyers; >= 0.5 exactly when next_order_date is set"
     ),
-    "expected_purchases_30d": "expected purchase days in the next 30 days: p_alive x BG/NBD's given alive",
-    "expected_purchases_90d": "expected purchase days in the next 90 days: p_alive x BG/NBD's given alive",
-    "expected_purchases_365d": "expected purchase days in the next 365 days: p_alive x BG/NBD's given alive",
+    "expected_purchases_30d": "expected purchase days in the next 30 days: alive (see p_alive) x BG/NBD's if alive",
+    "expected_purchases_90d": "expected purchase days in the next 90 days: alive (see p_alive) x BG/NBD's if alive",
+    "expected_purchases_365d": "expected purchase days in the next 365 days (alive x BG/NBD's if alive)",
     "next_order_date": (
-        "median predicted date of the next completed order (purchase rhythm x p_alive); null when the customer "
-        "more likely than not places no order within 365 days"
+        "median predicted date of the next completed order (BG/NBD purchase rate x alive); null when the customer "
+        "more likely than not places no order within 365 days (p_alive < 0.5)"
     ),
     "clv_low": "lower end of the 80% interval of clv (purchase-count and spend spread, p_alive, parameter bootstrap)",
     "clv_high": "upper end of the 80% interval of clv; clv_low <= clv <= clv_high",
