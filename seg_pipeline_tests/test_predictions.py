@@ -121,7 +121,7 @@ def test_clv_interval_covers_about_80_percent_of_simulated_customers(simulated: 
     x, tx, t_obs = (frame[c].to_numpy().astype(float) for c in ("frequency", "recency", "T"))
     params = fit_bgnbd(x, tx, t_obs)
     risk = probability_no_purchase(params, 90, x, tx, t_obs)
-    draws = predictions.bootstrap_params(x, tx, t_obs, 0.0, draws=6, size=3000)
+    draws = predictions.bootstrap_params(x, tx, t_obs, 0.0, draws=6, size=1500)
     value = compute_clv(frame, params, risk, 12, 0.0, param_draws=draws)
     realized = 40.0 * simulated["future"]  # constant spend per purchase day: the count carries the spread
     low, clv, high = (value[c].to_numpy() for c in ("clv_low", "clv", "clv_high"))

@@ -73,7 +73,7 @@ class BoosterTables:
         its two inputs as Shapley values with the inputs' code frequencies over the rows as the reference:
         i gets ((T[i, j] - E_i' T[i', j]) + (E_j' T[i, j'] - E T)) / 2, j the mirror, and E T goes to the base.
         """
-        out = np.zeros((len(codes), len(self.sizes)))
+        out = np.zeros((len(codes), len(self.sizes)), order="F")  # column-wise adds: columns contiguous
         base = self.baseline
         if not len(codes):
             return base, out
@@ -88,11 +88,11 @@ class BoosterTables:
             i, j = codes[:, first], codes[:, second]
             w_i = np.bincount(i, minlength=table.shape[0]) / len(codes)
             w_j = np.bincount(j, minlength=table.shape[1]) / len(codes)
-            by_i, by_j = table @ w_j, w_i @ table
-            mean = float(w_i @ by_i)
-            values = table[i, j]
-            out[:, first] += 0.5 * ((values - by_j[j]) + (by_i[i] - mean))
-            out[:, second] += 0.5 * ((values - by_i[i]) + (by_j[j] - mean))
+            by_i, by_j = (table @ w_j)[:, None], (w_i @ table)[None, :]
+            mean = float(w_i @ by_i[:, 0])
+            flat = i * table.shape[1] + j
+            out[:, first] += (0.5 * ((table - by_j) + (by_i - mean))).ravel()[flat]
+            out[:, second] += (0.5 * ((table - by_i) + (by_j - mean))).ravel()[flat]
             base += mean
         return base, out
 

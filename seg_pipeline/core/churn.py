@@ -197,7 +197,7 @@ class ChurnModel:
         tables = BoosterTables.from_booster(self.booster, self.input_sizes)
         booster_base, boosted = tables.contributions(self._codes(features, scores, tables.inputs))
         names = tuple(dict.fromkeys([*self.feature_names, *_BASE_INPUT_FEATURES]))
-        out = np.zeros((features.height, len(names)))
+        out = np.zeros((features.height, len(names)), order="F")
         for column, name in enumerate(self.feature_names):
             out[:, names.index(name)] += boosted[:, column]
         for column, name in enumerate(_BASE_INPUT_FEATURES):

@@ -20,6 +20,7 @@ import polars as pl
 from seg_pipeline.core.churn import ChurnModel
 
 MAX_REASONS = 3
+MAX_DRIVERS = 10
 MIN_CONTRIBUTION = 0.05  # on the logit scale (about 1 percentage point of risk near 0.5): smaller is no reason
 TYPICAL_RISK = "risk at the level of the typical buyer: no single factor stands out"
 _CHUNK = 200_000  # rows scored at once: bounds the (rows, features) contribution matrix
@@ -103,45 +104,50 @@ def _phrase(name: str) -> pl.Expr:
     return REASONS[name][1]() if name in REASONS else pl.format("{} {}", pl.lit(name.replace("_", " ")), pl.col(name))
 
 
-def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: pl.Expr) -> pl.Series:
-    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none)."""
-    used = sorted(set(np.unique(reason_codes).tolist()) - {-1})  # phrase only the reasons some row names
-    phrases = {i: _phrase(names[i]) for i in used}
-    slots = []
-    for k in range(reason_codes.shape[1]):
-        code = pl.lit(pl.Series(reason_codes[:, k]))
-        chain = pl.when(pl.lit(False)).then(pl.lit(None, dtype=pl.String))
-        for index, phrase in phrases.items():
-            chain = chain.when(code == index).then(phrase)
-        slots.append(chain.otherwise(pl.lit(None, dtype=pl.String)))
-    joined = pl.concat_str(slots, separator="; ", ignore_nulls=True)
-    typical = pl.when(risk >= 0.5).then(pl.lit(TYPICAL_RISK))
-    return frame.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
+def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: np.ndarray) -> pl.Series:
+    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none).
+
+    Each reason is phrased only on the rows that name it, then scattered into its slots.
+    """
+    slots = [np.full(frame.height, None, dtype=object) for _ in range(reason_codes.shape[1])]
+    for index in sorted(set(np.unique(reason_codes).tolist()) - {-1}):
+        rows = np.flatnonzero((reason_codes == index).any(axis=1))
+        phrase = _phrase(names[index])
+        columns = list(dict.fromkeys(phrase.meta.root_names()))  # gather only what the phrase reads
+        phrases = frame.select(columns)[rows].select(phrase).to_series().to_numpy()
+        for k, slot in enumerate(slots):
+            hit = reason_codes[rows, k] == index
+            slot[rows[hit]] = phrases[hit]
+    joined = pl.DataFrame({f"s{k}": pl.Series(slot.tolist(), dtype=pl.String) for k, slot in enumerate(slots)}).select(
+        pl.concat_str(pl.all(), separator="; ", ignore_nulls=True).alias("churn_reasons")
+    )["churn_reasons"]
+    typical = pl.when(pl.Series(risk >= 0.5)).then(pl.lit(TYPICAL_RISK))
+    return pl.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
 
 
 def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:
     """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring), and the
-    churn drivers: each reason's mean absolute contribution over the rows, largest first."""
+    churn drivers: the ``MAX_DRIVERS`` reasons of largest mean absolute contribution over the rows (> 0), largest
+    first."""
     out, names, moved = [], [], 0.0
     for start in range(0, buyers.height, _CHUNK):
         chunk = buyers.slice(start, _CHUNK)
         _, features, contributions = model.contributions(chunk)
         names = list(dict.fromkeys(_OF_FEATURE.get(f, f) for f in features))
-        summed = np.zeros((chunk.height, len(names)))
+        summed = np.zeros((chunk.height, len(names)), order="F")
         for column, feature in enumerate(features):
             summed[:, names.index(_OF_FEATURE.get(feature, feature))] += contributions[:, column]
         moved = moved + np.abs(summed).sum(axis=0)
         # reasons point the way the customer's logit leaves the base: up for a risk above it, down below it
-        toward = np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed)
+        toward = np.ascontiguousarray(np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed))
         top = np.argsort(-toward, axis=1, kind="stable")[:, :MAX_REASONS]
         codes = np.where(np.take_along_axis(toward, top, axis=1) > MIN_CONTRIBUTION, top, -1)
-        part_risk = pl.lit(pl.Series(risk[start : start + chunk.height]))
-        out.append(_phrased(chunk, codes, names, part_risk))
+        out.append(_phrased(chunk, codes, names, risk[start : start + chunk.height]))
     mean_moved = np.atleast_1d(moved) / max(buyers.height, 1)  # no rows: no names, no drivers
     drivers = sorted(
-        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=False)),
+        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=False) if m > 0),
         key=lambda d: -d["mean_abs_logit"],
-    )
+    )[:MAX_DRIVERS]
     return (pl.concat(out) if out else pl.Series("churn_reasons", [], dtype=pl.String)), drivers
 
 
@@ -151,7 +157,7 @@ def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
     silent = buyers["days_since_last_order"].to_numpy() > 0
     one_time = buyers["frequency"].to_numpy() == 0
     codes = np.column_stack([np.where(silent, 0, -1), np.where(one_time, 1, -1)])
-    return _phrased(buyers, codes, names, pl.lit(pl.Series(risk)))
+    return _phrased(buyers, codes, names, risk)
 
 
 def churn_reasons(model: object, features: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:

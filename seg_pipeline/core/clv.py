@@ -20,8 +20,6 @@
 - Prospects (no completed order): null.
 """
 
-from collections.abc import Sequence
-
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
@@ -29,7 +27,7 @@ from scipy.special import digamma, gammaln
 from threadpoolctl import threadpool_limits
 
 from seg_pipeline.core.bgnbd import BgNbdParams, expected_purchases_if_alive, probability_alive
-from seg_pipeline.core.predictions import clv_interval, implied_p_alive, parameter_log_sd
+from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
 
 DAYS_PER_MONTH = 365.25 / 12
 _MIN_REPEAT_CUSTOMERS = 10
@@ -115,7 +113,7 @@ def compute_clv(
     monthly_discount: float = 0.01,
     *,
     churn_horizon_days: int = 90,
-    param_draws: Sequence[BgNbdParams] = (),
+    param_draws: ParamDraws | None = None,
 ) -> pl.DataFrame:
     """(customer_id, expected_purchases_12m, clv, clv_low, clv_high) in ``features`` row order; null for prospects.
 
