@@ -5,7 +5,6 @@ BG/NBD refitted there) on a seeded sample of today's buyers, against their compl
 
 from datetime import date, timedelta
 
-import numpy as np
 import polars as pl
 
 from seg_pipeline.core import bgnbd, churn_fallback, clv, predictions
@@ -54,7 +53,7 @@ def window_checks(
             (pl.col("next_order_date") - pl.lit(cut)).dt.total_days().cast(pl.Float64).alias("next_order_days"),
             pl.Series("baseline_days", predictions.rhythm_baseline_days(
                 features["days_since_last_order"].cast(pl.Float64).to_numpy(),
-                features["mean_days_between_purchases"].cast(pl.Float64).to_numpy().astype(np.float64),
+                features["mean_days_between_purchases"].cast(pl.Float64).to_numpy(),
             )),
         )  # fmt: skip
         realized = predictions.outcomes(orders, cut, window, settings.clv_monthly_discount)
