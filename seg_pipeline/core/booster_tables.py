@@ -66,14 +66,20 @@ class BoosterTables:
                 out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
         return out
 
-    def contributions(self, codes: np.ndarray) -> tuple[float, np.ndarray]:
+    def contributions(
+        self, codes: np.ndarray, into: np.ndarray | None = None, width: int | None = None
+    ) -> tuple[float, np.ndarray]:
         """(base, per-input contributions of shape (rows, inputs)) with base + row sum = ``predict(codes)``.
 
         Each one-input table counts against its mean over the rows; a pair table's value T[i, j] is split between
         its two inputs as Shapley values with the inputs' code frequencies over the rows as the reference:
         i gets ((T[i, j] - E_i' T[i', j]) + (E_j' T[i, j'] - E T)) / 2, j the mirror, and E T goes to the base.
+        ``into`` (an output column per input) with ``width`` columns: the inputs' contributions summed into those
+        columns instead. A pair table whose two inputs share a column adds its centred value there in one gather.
         """
-        out = np.zeros((len(codes), len(self.sizes)), order="F")  # column-wise adds: columns contiguous
+        into = np.arange(len(self.sizes)) if into is None else np.asarray(into)
+        width = len(self.sizes) if width is None else width
+        out = np.zeros((len(codes), width), order="F")  # column-wise adds: columns contiguous
         base = self.baseline
         if not len(codes):
             return base, out
@@ -81,7 +87,7 @@ class BoosterTables:
             if len(columns) == 1:
                 values = table[codes[:, columns[0]]]
                 mean = float(values.mean())
-                out[:, columns[0]] += values - mean
+                out[:, into[columns[0]]] += values - mean
                 base += mean
                 continue
             first, second = columns
@@ -91,8 +97,13 @@ class BoosterTables:
             by_i, by_j = (table @ w_j)[:, None], (w_i @ table)[None, :]
             mean = float(w_i @ by_i[:, 0])
             flat = i * table.shape[1] + j
-            out[:, first] += (0.5 * ((table - by_j) + (by_i - mean))).ravel()[flat]
-            out[:, second] += (0.5 * ((table - by_i) + (by_j - mean))).ravel()[flat]
+            to_first = 0.5 * ((table - by_j) + (by_i - mean))
+            to_second = 0.5 * ((table - by_i) + (by_j - mean))
+            if into[first] == into[second]:
+                out[:, into[first]] += (to_first + to_second).ravel()[flat]
+            else:
+                out[:, into[first]] += to_first.ravel()[flat]
+                out[:, into[second]] += to_second.ravel()[flat]
             base += mean
         return base, out
 

@@ -23,7 +23,6 @@ MAX_REASONS = 3
 MAX_DRIVERS = 10
 MIN_CONTRIBUTION = 0.05  # on the logit scale (about 1 percentage point of risk near 0.5): smaller is no reason
 TYPICAL_RISK = "risk at the level of the typical buyer: no single factor stands out"
-_CHUNK = 200_000  # rows scored at once: bounds the (rows, features) contribution matrix
 
 
 def _int(column: str) -> pl.Expr:
@@ -104,51 +103,77 @@ def _phrase(name: str) -> pl.Expr:
     return REASONS[name][1]() if name in REASONS else pl.format("{} {}", pl.lit(name.replace("_", " ")), pl.col(name))
 
 
+def reason_of(feature: str) -> str:
+    """The reason a feature's contribution counts toward (a feature of no listed reason is its own)."""
+    return _OF_FEATURE.get(feature, feature)
+
+
 def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: np.ndarray) -> pl.Series:
     """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none).
 
-    Each reason is phrased only on the rows that name it, then scattered into its slots.
+    Each reason is phrased (one Polars expression) only on the rows that name it; every slot then gathers its
+    phrases from those by position, and the slots are joined in one ``concat_str``.
     """
-    slots = [np.full(frame.height, None, dtype=object) for _ in range(reason_codes.shape[1])]
-    for index in sorted(set(np.unique(reason_codes).tolist()) - {-1}):
-        rows = np.flatnonzero((reason_codes == index).any(axis=1))
+    height, width = reason_codes.shape
+    positions = [np.full(height, -1, dtype=np.int64) for _ in range(width)]
+    pieces, offset = [], 0
+    named = np.bincount(reason_codes.ravel() + 1, minlength=len(names) + 1)[1:]
+    for index in np.flatnonzero(named):
+        hit = reason_codes == index
+        naming = hit.any(axis=1)
+        rows = np.flatnonzero(naming)
+        rank = np.cumsum(naming) - 1 + offset  # a row's position among all phrases
+        for k in range(width):
+            positions[k][hit[:, k]] = rank[hit[:, k]]
         phrase = _phrase(names[index])
         columns = list(dict.fromkeys(phrase.meta.root_names()))  # gather only what the phrase reads
-        phrases = frame.select(columns)[rows].select(phrase).to_series().to_numpy()
-        for k, slot in enumerate(slots):
-            hit = reason_codes[rows, k] == index
-            slot[rows[hit]] = phrases[hit]
-    joined = pl.DataFrame({f"s{k}": pl.Series(slot.tolist(), dtype=pl.String) for k, slot in enumerate(slots)}).select(
-        pl.concat_str(pl.all(), separator="; ", ignore_nulls=True).alias("churn_reasons")
-    )["churn_reasons"]
+        pieces.append(frame.select(columns)[rows].select(phrase.cast(pl.String).alias("p")).to_series())
+        offset += rows.size
+    phrases = pl.concat(pieces) if pieces else pl.Series("p", [], dtype=pl.String)
+    at = pl.DataFrame({f"s{k}": position for k, position in enumerate(positions)}).select(
+        pl.when(pl.col(c) >= 0).then(pl.col(c)) for c in (f"s{k}" for k in range(width))
+    )
+    slots = [phrases.gather(at[c]).alias(c) if phrases.len() else pl.repeat(None, height, dtype=pl.String,
+                                                                            eager=True).alias(c)
+             for c in at.columns]  # fmt: skip
+    joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series() if slots else (
+        pl.repeat("", height, dtype=pl.String, eager=True)
+    )  # fmt: skip
     typical = pl.when(pl.Series(risk >= 0.5)).then(pl.lit(TYPICAL_RISK))
     return pl.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
 
 
-def model_reasons(model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:
+def _top_codes(summed: np.ndarray) -> np.ndarray:
+    """Per row, the up to ``MAX_REASONS`` reason columns that move the logit most the way it leaves the base
+    (up for a risk above it, down below it), by more than ``MIN_CONTRIBUTION``, strongest first (ties: the
+    first column); -1 = none."""
+    toward = np.ascontiguousarray(np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed))
+    rows = np.arange(summed.shape[0])
+    codes = np.full((summed.shape[0], min(MAX_REASONS, summed.shape[1])), -1, dtype=np.int64)
+    for k in range(codes.shape[1]):
+        best = toward.argmax(axis=1)
+        codes[:, k] = np.where(toward[rows, best] > MIN_CONTRIBUTION, best, -1)
+        toward[rows, best] = -np.inf
+    return codes
+
+
+def model_reasons(
+    model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray,
+    contributions: tuple[float, tuple[str, ...], np.ndarray] | None = None,
+) -> tuple[pl.Series, list[dict]]:  # fmt: skip
     """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring), and the
     churn drivers: the ``MAX_DRIVERS`` reasons of largest mean absolute contribution over the rows (> 0), largest
-    first."""
-    out, names, moved = [], [], 0.0
-    for start in range(0, buyers.height, _CHUNK):
-        chunk = buyers.slice(start, _CHUNK)
-        _, features, contributions = model.contributions(chunk)
-        names = list(dict.fromkeys(_OF_FEATURE.get(f, f) for f in features))
-        summed = np.zeros((chunk.height, len(names)), order="F")
-        for column, feature in enumerate(features):
-            summed[:, names.index(_OF_FEATURE.get(feature, feature))] += contributions[:, column]
-        moved = moved + np.abs(summed).sum(axis=0)
-        # reasons point the way the customer's logit leaves the base: up for a risk above it, down below it
-        toward = np.ascontiguousarray(np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed))
-        top = np.argsort(-toward, axis=1, kind="stable")[:, :MAX_REASONS]
-        codes = np.where(np.take_along_axis(toward, top, axis=1) > MIN_CONTRIBUTION, top, -1)
-        out.append(_phrased(chunk, codes, names, risk[start : start + chunk.height]))
-    mean_moved = np.atleast_1d(moved) / max(buyers.height, 1)  # no rows: no names, no drivers
+    first. ``contributions``: ``model.contributions(buyers, reason_of)`` when already at hand."""
+    _, names, summed = model.contributions(buyers, reason_of) if contributions is None else contributions
+    names = list(names)
+    mean_moved = np.abs(summed).sum(axis=0) / max(buyers.height, 1)
     drivers = sorted(
-        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=False) if m > 0),
+        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=True) if m > 0),
         key=lambda d: -d["mean_abs_logit"],
     )[:MAX_DRIVERS]
-    return (pl.concat(out) if out else pl.Series("churn_reasons", [], dtype=pl.String)), drivers
+    if not buyers.height:
+        return pl.Series("churn_reasons", [], dtype=pl.String), drivers
+    return _phrased(buyers, _top_codes(summed), names, risk), drivers
 
 
 def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
@@ -160,15 +185,19 @@ def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
     return _phrased(buyers, codes, names, risk)
 
 
-def churn_reasons(model: object, features: pl.DataFrame, risk: np.ndarray) -> tuple[pl.Series, list[dict]]:
+def churn_reasons(
+    model: object, features: pl.DataFrame, risk: np.ndarray,
+    contributions: tuple[float, tuple[str, ...], np.ndarray] | None = None,
+) -> tuple[pl.Series, list[dict]]:  # fmt: skip
     """(``churn_reasons`` in ``features`` row order, null for prospects; churn drivers) for ``risk`` aligned with
     ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
     ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
+    ``contributions``: a ``ChurnModel``'s ``risk_and_contributions(features, reason_of)[1]`` when already at hand.
     """
     buyers = features["frequency"].is_not_null().to_numpy()
     rows, row_risk = features.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
     if isinstance(model, ChurnModel):
-        reasons, drivers = model_reasons(model, rows, row_risk)
+        reasons, drivers = model_reasons(model, rows, row_risk, contributions)
     else:
         reasons = fallback_reasons(rows, row_risk)
         drivers = [{"reason": name, "mean_abs_logit": None} for name in ("silence", "purchases")]

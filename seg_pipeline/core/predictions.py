@@ -147,7 +147,10 @@ def clv_interval(
 
     def quantile(u: float) -> np.ndarray:
         inner = np.clip((u - (1.0 - alive)) / alive, 0.0, 1.0)
-        return np.where(inner > 0, scale * gammaincinv(shape, inner), 0.0)
+        out = np.zeros(inner.shape)
+        some = np.flatnonzero(inner > 0)  # the inverse is the costly part: only where the quantile is not 0
+        out[some] = scale[some] * gammaincinv(shape[some], inner[some])
+        return out
 
     # purchases are whole: the ends are rounded to whole purchases of the mean discounted value
     per_purchase = np.where(purchases_if_alive > 0, clv / alive / np.maximum(purchases_if_alive, 1e-12), 0.0)

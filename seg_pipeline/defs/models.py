@@ -296,7 +296,11 @@ def build_segments(
     features = features_at(store, as_of)
     buyers = features.filter(pl.col("frequency").is_not_null())
     churn_scorer = ModelStore.load(churn_entry)
-    churn_risk = churn_scorer.predict_risk(features)
+    contributions = None  # the churn model's own, worked out with its scores for the reasons
+    if isinstance(churn_scorer, churn.ChurnModel):
+        churn_risk, contributions = churn_scorer.risk_and_contributions(features, churn_reasons.reason_of)
+    else:
+        churn_risk = churn_scorer.predict_risk(features)
     cluster_model = ModelStore.load(cluster_entry)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
     # the parameters (and so the CLV) finite
@@ -317,7 +321,7 @@ def build_segments(
         param_draws=predictions.bootstrap_params(*btyd, penalizer),
     )  # fmt: skip
     predicted = predictions.predict(features, params, churn_risk, as_of, settings.churn_horizon_days)
-    reasons, drivers = churn_reasons.churn_reasons(churn_scorer, features, churn_risk)
+    reasons, drivers = churn_reasons.churn_reasons(churn_scorer, features, churn_risk, contributions)
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
