@@ -50,6 +50,14 @@ class BoosterTables:
                     baseline += value
         return cls(baseline, tuple(sizes), tuple(sorted(sums.items())))
 
+    def same_as(self, other: BoosterTables | None) -> bool:
+        """Whether ``other`` holds the very same numbers."""
+        return (
+            other is not None and self.baseline == other.baseline and self.sizes == other.sizes
+            and len(self.tables) == len(other.tables)
+            and all(c == d and np.array_equal(t, u) for (c, t), (d, u) in zip(self.tables, other.tables, strict=True))
+        )  # fmt: skip
+
     @property
     def inputs(self) -> frozenset[int]:
         """The input columns some table reads (the others never change a score)."""

@@ -35,6 +35,7 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
 
 import hashlib
 import pickle
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -74,6 +75,8 @@ _BASE_INPUT_FEATURES = (*BGNBD_FEATURES, "days_since_last_order", "frequency", "
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
+#: booster -> its lookup tables as checked against it on some rows (the check is paid once per loaded model)
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _WORKING_P = 0.01  # stage-1 probabilities are clipped to [p, 1 - p] for the Newton working response
 # Early stopping: boosting stops unless the validation loss (weighted half squared error of the working
 # response, of order 1) improved by this much within 10 iterations; a correction must earn its variance.
@@ -183,9 +186,14 @@ class ChurnModel:
     def _logit(self, features: pl.DataFrame, prepared: tuple | None = None) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
         _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
-        head = codes[:_CHECKED_ROWS]
-        if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
-            raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
+        if not tables.same_as(_TABLES.get(self.booster)):  # checked once per loaded model and process
+            head = codes[:_CHECKED_ROWS]
+            if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
+                raise RuntimeError(
+                    f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})"
+                )
+            if len(head):
+                _TABLES[self.booster] = tables
         return self.base.decision_function(inputs) + tables.predict(codes)
 
     def contributions(

@@ -100,17 +100,18 @@ class ParamDraws:
 
 def bootstrap_params(
     frequency: np.ndarray, recency: np.ndarray, T: np.ndarray, penalizer: float, *,
-    draws: int = BOOTSTRAP_DRAWS, size: int = BOOTSTRAP_SAMPLE, seed: int = 0,
+    draws: int = BOOTSTRAP_DRAWS, size: int = BOOTSTRAP_SAMPLE, seed: int = 0, start: BgNbdParams | None = None,
 ) -> ParamDraws:  # fmt: skip
     """BG/NBD fits on ``draws`` seeded resamples (with replacement) of ``size`` of the given buyers (those the
-    version's params are fitted on); fits that fail are left out."""
+    version's params are fitted on); fits that fail are left out. ``start``: the version's own fit, where each
+    resample's search starts (its optimum is near)."""
     rng = np.random.default_rng(seed)
     size = min(size, frequency.size)
     fits = []
     for _ in range(draws):
         chosen = rng.integers(0, frequency.size, size)
         try:
-            fits.append(fit_bgnbd(frequency[chosen], recency[chosen], T[chosen], penalizer=penalizer))
+            fits.append(fit_bgnbd(frequency[chosen], recency[chosen], T[chosen], penalizer=penalizer, start=start))
         except (ValueError, RuntimeError):
             continue
     return ParamDraws(tuple(fits), size, frequency.size)

@@ -7,7 +7,7 @@ their content hash and registered, so a version can be rebuilt with exactly its 
 import hashlib
 import json
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
 import dagster as dg
@@ -88,7 +88,8 @@ VERSION_COLUMNS = {
         "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; "
         "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
         "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
-        "coverage) and churn_drivers (reasons by mean absolute contribution)"
+        "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
+        "and churn_drivers (reasons by mean absolute contribution)"
     ),
     "customers": "customer_segments rows of the version (known customers)",
     "prospects": "customers without a completed order",
@@ -318,7 +319,7 @@ def build_segments(
     value = clv.compute_clv(
         features, params, churn_risk,
         monthly_discount=settings.clv_monthly_discount, churn_horizon_days=settings.churn_horizon_days,
-        param_draws=predictions.bootstrap_params(*btyd, penalizer),
+        param_draws=predictions.bootstrap_params(*btyd, penalizer, start=params),
     )  # fmt: skip
     predicted = predictions.predict(features, params, churn_risk, as_of, settings.churn_horizon_days)
     reasons, drivers = churn_reasons.churn_reasons(churn_scorer, features, churn_risk, contributions)
@@ -353,7 +354,7 @@ def build_segments(
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
         "predictions": {
-            "windows": window_checks(store, settings, as_of, buyers, penalizer),
+            **_prediction_windows(store, settings, as_of, buyers, penalizer, churn_entry, previous_as_of),
             "churn_drivers": drivers,
         },
     }  # fmt: skip
@@ -379,6 +380,35 @@ def build_segments(
         }
     )
     return segments, version_row
+
+
+def _prediction_windows(
+    store: WorkingStore, settings: PipelineSettings, as_of: date, buyers: pl.DataFrame, penalizer: float,
+    churn_entry: dict, previous_as_of: date | None,
+) -> dict:  # fmt: skip
+    """{"windows": the predictions' window checks, "checked_as_of": the version they were made at}.
+
+    The checks (``defs.prediction_checks``, several seconds at 1M customers) are made when the churn model in
+    force changes (a retrain: weekly by default), or when the previous version's are missing, older than
+    SEG_RETRAIN_EVERY_DAYS, or cover fewer windows than are complete now; in between, a version carries the
+    previous version's checks (each window names its cut)."""
+    complete = 0
+    if buyers.height:
+        first_day = as_of - timedelta(days=int(buyers["T"].max()))
+        complete = sum(as_of - timedelta(days=w) >= first_day for w in predictions.WINDOWS)
+    if previous_as_of is not None:
+        stored = store.scalar(
+            "select metrics from segment_versions where as_of = ? and churn_model_version = ?",
+            [previous_as_of, churn_entry["version"]],
+        )
+        carried = json.loads(stored).get("predictions", {}) if stored else {}
+        checked = carried.get("checked_as_of")
+        if (
+            checked and len(carried.get("windows", [])) >= complete
+            and (as_of - date.fromisoformat(checked)).days < settings.retrain_every_days
+        ):  # fmt: skip
+            return {"windows": carried["windows"], "checked_as_of": checked}
+    return {"windows": window_checks(store, settings, as_of, buyers, penalizer), "checked_as_of": as_of.isoformat()}
 
 
 _CHURN_CHECK = "Warns while churn_risk comes from a fallback (BG/NBD or the recency prior), not the trained model"

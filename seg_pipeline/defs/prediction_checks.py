@@ -1,6 +1,7 @@
 """The version's predictions checked against what happened: for each window w of ``core.predictions.WINDOWS``
 whose start D - w has buyers, the same predictions made at D - w (features, the churn scorer in force then,
 BG/NBD refitted there) on a seeded sample of today's buyers, against their completed orders in (D - w, D].
+``defs.models`` makes them when the churn model in force changes and carries them to the versions in between.
 """
 
 from datetime import date, timedelta
@@ -27,23 +28,29 @@ def window_checks(
     first_day = orders.filter(pl.col("status") == "completed")["order_day"].min()
     registry = ModelStore(settings.model_dir, store)
     horizon = settings.churn_horizon_days
-    checks = []
+    checks, scorers, snapshots = [], {}, {}  # a model or profile snapshot shared by several cuts is read once
     for window in predictions.WINDOWS:
         cut = as_of - timedelta(days=window)
         if first_day is None or cut < first_day:
             continue
-        features = compute_customer_features(orders, profiles_at(store, cut, sample), cut).filter(
+        days = store.day_rows("profiles", until=cut)
+        snapshot = None if days.is_empty() else days["day"].max()
+        if snapshot not in snapshots:
+            snapshots[snapshot] = profiles_at(store, cut, sample)
+        features = compute_customer_features(orders, snapshots[snapshot], cut).filter(
             pl.col("frequency").is_not_null()
         )
         entry = registry.in_force("churn", cut)
-        scorer = ModelStore.load(entry) if entry else churn_fallback.fallback_churn(features, cut, horizon)
+        if entry and entry["path"] not in scorers:
+            scorers[entry["path"]] = ModelStore.load(entry)
+        scorer = scorers[entry["path"]] if entry else churn_fallback.fallback_churn(features, cut, horizon)
         risk = scorer.predict_risk(features)
         x, tx, t_obs = (features[c].to_numpy() for c in ("frequency", "recency", "T"))
         try:
             params = bgnbd.fit_bgnbd(x, tx, t_obs, penalizer=penalizer)
         except (ValueError, RuntimeError):
             continue
-        draws = predictions.bootstrap_params(x, tx, t_obs, penalizer)
+        draws = predictions.bootstrap_params(x, tx, t_obs, penalizer, start=params)
         months = max(1, round(window / clv.DAYS_PER_MONTH))
         value = clv.compute_clv(features, params, risk, months, settings.clv_monthly_discount,
                                 churn_horizon_days=horizon, param_draws=draws)  # fmt: skip
