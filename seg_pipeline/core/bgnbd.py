@@ -52,7 +52,13 @@ def _as_arrays(
 
 
 def _unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Distinct rows of equal-length 1-D columns, in sorted order: (columns, inverse index, counts)."""
+    """Distinct rows of equal-length 1-D columns, in sorted order: (columns, inverse index, counts).
+
+    Columns of small non-negative whole numbers (days, purchase counts) are counted on their dense mixed-radix key
+    in linear time instead of sorted."""
+    dense = _dense_unique_rows(cols)
+    if dense is not None:
+        return dense
     order = np.lexsort(cols[::-1])
     ordered = [c[order] for c in cols]
     same_as_previous = np.ones(max(order.size - 1, 0), dtype=bool)
@@ -63,6 +69,38 @@ def _unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.nd
     inverse[order] = np.cumsum(start) - 1
     counts = np.diff(np.append(np.flatnonzero(start), order.size))
     return [c[start] for c in ordered], inverse, counts
+
+
+_DENSE_KEYS = 1 << 24  # largest key range counted densely
+
+
+def _dense_unique_rows(cols: tuple[np.ndarray, ...]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray] | None:
+    """``_unique_rows`` by counting, when every column holds whole numbers in [0, a small bound); else None."""
+    if not cols or not cols[0].size:
+        return None
+    sizes = []
+    for c in cols:
+        low, high = float(c.min()), float(c.max())
+        if not (low >= 0 and high < _DENSE_KEYS):
+            return None
+        sizes.append(int(high) + 1)
+    if np.prod(np.asarray(sizes, dtype=np.float64)) > _DENSE_KEYS:
+        return None
+    key = np.zeros(cols[0].size, dtype=np.int64)
+    for c, size in zip(cols, sizes, strict=True):
+        whole = c.astype(np.int64)
+        if not np.array_equal(whole, c):
+            return None
+        key = key * size + whole
+    counts = np.bincount(key)
+    present = np.flatnonzero(counts)
+    position = np.zeros(counts.size, dtype=np.int64)
+    position[present] = np.arange(present.size)
+    columns, rest = [], present
+    for size in reversed(sizes):
+        rest, digit = np.divmod(rest, size)
+        columns.append(digit.astype(np.float64))
+    return columns[::-1], position[key], counts[present]
 
 
 def _neg_ll_and_grad(

@@ -40,6 +40,7 @@ from scipy.special import gammaincinv
 
 from seg_pipeline.core.bgnbd import (
     BgNbdParams,
+    _unique_rows,
     expected_purchases_if_alive,
     fit_bgnbd,
     probability_no_purchase_if_alive,
@@ -124,16 +125,13 @@ def parameter_log_sd(
     ``ParamDraws``), computed once per distinct (x, T); 0 without two draws."""
     if draws is None or len(draws.fits) < 2:
         return np.zeros(frequency.size)
-    pairs = pl.DataFrame({"x": frequency, "T": T})
-    grid = pairs.unique(maintain_order=False)
-    gx, gt = grid["x"].to_numpy(), grid["T"].to_numpy()
+    (gx, gt), inverse, _ = _unique_rows(np.asarray(frequency, dtype=np.float64), np.asarray(T, dtype=np.float64))
     logs = np.stack([
         np.log(np.maximum(expected_purchases_if_alive(p, horizon_days, gx, gt), 1e-300))
         - np.log(np.maximum(1.0 - probability_no_purchase_if_alive(p, churn_horizon_days, gx, gt), 1e-300))
         for p in draws.fits
     ])  # fmt: skip
-    sd = grid.with_columns(pl.Series("sd", logs.std(axis=0) * draws.scale))
-    return pairs.join(sd, on=["x", "T"], how="left", maintain_order="left")["sd"].to_numpy()
+    return (logs.std(axis=0) * draws.scale)[inverse]
 
 
 def clv_interval(
