@@ -186,15 +186,19 @@ class ChurnModel:
     def _logit(self, features: pl.DataFrame, prepared: tuple | None = None) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
         _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
-        if not tables.same_as(_TABLES.get(self.booster)):  # checked once per loaded model and process
-            head = codes[:_CHECKED_ROWS]
-            if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
-                raise RuntimeError(
-                    f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})"
-                )
-            if len(head):
-                _TABLES[self.booster] = tables
+        self._check_tables(tables, codes)
         return self.base.decision_function(inputs) + tables.predict(codes)
+
+    def _check_tables(self, tables: BoosterTables, codes: np.ndarray) -> None:
+        """Raise unless the tables score the first rows of ``codes`` as the booster does (checked once per loaded
+        model and process)."""
+        if tables.same_as(_TABLES.get(self.booster)):
+            return
+        head = codes[:_CHECKED_ROWS]
+        if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
+            raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
+        if len(head):
+            _TABLES[self.booster] = tables
 
     def contributions(
         self, features: pl.DataFrame, group: Callable[[str], str] | None = None, prepared: tuple | None = None
@@ -223,14 +227,17 @@ class ChurnModel:
     def risk_and_contributions(
         self, features: pl.DataFrame, group: Callable[[str], str] | None = None
     ) -> tuple[np.ndarray, tuple[float, tuple[str, ...], np.ndarray]]:
-        """(``predict_risk(features)``, ``contributions`` of its buyers' rows): the inputs worked out once."""
+        """(``predict_risk(features)``, ``contributions`` of its buyers' rows): the inputs worked out once, the
+        logit read off the contributions (base + row sum, equal to ``predict_risk``'s up to float rounding)."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
         rows = features.filter(pl.Series(buyers))
         prepared = self._prepared(rows)
+        self._check_tables(prepared[1], prepared[2])
+        explained = self.contributions(rows, group, prepared)
         if buyers.any():
-            out[buyers] = np.clip(expit(self._logit(rows, prepared)), _P_MIN, _P_MAX)
-        return out, self.contributions(rows, group, prepared)
+            out[buyers] = np.clip(expit(explained[0] + explained[2].sum(axis=1)), _P_MIN, _P_MAX)
+        return out, explained
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

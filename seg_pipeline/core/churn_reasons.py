@@ -147,7 +147,9 @@ def _top_codes(summed: np.ndarray) -> np.ndarray:
     """Per row, the up to ``MAX_REASONS`` reason columns that move the logit most the way it leaves the base
     (up for a risk above it, down below it), by more than ``MIN_CONTRIBUTION``, strongest first (ties: the
     first column); -1 = none."""
-    toward = np.ascontiguousarray(np.where(summed.sum(axis=1, keepdims=True) >= 0, summed, -summed))
+    sign = np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0)
+    toward = np.empty(summed.shape)  # row-major: the row-wise passes below read rows
+    np.multiply(summed, sign, out=toward)
     rows = np.arange(summed.shape[0])
     codes = np.full((summed.shape[0], min(MAX_REASONS, summed.shape[1])), -1, dtype=np.int64)
     for k in range(codes.shape[1]):
