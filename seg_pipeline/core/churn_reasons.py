@@ -197,7 +197,14 @@ def churn_reasons(
     ``contributions``: a ``ChurnModel``'s ``risk_and_contributions(features, reason_of)[1]`` when already at hand.
     """
     buyers = features["frequency"].is_not_null().to_numpy()
-    rows, row_risk = features.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
+    if contributions is not None or not isinstance(model, ChurnModel):
+        # only the phrases' columns are filtered down to the buyers (the model's own inputs are already used)
+        names = contributions[1] if contributions is not None else ("silence", "purchases")
+        read = {"frequency", "days_since_last_order"}.union(*(_phrase(name).meta.root_names() for name in names))
+        features_read = features.select(c for c in features.columns if c in read)
+    else:
+        features_read = features
+    rows, row_risk = features_read.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
     if isinstance(model, ChurnModel):
         reasons, drivers = model_reasons(model, rows, row_risk, contributions)
     else:
