@@ -151,3 +151,34 @@ def test_window_check_against_a_hand_made_outcome() -> None:
     assert check["rhythm_baseline_mae_days"] == pytest.approx((1 + 29) / 2)
     assert check["next_order_mae_days_ordering"] == 5 and check["rhythm_baseline_mae_days_ordering"] == 1
     assert check["clv_interval_coverage"] == 1.0
+
+
+def test_window_checks_are_carried_between_retrains_and_remade_on_a_new_model(monkeypatch) -> None:
+    import json
+    from datetime import date
+    from types import SimpleNamespace
+
+    import polars as pl
+
+    from seg_pipeline.defs import models
+
+    made = []
+    monkeypatch.setattr(models, "window_checks", lambda *args: made.append(args[2]) or [{"window_days": 30}])
+    stored = {"predictions": {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"}}
+
+    class Store:
+        def scalar(self, sql, params):  # the previous version's metrics if it had the same churn model
+            return json.dumps(stored) if params[1] == "m1" else None
+
+    settings = SimpleNamespace(retrain_every_days=7)
+    buyers = pl.DataFrame({"T": [20]})  # first purchase 20 days ago: no window complete yet
+    day = date(2024, 3, 3)
+
+    def windows(version, as_of=day):
+        return models._prediction_windows(Store(), settings, as_of, buyers, 0.0, {"version": version}, date(2024, 3, 2))
+
+    assert windows("m1") == {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"} and made == []
+    assert windows("m2")["checked_as_of"] == "2024-03-03" and made == [day]  # a new model: checked again
+    assert windows("m1", date(2024, 3, 9))["checked_as_of"] == "2024-03-09"  # older than the retrain interval
+    buyers = pl.DataFrame({"T": [400]})  # every window complete now: the carried single window is not enough
+    assert windows("m1")["checked_as_of"] == "2024-03-03"
