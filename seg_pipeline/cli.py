@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import shutil
+import signal
 import sys
 import traceback
 from datetime import date
@@ -21,6 +22,7 @@ import dagster as dg
 from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
 from seg_pipeline.settings import PipelineSettings, SettingsError
+from seg_pipeline.warehouse import WarehouseBusy
 
 SAMPLE_QUERY = (
     "select rfm_segment, count(*) as customers, round(avg(churn_risk), 3) as churn_risk "
@@ -97,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _report(settings, args.as_of, args.out)
         return _demo(settings, args.verbose)
-    except (SettingsError, RunFailed, FileNotFoundError) as error:
-        print(f"seg-pipeline: {error}", file=sys.stderr)
+    except (SettingsError, RunFailed, FileNotFoundError, WarehouseBusy) as error:
+        log = getattr(error, "log_file", None)
+        print(f"seg-pipeline: {error}" + (f" [log: {log}]" if log else ""), file=sys.stderr)
         return 1
     except Exception as error:  # noqa: BLE001 - the last line is the error; its trace goes to a file
         log = _crash_log(error)
@@ -113,7 +116,7 @@ def _first_line(error: BaseException) -> str:
 
 def _crash_log(error: BaseException) -> Path:
     """Write the error's stack trace to `$DAGSTER_HOME/logs/seg-pipeline-crash.log` and return its path."""
-    folder = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve() / "logs"
+    folder = dagster_home() / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "seg-pipeline-crash.log"
     path.write_text("".join(traceback.format_exception(error)))
@@ -156,14 +159,10 @@ def _materialize(settings: PipelineSettings, as_of: date, verbose: bool) -> int:
     """One run for `as_of`; warnings go to stderr before the summary (or the error) line."""
     from seg_pipeline.runs import materialize_as_of
 
-    notices: list[str] = []
-    try:
-        outcome = materialize_as_of(
-            settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL", notices=notices
-        )
-    finally:
-        for line in notices:
-            print(f"seg-pipeline: {line}", file=sys.stderr)
+    outcome = materialize_as_of(
+        settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL",
+        notify=lambda line: print(f"seg-pipeline: {line}", file=sys.stderr, flush=True),
+    )  # fmt: skip
     for line in outcome.warnings:
         print(f"seg-pipeline: warning: {line}", file=sys.stderr)
     print(outcome.summary)
@@ -206,13 +205,18 @@ def _demo(settings: PipelineSettings, verbose: bool) -> int:
     return 0
 
 
+def dagster_home() -> Path:
+    """`$DAGSTER_HOME`, default ./.dagster, as an absolute path."""
+    return Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
+
+
 def dagster_instance() -> dg.DagsterInstance:
     """The Dagster instance in `$DAGSTER_HOME` (default ./.dagster), set up with the project's dagster.yaml if new.
 
     Set up under a file lock: two commands started together on a new home would otherwise both
     write its config and create its SQLite schema, and one of them would fail.
     """
-    home = Path(os.environ.get("DAGSTER_HOME") or ".dagster").resolve()
+    home = dagster_home()
     home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     with (home / ".setup.lock").open("w") as lock:
@@ -230,7 +234,12 @@ def entry() -> None:
     interpreter tearing down dagster, sklearn, GX and friends object by object (a full
     garbage collection of the heap, over a second of a next-day run), which nobody waits for.
     """
-    code = main()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C: the run is marked failed
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print("seg-pipeline: interrupted", file=sys.stderr)
+        code = 130
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -20,6 +20,7 @@ import polars as pl
 
 from seg_pipeline import landing
 from seg_pipeline.core import validation
+from seg_pipeline.core.personal_data import publishable
 from seg_pipeline.landing import DAY_COLUMN, Kind, LandingFile
 from seg_pipeline.store import WorkingStore, replace_rows
 
@@ -267,9 +268,10 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
 
 
 def latest_rows(store: WorkingStore, table: str, kind: Kind, limit: int = 5) -> pl.DataFrame:
-    """A few rows of the latest landed day in `table`, for previews."""
+    """A few rows of the latest landed day in `table`, for previews: without personal data (`publishable`)."""
     day_col = DAY_COLUMN[kind]
-    return store.frame(f"select * from {table} where {day_col} = (select max({day_col}) from {table}) limit {limit}")
+    rows = store.frame(f"select * from {table} where {day_col} = (select max({day_col}) from {table}) limit {limit}")
+    return publishable(rows, kind)
 
 
 @dataclass(frozen=True)

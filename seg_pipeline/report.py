@@ -205,6 +205,7 @@ def report_html(data: VersionData) -> str:
                   _figure_div("chart-cluster-sizes",
                               _shares_figure(data, "cluster_label", None, "Behavioural clusters"))),
             _grid(_figure_div("chart-rfm-heatmap", _rfm_heatmap(data)), _summary_table(data)),
+            _note("rfm-scheme", _rfm_scheme(data)),
         ),
         _section(
             "Value",
@@ -235,6 +236,7 @@ def report_html(data: VersionData) -> str:
         _section("Predictions", "Each prediction made at as-of - window and checked against what happened in the "
                  "window (a seeded sample of buyers); the CLV intervals of the most valuable customers.",
                  _grid(_prediction_checks_table(data), _top_clv_table(data))),
+        _section("Actions", _action_rule(data), f"<div class='narrow'>{_actions_table(data)}</div>"),
     ]  # fmt: skip
     header = (
         f"<header><h1>{_e(title)}</h1><p class='meta'>version <b>{_e(v['segment_version'])}</b>"
@@ -401,6 +403,40 @@ def _top_clv_table(data: VersionData) -> str:
         numeric={2, 4, 5},
         caption="Highest CLV customers with their interval",
     )  # fmt: skip
+
+
+def _rfm_scheme(data: VersionData) -> str:
+    horizon = data.metrics.get("rfm", {}).get("churn_horizon_days", "H")
+    return (
+        f"R is scored against the churn horizon of {horizon} days: 5, 4, 3 = thirds of the customers active "
+        f"within it (5 = most recent), 2 = lapsed for less than twice the horizon, 1 = lapsed longer, so a lapsed "
+        "customer never carries an R 3-5 segment. F (completed orders) and M (lifetime spend) are quintiles. Equal "
+        "values share a score: a tie that straddles a quintile edge takes the score of its lowest member."
+    )
+
+
+def _action_rule(data: VersionData) -> str:
+    rule = data.metrics.get("actions", {})
+    cost = _num(rule.get("contact_cost"), 2)
+    return (
+        "One action per customer from value tier x lifecycle stage x churn band (core/recommended_actions.csv). "
+        f"Expected value of contact = {_pct(rule.get('save_rate'))} (assumed save rate) x churn risk x CLV; "
+        f"below the contact cost of {cost} (SEG_CONTACT_COST) a lapsed customer gets No action, otherwise a "
+        "win-back action."
+    )
+
+
+def _actions_table(data: VersionData) -> str:
+    by_action = data.metrics.get("actions", {}).get("by_action", {})
+    if not by_action:
+        return _note("actions-empty", "The version's metrics hold no action shares.")
+    rows = sorted(by_action.items(), key=lambda item: (-item[1]["customers"], item[0]))
+    return _table(
+        ["recommended action", "customers", "share of customers", "share of CLV"],
+        [[_e(action), f"{v['customers']:,}", _pct(v["customer_share"]), _pct(v["clv_share"])] for action, v in rows],
+        numeric={1, 2, 3},
+        caption="Customers and expected 12-month revenue (CLV) per action (segment_versions.metrics)",
+    )
 
 
 # ----------------------------------------------------------------------------------------- figures

@@ -11,6 +11,7 @@ in process; the internals it takes are imported in this module only.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -39,15 +40,18 @@ CODE_LOCATION_MODULE = "seg_pipeline.definitions"
 
 
 class RunFailed(RuntimeError):
-    """A run or its preconditions failed; `str()` is one line saying what and why."""
+    """A run or its preconditions failed; `str()` is one line saying what and why, `log_file` the run's log."""
+
+    def __init__(self, message: str, log_file: Path | None = None) -> None:
+        super().__init__(message)
+        self.log_file = log_file
 
 
 @dataclass
 class Outcome:
-    """What a run of the CLI did: a summary line, warning lines, and the run's log file."""
+    """What a run of the CLI did: a summary line and warning lines."""
 
     summary: str
-    log_file: Path
     warnings: list[str] = field(default_factory=list)
 
 
@@ -56,29 +60,28 @@ def materialize_as_of(
     as_of: date,
     instance: dg.DagsterInstance | None = None,
     log_level: str = "CRITICAL",
-    notices: list[str] | None = None,
+    notify: Callable[[str], None] = lambda line: None,
 ) -> Outcome:
     """Make version `as_of` exist with one run of the segments job for partition D.
 
     That run ingests every landed day <= D that is new or changed, then builds and publishes
-    version D. The run's event log, with stack traces, is written to a file; the Dagster console
-    logger prints events of `log_level` and above. Lines about runs found dead before starting are
-    appended to `notices`. Raises `RunFailed` with a one-line reason naming that file.
+    version D. A failed run's event log, with stack traces, is written to a file; the Dagster console
+    logger prints events of `log_level` and above. `notify` is called at once with a line about each
+    run found dead and about a live run the new one waits for. Raises `RunFailed` with a one-line
+    reason and the log file.
     """
     instance = instance or dg.DagsterInstance.get()
     key = _check_partition(settings, as_of)
     for line in recover_dead_runs(instance):
-        if notices is not None:
-            notices.append(line)
-    holders = slot_holders(instance, STORE_POOL)
-    if holders and notices is not None:
-        notices.append(f"waiting for run {', '.join(r[:8] for r in holders)}, which holds the {STORE_POOL} pool")
+        notify(line)
+    if holders := slot_holders(instance, STORE_POOL):
+        notify(f"waiting for run {', '.join(r[:8] for r in holders)}, which holds the {STORE_POOL} pool")
     job = build_definitions(settings).resolve_job_def(SEGMENTS_JOB)
     run = _create_run(instance, job, key, {"loggers": {"console": {"config": {"log_level": log_level}}}})
     result = execute_run(InMemoryJob(job), run, instance)
-    log_file = write_run_log(instance, run.run_id, _log_dir(instance))
     if not result.success:
-        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)} [log: {log_file}]")
+        log_file = write_run_log(instance, run.run_id, _log_dir(instance))
+        raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)}", log_file)
     row = WorkingStore(settings.store_path).frame(
         "select segment_version, customers, prospects, orders_accepted, orders_quarantined "
         "from segment_versions where as_of = ?",
@@ -89,7 +92,7 @@ def materialize_as_of(
         f"({row['prospects']:,} prospects), {row['orders_accepted']:,} orders accepted, "
         f"{row['orders_quarantined']:,} quarantined"
     )
-    return Outcome(summary, log_file, warning_lines(result))
+    return Outcome(summary, warning_lines(result))
 
 
 def _check_partition(settings: PipelineSettings, as_of: date) -> str:
@@ -166,6 +169,8 @@ def failure_line(result: dg.ExecuteInProcessResult) -> str:
             return f"{check} failed: {evaluation.description}" if evaluation.description else f"{check} failed"
     for event in result.all_events:
         if event.is_step_failure and event.step_failure_data.error:
+            if event.step_failure_data.error.cls_name == "DagsterExecutionInterruptedError":
+                return f"{event.step_key}: interrupted (SIGTERM or Ctrl-C); the run is marked failed, re-run it"
             return f"{event.step_key}: {error_line(event.step_failure_data.error)}"
     return "the run failed without a step error; see the run in the Dagster UI"
 

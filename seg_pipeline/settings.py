@@ -51,7 +51,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_VALUE_TIER_CUTS": ("0.01,0.05,0.20", "cumulative top shares of platinum, gold, silver"),
     "SEG_CLV_MONTHLY_DISCOUNT": ("0.01", "monthly discount rate of the 12-month CLV"),
-    "SEG_RETRAIN_EVERY_DAYS": ("7", "retrain churn and cluster models when the last is this many days old (1: daily)"),
+    "SEG_CONTACT_COST": (
+        "0.5",
+        "cost of one contact in currency units: a customer whose expected value of contact (0.1 x churn_risk x clv) "
+        "is below it gets the action table's `below_cost_action` (\"No action\" for lapsed customers)",
+    ),
+    "SEG_RETRAIN_EVERY_DAYS": (
+        "7",
+        "retrain churn and cluster models when the last is this many days old (1: daily), "
+        "or its training data or settings changed",
+    ),
     "SEG_KEEP_VERSIONS": (
         "30",
         "versions of the per-customer tables (customer_features, customer_segments) kept, newest first, in the "
@@ -82,6 +91,7 @@ class PipelineSettings(dg.ConfigurableResource):
     max_landing_gap_days: int
     value_tier_cuts: list[float]
     clv_monthly_discount: float
+    contact_cost: float
     retrain_every_days: int
     keep_versions: int
     schedule_cron: str
@@ -121,6 +131,7 @@ class PipelineSettings(dg.ConfigurableResource):
         threshold = _number("SEG_QUARANTINE_THRESHOLD", raw("SEG_QUARANTINE_THRESHOLD"), float)
         min_rows = _number("SEG_QUARANTINE_MIN_ROWS", raw("SEG_QUARANTINE_MIN_ROWS"), int)
         discount = _number("SEG_CLV_MONTHLY_DISCOUNT", raw("SEG_CLV_MONTHLY_DISCOUNT"), float)
+        contact_cost = _number("SEG_CONTACT_COST", raw("SEG_CONTACT_COST"), float)
         warn_share = _number("SEG_QUARANTINE_WARN_SHARE", raw("SEG_QUARANTINE_WARN_SHARE"), float)
         profile_share = _number("SEG_PROFILE_MIN_SHARE", raw("SEG_PROFILE_MIN_SHARE"), float)
         gap = _number("SEG_MAX_LANDING_GAP_DAYS", raw("SEG_MAX_LANDING_GAP_DAYS"), int)
@@ -131,6 +142,7 @@ class PipelineSettings(dg.ConfigurableResource):
             ("SEG_QUARANTINE_THRESHOLD", threshold, 0 <= threshold <= 1),
             ("SEG_QUARANTINE_MIN_ROWS", min_rows, min_rows >= 1),
             ("SEG_CLV_MONTHLY_DISCOUNT", discount, 0 <= discount < 1),
+            ("SEG_CONTACT_COST", contact_cost, contact_cost >= 0),
             ("SEG_QUARANTINE_WARN_SHARE", warn_share, 0 <= warn_share <= 1),
             ("SEG_PROFILE_MIN_SHARE", profile_share, 0 <= profile_share <= 1),
             ("SEG_MAX_LANDING_GAP_DAYS", gap, gap >= 0),
@@ -151,6 +163,7 @@ class PipelineSettings(dg.ConfigurableResource):
             max_landing_gap_days=gap,
             value_tier_cuts=cuts,
             clv_monthly_discount=discount,
+            contact_cost=contact_cost,
             retrain_every_days=retrain,
             keep_versions=keep,
             schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),

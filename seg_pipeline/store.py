@@ -18,7 +18,9 @@ faster too. A file is written under a fresh name and switched in by the same tra
 that updates the quarantine and the manifest, so a day is still replaced whole or not at
 all; superseded files are deleted after the commit, files of a rolled-back one straight away.
 
-Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file.
+Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file. The store
+holds personal data, so while it is held the process creates files owner-only (0600 files, 0700
+folders), whatever the umask: DuckDB creates its file and write-ahead log with the process umask.
 """
 
 from __future__ import annotations
@@ -117,6 +119,8 @@ create table if not exists quarantine_profiles (
 create table if not exists model_registry (
     kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
 );
+-- what the model was trained from (see defs.models): a model is reused only while that is unchanged
+alter table model_registry add column if not exists inputs varchar;
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
     churn_model_version varchar, cluster_model_version varchar, metrics json,
@@ -127,6 +131,36 @@ create table if not exists segment_versions (
 alter table segment_versions add column if not exists churn_method varchar;
 alter table segment_versions add column if not exists data_through date;
 """
+
+
+_umask_guard = threading.Lock()
+_umask_state = [0, 0]  # sections open, the umask they replaced
+
+
+@contextmanager
+def _owner_only() -> Iterator[None]:
+    """Files and folders created meanwhile (by any thread of the process) are owner-only."""
+    with _umask_guard:
+        if _umask_state[0] == 0:
+            _umask_state[1] = os.umask(0o077)
+        _umask_state[0] += 1
+    try:
+        yield
+    finally:
+        with _umask_guard:
+            _umask_state[0] -= 1
+            if _umask_state[0] == 0:
+                os.umask(_umask_state[1])
+
+
+def shared_file_mode() -> int:
+    """The mode the process umask gives a new file outside the store's owner-only sections (for analysts)."""
+    with _umask_guard:
+        if _umask_state[0]:
+            return 0o666 & ~_umask_state[1]
+        umask = os.umask(0o077)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 class StoreBusy(RuntimeError):
@@ -153,7 +187,7 @@ class _ProcessLock:
         rlock, state = self._held[self.path]
         with rlock:
             if state[0] == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
@@ -185,6 +219,9 @@ class WorkingStore:
         self._written: list[Path] = []
         self._superseded: list[Path] = []
         self._session: duckdb.DuckDBPyConnection | None = None
+        for private, mode in ((self.path, 0o600), (self.parts_dir, 0o700)):  # made before files were owner-only
+            if private.exists():
+                private.chmod(mode)
         with self.connect() as con:
             tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
             if old := [name for name in tables if name in PART_TABLES]:
@@ -194,8 +231,9 @@ class WorkingStore:
                 )
             con.execute(SCHEMA)
             views = dict(con.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
+            folder = sql_literal(f"{self.parts_dir}/")[:-1]  # how each file's literal in a view's SQL starts
             for table in PART_TABLES:
-                if table not in views or ("read_parquet" in views[table] and str(self.parts_dir) not in views[table]):
+                if table not in views or ("read_parquet" in views[table] and folder not in views[table]):
                     self._create_view(con, table)  # new store, or one moved since its views were made
 
     @contextmanager
@@ -204,7 +242,7 @@ class WorkingStore:
 
         One asset step is one session: the file is opened (and checkpointed on close) once, not per query.
         """
-        with self._lock(self.wait):
+        with self._lock(self.wait), _owner_only():
             if self._session is not None:
                 yield self
                 return
@@ -218,7 +256,7 @@ class WorkingStore:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held under the store lock; other processes wait for it."""
-        with self._lock(self.wait):
+        with self._lock(self.wait), _owner_only():
             con = duckdb.connect(str(self.path)) if self._session is None else self._session.cursor()
             try:
                 yield con
@@ -356,6 +394,20 @@ class WorkingStore:
             )
         )
 
+    def landed_fingerprint(self, until: date) -> str:
+        """A hash of the content of every landed file ingested for the days <= `until` (orders and profiles).
+
+        It changes when a file of such a day is re-delivered with other content, and is the same in any
+        store that ingested the same files.
+        """
+        return str(
+            self.scalar(
+                "select md5(coalesce(string_agg(kind || '/' || day || '/' || source_file || '=' || fingerprint, ',' "
+                "order by kind, day, source_file), '')) from landing_files where day <= ?",
+                [until],
+            )
+        )
+
     def sweep_parts(self) -> None:
         """Delete part files no committed manifest row names (left by a crash between write and commit)."""
         with self.connect() as con:
@@ -377,7 +429,7 @@ class WorkingStore:
         """(Re)define the view `table` over its committed parts (an empty typed relation when none)."""
         files = self._files(con, table)
         if files:
-            source = "read_parquet([" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "])"
+            source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "])"
         else:
             columns = ", ".join(f"null::{_DUCKDB_TYPES[type(t)]} as {c}" for c, t in PART_TABLES[table][1].items())
             source = f"(select {columns} limit 0)"
@@ -392,6 +444,11 @@ _DUCKDB_TYPES = {
 
 #: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[str, pl.DataFrame]] = {}
+
+
+def sql_literal(text: str) -> str:
+    """`text` as an SQL string literal, for statements that take no parameters (views, comments)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _unlink(paths: Sequence[Path]) -> None:

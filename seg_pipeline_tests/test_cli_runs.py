@@ -39,7 +39,8 @@ def test_a_failing_step_is_one_line_naming_its_log_file(tmp_path, landing):
     assert line.startswith(f"seg-pipeline: version {END} failed (run ") and "broken_mart: " in line
     assert "Conversion Error" in line
     log = Path(re.search(r"\[log: (.+)\]$", line).group(1))
-    assert "Traceback (most recent call last)" in log.read_text() and "STEP_FAILURE" in log.read_text()
+    text = log.read_text()  # the whole event log, with the failing step's stack trace
+    assert "STEP_FAILURE" in text and 'seg_pipeline/defs/marts.py", line ' in text and "Conversion Error" in text
 
     verbose = cli({**env, "SEG_SQL_DIR": str(sql)}, "--verbose", "materialize", "--as-of", str(END))
     lines = verbose.stderr.strip().splitlines()
@@ -53,7 +54,7 @@ def test_fast_file_failures_always_name_their_file(tmp_path):
     broken = landing / "orders" / f"{END}-late.csv"
     broken.write_bytes("order_id,customer_id,order_ts,amount\nA,B,2026-06-30T01:00:00,1\n".encode("utf-16"))
     env = cli_env(make_settings(tmp_path, landing, SEG_PARTITION_START=str(END - timedelta(days=4))), tmp_path / "h")
-    for _ in range(3):
+    for _ in range(2):
         pair = [
             subprocess.Popen([sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(END)],
                              env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -237,3 +238,21 @@ def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(we
     assert status == "SUCCESS", failures
     assert instance.get_run_by_id(child).parent_run_id == parent_run.run_id
     assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
+
+
+def test_a_young_shop_whose_files_stopped_arriving_publishes_with_warning_lines(tmp_path):
+    """A month of orders, the last nine days ago: the version publishes, and the CLI says what to watch."""
+    landing = tmp_path / "landing"
+    generate_landing(landing, customers=80, days=30, end_date=END - timedelta(days=9))
+    env = cli_env(make_settings(tmp_path, landing, SEG_PARTITION_START=str(END - timedelta(days=38))), tmp_path / "h")
+    run = cli(env, "materialize", "--as-of", str(END))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1].startswith(f"published {END}+")
+    warnings = run.stderr.strip().splitlines()
+    assert any(w.startswith("seg-pipeline: warning: customer_segments check data_through: ") for w in warnings)
+    assert any(w.startswith("seg-pipeline: warning: churn_model check churn_method: ") for w in warnings)
+    buyers = analyst(
+        str(tmp_path / "out" / "segments.duckdb"),
+        "select count(*), count(churn_risk) from current_segments where lifecycle_stage <> 'prospect'",
+    )
+    assert buyers[0][0] > 0 and buyers[0][0] == buyers[0][1]

@@ -14,7 +14,9 @@ import polars as pl
 import pytest
 
 import seg_pipeline
+from seg_pipeline.core.actions import ASSUMED_SAVE_RATE, NO_ACTION
 from seg_pipeline.core.clusters import label_keep_share
+from seg_pipeline.core.rfm import ACTIVE_SEGMENTS
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.runs import materialize_as_of
@@ -139,6 +141,30 @@ def test_predictions_are_published_with_their_checks(published):
         assert window["actual_purchase_days"] > 0 and 0.5 < window["purchase_ratio"] < 2
         assert window["next_order_mae_days"] >= 0 and window["rhythm_baseline_mae_days"] >= 0
         assert 0 <= window["clv_interval_coverage"] <= 1
+
+
+def test_published_segments_keep_their_names_and_actions_their_cost_rule(published):
+    settings, _ = published
+    path = settings.warehouse_path
+    lapsed_active = analyst(path, f"select count(*) from customer_segments where lifecycle_stage = 'lapsed' "
+                                  f"and rfm_segment in {tuple(ACTIVE_SEGMENTS)}")  # fmt: skip
+    assert lapsed_active == [(0,)]
+    split = analyst(path, "select count(*) from (select s.as_of from customer_segments s join customer_features f "
+                          "using (as_of, customer_id) where s.rfm_score is not null group by s.as_of, "
+                          "f.days_since_last_order, f.order_count, f.total_spend having count(distinct rfm_score) > 1)")
+    assert split == [(0,)]  # identical inputs, one score
+    costly = analyst(path, f"select count(*) from customer_segments where recommended_action = '{NO_ACTION}' "
+                           f"and not {ASSUMED_SAVE_RATE} * churn_risk * clv < {settings.contact_cost}")
+    assert costly == [(0,)]
+    idle = analyst(path, f"select count(*) from customer_segments where recommended_action = '{NO_ACTION}'")
+    assert idle[0][0] > 0  # the rule is exercised: the small base has lapsed customers not worth a contact
+    for as_of, metrics in analyst(path, "select as_of, metrics from segment_versions order by as_of"):
+        by_action = json.loads(metrics)["actions"]["by_action"]
+        counts = dict(analyst(path, f"select recommended_action, count(*) from customer_segments "
+                                    f"where as_of = '{as_of}' group by 1"))  # fmt: skip
+        assert {a: v["customers"] for a, v in by_action.items()} == counts
+        assert sum(v["customer_share"] for v in by_action.values()) == pytest.approx(1.0)
+        assert sum(v["clv_share"] for v in by_action.values()) == pytest.approx(1.0)
 
 
 def test_analyst_file_has_no_personal_data_and_explains_itself(published):

@@ -74,6 +74,12 @@ def test_report_holds_every_chart_and_the_version(page, published):
     assert f"{window['next_order_mae_days']:,.1f}" in page and f"{window['rhythm_baseline_mae_days']:,.1f}" in page
     assert data.top_clv.height == 10 and data.top_clv["customer_id"][0] in page
     assert not data.common_reasons.is_empty() and data.common_reasons["reason"][0] in page
+    assert "R is scored against the churn horizon of 90 days" in page
+    actions = data.metrics["actions"]
+    assert f"contact cost of {actions['contact_cost']:,.2f} (SEG_CONTACT_COST)" in page
+    for action, shares in actions["by_action"].items():  # every action with its shares of customers and CLV
+        cells = [action, f"{shares['customers']:,}", f"{shares['customer_share']:.1%}", f"{shares['clv_share']:.1%}"]
+        assert "".join(f"<td class='{'num' if i else ''}'>{c}</td>" for i, c in enumerate(cells)) in page
 
 
 def test_report_is_self_contained(page):

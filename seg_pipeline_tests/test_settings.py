@@ -12,6 +12,7 @@ def test_every_default_is_usable():
     assert settings.keep_versions == int(SETTINGS_DOC["SEG_KEEP_VERSIONS"][0])
     assert settings.retrain_every_days == RETRAIN_EVERY_DAYS  # the benchmark runs the default cadence
     assert settings.churn_horizon_days == int(SETTINGS_DOC["SEG_CHURN_HORIZON_DAYS"][0])
+    assert settings.contact_cost == float(SETTINGS_DOC["SEG_CONTACT_COST"][0])
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,8 @@ def test_every_default_is_usable():
         ("SEG_QUARANTINE_WARN_SHARE", "2"),
         ("SEG_PROFILE_MIN_SHARE", "-0.5"),
         ("SEG_MAX_LANDING_GAP_DAYS", "-1"),
+        ("SEG_CONTACT_COST", "-0.5"),
+        ("SEG_CONTACT_COST", "free"),
     ],
 )
 def test_a_bad_value_names_its_variable(name, value):

@@ -156,9 +156,12 @@ def test_the_model_takes_over_once_history_allows(tmp_path, small_landing, insta
 
 
 def test_a_day_after_a_failed_empty_first_day_rolls_forward(tmp_path, instance):
-    """2024-06-01 has no orders (fails, nothing to segment); 2024-06-02 then builds on its empty features."""
+    """2024-06-01 has no completed order (fails, nothing to segment); 2024-06-02 then builds on its empty features."""
     first = date(2024, 6, 1)
     write_orders(tmp_path / "landing", daily_buyers(30, first + timedelta(days=1), 1))
+    (tmp_path / "landing" / "orders" / f"{first}.csv").write_text(
+        "order_id,customer_id,order_ts,amount,status\nx1,c000,2024-06-01T09:00:00,12.5,cancelled\n"
+    )
     settings = make_settings(tmp_path, tmp_path / "landing", SEG_PARTITION_START=first.isoformat())
     with pytest.raises(RunFailed, match="no completed order"):
         materialize_as_of(settings, first, instance)

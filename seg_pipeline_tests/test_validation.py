@@ -245,6 +245,59 @@ def test_profile_duplicates_are_per_snapshot() -> None:
     ]
 
 
+def test_ids_with_surrounding_spaces_are_the_same_id_and_the_reason_says_so() -> None:
+    result = V.validate_orders(orders({}, {"order_id": " o1 "}, {"order_id": "o1\t", "amount": "3"}), run_gx=False)
+    assert result.accepted.select("order_id", "source_row").rows() == [("o1", 1)]
+    note = " (order_ids are compared without surrounding spaces)"
+    assert reasons(result) == [
+        f"exact duplicate of row 1 in {FILE}{note}",
+        f"duplicate order_id with values differing from row 1 in {FILE}, which is kept{note}",
+    ]
+    already = pl.DataFrame({"order_id": ["o9"], "order_day": [date(2025, 12, 31)]})
+    again = V.validate_orders(orders({"order_id": " o9"}), already_accepted=already, run_gx=False)
+    assert reasons(again) == [f"order_id already accepted on 2025-12-31{note}"]
+    snapshot = V.validate_profiles(profiles({}, {"customer_id": " c1 ", "region": "south"}), run_gx=False)
+    assert snapshot.accepted.get_column("customer_id").to_list() == ["c1"]
+    assert reasons(snapshot) == [
+        f"duplicate customer_id in snapshot 2026-01-02 with values differing from row 1 in {PFILE}, which is kept"
+        " (customer_ids are compared without surrounding spaces)"
+    ]
+
+
+def test_a_customer_id_that_is_an_email_or_phone_is_quarantined_numeric_ids_are_not() -> None:
+    result = V.validate_orders(
+        orders(
+            {"order_id": "o1", "customer_id": "jane@example.com"},
+            {"order_id": "o2", "customer_id": "+1 555 123 4567"},
+            {"order_id": "o3", "customer_id": "10023456"},
+        ),
+        run_gx=False,
+    )
+    assert result.accepted.get_column("customer_id").to_list() == ["10023456"]
+    assert reasons(result) == [
+        "customer_id looks like personal data (email): ids must be opaque keys, not emails or phone numbers",
+        "customer_id looks like personal data (phone): ids must be opaque keys, not emails or phone numbers",
+    ]
+    snapshot = V.validate_profiles(profiles({"customer_id": "(555) 123-4567"}), run_gx=False)
+    assert snapshot.accepted.is_empty() and "ids must be opaque" in reasons(snapshot)[0]
+
+
+def test_accepted_free_text_and_reasons_are_scrubbed_of_emails_and_phones() -> None:
+    result = V.validate_orders(
+        orders(
+            {"channel": "+1 555 123 4567", "category": "for jane@example.com"},
+            {"order_id": "o2", "status": "a@b.co"},
+        ),
+        run_gx=False,
+    )
+    assert result.accepted.select("channel", "category").rows() == [("[removed: phone]", "for [removed: email]")]
+    assert reasons(result) == ["status '[removed: email]' is not one of completed/cancelled/returned"]
+    snapshot = V.validate_profiles(profiles({"region": "jane@example.com", "gender": "555-123-4567"}), run_gx=False)
+    assert snapshot.accepted.select("region", "gender", "email").rows() == [
+        ("[removed: email]", "[removed: phone]", "a@x.org")  # the personal columns stay for matching
+    ]
+
+
 # --- profiles ----------------------------------------------------------------------------------
 
 
@@ -325,6 +378,7 @@ DIRTY_ORDERS = [
     {"order_id": "dup", "amount": "99"},
     {"order_id": "fine", "currency": None, "status": None, "quantity": None},
     {"row_error": "line 21: 10 fields, the header has 9"},  # a ragged CSV row, as landing marks it
+    {"customer_id": "jane.doe@example.com"},
 ]
 
 
@@ -355,12 +409,12 @@ def test_gx_report_has_observed_and_unexpected_details(dirty_orders: V.Validatio
     status = by_rule["status_allowed"]
     assert status["success"] is False and status["column"] == "status"
     assert status["partial_unexpected_list"] == ["open"] and status["unexpected_count"] == 1
-    assert status["unexpected_percent"] == pytest.approx(100 / 19)  # of the 19 non-null statuses
+    assert status["unexpected_percent"] == pytest.approx(100 / 20)  # of the 20 non-null statuses
     assert status["sample_rows"] == [f"{FILE}:11"]
     day = by_rule["order_ts_on_file_day"]
     assert day["partial_unexpected_list"] == [["2026-01-01", "2026-01-02"], ["2026-01-01", "2026-01-02"]]
     assert by_rule["order_id_unique"]["partial_unexpected_list"] == ["dup"]
-    assert by_rule["order_id_not_null"]["success"] is False and by_rule["order_id_not_null"]["element_count"] == 20
+    assert by_rule["order_id_not_null"]["success"] is False and by_rule["order_id_not_null"]["element_count"] == 21
 
 
 def test_gx_counts_equal_polars_counts_for_profiles() -> None:
@@ -369,6 +423,7 @@ def test_gx_counts_equal_polars_counts_for_profiles() -> None:
         {"birth_year": "2020"}, {"customer_type": "club"}, {"is_member": "y"},
         {"customer_id": "d"}, {"customer_id": "d"}, {"customer_id": "d", "phone": "2"},
         {"row_error": "line 12: 3 fields, the header has 10"},
+        {"customer_id": "+1 555 123 4567"},
     ]  # fmt: skip
     result = V.validate_profiles(profiles(*[{"customer_id": f"p{i}", **row} for i, row in enumerate(dirty)]))
     report = result.expectations

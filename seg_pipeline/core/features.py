@@ -201,12 +201,12 @@ def _assemble(buyers: pl.DataFrame, profiles: pl.DataFrame | None, as_of: date) 
             pl.col("has_profile").fill_null(False),
         )
         .collect()
-        .pipe(_sort_by_customer_id)
+        .pipe(_sort_by_customer_id, profiles)
     )
 
 
-def _sort_by_customer_id(frame: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` sorted by customer_id; raises if an id repeats (a profile snapshot with duplicates).
+def _sort_by_customer_id(frame: pl.DataFrame, profiles: pl.DataFrame | None) -> pl.DataFrame:
+    """``frame`` sorted by customer_id; raises naming the rows if an id repeats (a profile snapshot with duplicates).
 
     Ordering by the ids' first 8 bytes as an integer is much faster than comparing strings and gives
     the same order unless two ids share those bytes."""
@@ -223,8 +223,18 @@ def _sort_by_customer_id(frame: pl.DataFrame) -> pl.DataFrame:
         return frame[order]
     frame = frame.sort("customer_id")
     if (frame["customer_id"] == frame["customer_id"].shift(1)).any():
-        raise ValueError("profiles snapshot has duplicate customer_id")
+        raise ValueError(_duplicate_profile(profiles))
     return frame
+
+
+def _duplicate_profile(profiles: pl.DataFrame | None) -> str:
+    """One line naming a customer_id the profile snapshot holds twice and where (`source_file`, `source_row`)."""
+    if profiles is None or "source_file" not in profiles.columns:
+        return "profiles snapshot has duplicate customer_id"
+    rows = profiles.filter(pl.col("customer_id").is_duplicated()).sort("customer_id", "source_file", "source_row")
+    first = rows.filter(pl.col("customer_id") == rows["customer_id"][0])
+    places = " and ".join(f"{file} row {row}" for file, row in first.select("source_file", "source_row").iter_rows())
+    return f"profiles snapshot has customer_id {first['customer_id'][0]!r} more than once: {places}"
 
 
 def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:

@@ -15,6 +15,12 @@ NEW_WINDOW_DAYS = 90
 TREND_THRESHOLD = 0.3
 DECLINING_CHURN_RISK = 0.6
 
+
+def lapsed(churn_horizon_days: int) -> pl.Expr:
+    """No completed order in the last H days; the one definition RFM's recency score also follows."""
+    return pl.col("days_since_last_order") >= churn_horizon_days
+
+
 # (stage, rule text, condition given the churn horizon H in days); order matters.
 LIFECYCLE_RULES: tuple[tuple[str, str, Callable[[int], pl.Expr]], ...] = (
     ("prospect", "no completed order (`frequency` is null)", lambda h: pl.col("frequency").is_null()),
@@ -22,7 +28,7 @@ LIFECYCLE_RULES: tuple[tuple[str, str, Callable[[int], pl.Expr]], ...] = (
         "lapsed",
         "no completed order in the last H days: `days_since_last_order >= H` "
         "(H = `SEG_CHURN_HORIZON_DAYS`, default 90)",
-        lambda h: pl.col("days_since_last_order") >= h,
+        lapsed,
     ),
     (
         "new",

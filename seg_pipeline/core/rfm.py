@@ -1,22 +1,27 @@
-"""RFM quintile scores and the classic R x F segment grid.
+"""RFM scores and the classic R x F segment grid.
 
-Scores are quintiles over customers with at least one completed order
-(``frequency`` not null); prospects get null scores and segment 'Prospect'.
+Scores are over customers with at least one completed order (``frequency`` not null);
+prospects get null scores and segment 'Prospect'.
 
-- R: ``days_since_last_order``, reversed (most recent = 5).
+- R: ``days_since_last_order`` against the churn horizon H (``SEG_CHURN_HORIZON_DAYS``), so that a
+  lapsed customer is never called recent: customers active within H (not lapsed, the rule of
+  ``core/lifecycle.py``) score 3..5 by thirds of their recency among the active; lapsed customers
+  score 2 when silent for fewer than 2H days and 1 from 2H days on.
 - F: ``order_count`` (completed orders, first order included) -- the classic RFM
   count; BTYD ``frequency`` would put every one-time buyer at 0 repeat days.
 - M: ``total_spend`` (lifetime completed spend) -- the classic RFM monetary value;
   BTYD ``monetary_value`` is 0 for one-time buyers.
 
-Ties: customers are ranked 1..n by (value, customer_id), so equal values are split
-deterministically by customer_id (ascending id gets the lower rank); the score is
-``ceil(5 * rank / n)``, which makes quintile sizes equal to within one customer.
+Ties: equal values always share a score. A score is ``1 + floor(q x share of the scored customers with a
+strictly worse value)`` over q quantiles (q = 5 for F and M, q = 3 among the active for R, offset to 3..5),
+so a group of tied customers that straddles a quantile edge takes the score of its lowest member. Quantiles
+are therefore only equal-sized when values are distinct; on heavy ties (55% one-time buyers) some scores
+are empty.
 """
 
 import polars as pl
 
-from seg_pipeline.core.ranking import rank_by
+from seg_pipeline.core.lifecycle import lapsed
 
 PROSPECT_SEGMENT = "Prospect"
 
@@ -36,6 +41,8 @@ RFM_SEGMENT_GRID: tuple[tuple[range, range, str], ...] = (
 )
 
 RFM_SEGMENTS: tuple[str, ...] = tuple(name for _, _, name in RFM_SEGMENT_GRID)
+#: the segments of the R 3..5 rows: only customers active within the churn horizon carry them
+ACTIVE_SEGMENTS: tuple[str, ...] = tuple(name for rs, _, name in RFM_SEGMENT_GRID if min(rs) >= 3)
 
 _GRID_LOOKUP: dict[int, str] = {
     10 * r + f: name for rs, fs, name in RFM_SEGMENT_GRID for r in rs for f in fs
@@ -50,20 +57,28 @@ def rfm_segment_of(r: int, f: int) -> str:
     return _GRID_LOOKUP[10 * r + f]
 
 
-def _quintile(features: pl.DataFrame, col: str, descending: bool, n: int) -> pl.Expr:
-    """1..5 quintile of `col` over the `n` scored customers (rank by value, then customer_id)."""
-    rank = rank_by(features, pl.when(_SCORED).then(pl.col(col)), descending=descending)
-    return pl.when(_SCORED).then((5 * pl.lit(rank) + n - 1) // max(n, 1)).cast(pl.Int8)
+def _tied_score(value: pl.Expr, among: pl.Expr, quantiles: int, *, higher_is_better: bool) -> pl.Expr:
+    """1..`quantiles` for rows where `among` holds: 1 + floor(quantiles x share of those rows strictly worse)."""
+    kept = pl.when(among).then(value)
+    worse = kept.rank("min", descending=not higher_is_better) - 1  # rows strictly worse than this one
+    return (1 + quantiles * worse // pl.max_horizontal(among.sum(), 1)).cast(pl.Int8)
 
 
-def score_rfm(features: pl.DataFrame) -> pl.DataFrame:
+def score_rfm(features: pl.DataFrame, churn_horizon_days: int = 90) -> pl.DataFrame:
     """customer_id, r/f/m_score (Int8), rfm_score ('545') and rfm_segment, in input row order."""
-    n = features.select(_SCORED.sum()).item()
+    days = pl.col("days_since_last_order")
+    gone = lapsed(churn_horizon_days)
+    active = _SCORED & ~gone
+    recency = (
+        pl.when(active).then(2 + _tied_score(days, active, 3, higher_is_better=False))
+        .when(_SCORED).then(pl.when(days < 2 * churn_horizon_days).then(2).otherwise(1))
+        .cast(pl.Int8)
+    )  # fmt: skip
     scores = features.select(
         "customer_id",
-        _quintile(features, "days_since_last_order", True, n).alias("r_score"),
-        _quintile(features, "order_count", False, n).alias("f_score"),
-        _quintile(features, "total_spend", False, n).alias("m_score"),
+        recency.alias("r_score"),
+        _tied_score(pl.col("order_count"), _SCORED, 5, higher_is_better=True).alias("f_score"),
+        _tied_score(pl.col("total_spend"), _SCORED, 5, higher_is_better=True).alias("m_score"),
     )
     return scores.with_columns(
         pl.concat_str("r_score", "f_score", "m_score").alias("rfm_score"),

@@ -10,6 +10,7 @@ from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, comp
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
 from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.landing import PERSONAL_COLUMNS
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
 
@@ -27,7 +28,8 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
     if snapshots.is_empty():
         return None
     snapshot = snapshots["day"].max()
-    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", "source_file", "source_row")]
+    # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
+    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 

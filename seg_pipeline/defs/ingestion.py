@@ -15,9 +15,10 @@ import dagster as dg
 import polars as pl
 
 from seg_pipeline import ingest
+from seg_pipeline.core.personal_data import scrub_text
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.landing import PERSONAL_COLUMNS, Kind, LandingFileError, unused_files
+from seg_pipeline.landing import Kind, LandingFileError, unused_files
 from seg_pipeline.settings import PipelineSettings
 
 STORE_POOL = "seg_store"  # every asset writing the working store; dagster.yaml limits it to 1
@@ -99,11 +100,7 @@ def _run_ingest(
             snapshots = ingest.latest_snapshots(working, settings.landing_dir, partition_days[-1])
         except LandingFileError:  # the snapshot in force is unreadable: report.errors fails the step below
             snapshots = (None, None)
-        # the latest day of each table as stored, without personal data
-        latest = {
-            key: ingest.latest_rows(working, key, kind).drop(PERSONAL_COLUMNS, strict=False)
-            for key in (raw, accepted, quarantine)
-        }
+        latest = {key: ingest.latest_rows(working, key, kind) for key in (raw, accepted, quarantine)}
     context.log.info(
         f"{kind}: ingested {len(report.days)} new or changed day(s); "
         f"{report.accepted_rows} accepted, {report.quarantined_rows} quarantined"
@@ -133,9 +130,10 @@ def _run_ingest(
     if kind == "profiles":
         yield snapshot_size(settings, *snapshots)
     if report.errors:
+        errors = scrub_text(report.errors)  # a reader's message may quote a landed value
         raise dg.Failure(
-            description=f"{len(report.errors)} landed file(s) rejected; first: {report.errors[0]}",
-            metadata={"errors": report.errors},
+            description=f"{len(errors)} landed file(s) rejected; first: {errors[0]}",
+            metadata={"errors": errors},
             allow_retries=False,
         )
 

@@ -40,10 +40,13 @@ from seg_pipeline.store import WorkingStore, replace_rows
 SEGMENT_COLUMNS = {
     "as_of": "the version's as-of date: everything known up to the end of this UTC day",
     "customer_id": "customer identifier from the landing files",
-    "segment_version": "version id: as_of + hash of the models and code that made it",
-    "r_score": "recency quintile 1-5 (5 = most recent purchase); null for prospects",
-    "f_score": "frequency quintile 1-5 from order_count; null for prospects",
-    "m_score": "monetary quintile 1-5 from total_spend; null for prospects",
+    "segment_version": "version id: as_of + hash of the models, code, landed data and settings that made it",
+    "r_score": (
+        "recency 1-5 against the churn horizon H: 3-5 = thirds among customers active within H (5 = most recent), "
+        "2 = lapsed < 2H days, 1 = lapsed longer; null for prospects"
+    ),
+    "f_score": "frequency quintile 1-5 from order_count (ties share the lowest score); null for prospects",
+    "m_score": "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects",
     "rfm_score": "R, F and M scores as text, e.g. '545'",
     "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
     "cluster_label": "behavioural k-means cluster, named from its centroid, stable across versions",
@@ -74,7 +77,10 @@ SEGMENT_COLUMNS = {
         "up to three plain-language reasons for churn_risk, strongest first ('; '-separated), from the churn "
         "model's own per-feature contributions (from days silent and one-time buying while a fallback scores)"
     ),
-    "recommended_action": "one action from value tier x lifecycle stage x churn band",
+    "recommended_action": (
+        "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
+        f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"
+    ),
 }
 #: column comments of segment_versions in the analyst file
 VERSION_COLUMNS = {
@@ -85,7 +91,8 @@ VERSION_COLUMNS = {
     "churn_model_version": "content hash of the churn model (or fallback) in force",
     "cluster_model_version": "content hash of the cluster model in force",
     "metrics": (
-        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; "
+        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; per "
+        "recommended action its share of customers and of CLV (actions.by_action); "
         "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
         "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
         "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
@@ -107,20 +114,40 @@ VERSION_COLUMNS = {
 
 
 def _train_or_reuse(
-    registry: ModelStore, kind: str, as_of: date, every_days: int, train: Callable[[], tuple[object, dict]]
+    registry: ModelStore,
+    kind: str,
+    as_of: date,
+    every_days: int,
+    inputs: Callable[[date], str],
+    train: Callable[[], tuple[object, dict]],
 ) -> tuple[str, dict, bool]:
     """(version, metrics, reused) of the `kind` model for `as_of`.
 
-    The model in force is reused while younger than `every_days` (SEG_RETRAIN_EVERY_DAYS);
-    otherwise `train()` makes one, which is saved under its content hash and registered.
+    The model in force is reused while younger than `every_days` (SEG_RETRAIN_EVERY_DAYS) and while
+    `inputs(its trained_as_of)` (what it depends on) is still what it was trained from; otherwise
+    `train()` makes one, which is saved under its content hash and registered.
     """
     entry = registry.in_force(kind, as_of)
-    if entry and (as_of - entry["trained_as_of"]).days < every_days and not _stand_in(entry["metrics"]):
+    if (
+        entry
+        and (as_of - entry["trained_as_of"]).days < every_days
+        and not _stand_in(entry["metrics"])
+        and entry["inputs"] == inputs(entry["trained_as_of"])
+    ):
         return entry["version"], entry["metrics"], True
     model, metrics = train()
     version = model.content_hash()
-    registry.save(kind, version, model, as_of, metrics)
+    registry.save(kind, version, model, as_of, metrics, inputs(as_of))
     return version, metrics, False
+
+
+def model_inputs(store: WorkingStore, settings: PipelineSettings, kind: str, trained_as_of: date) -> str:
+    """A key of what the `kind` model trained for `trained_as_of` depends on: the landed data up to that day,
+    the settings that shape its training data or labels, and the code version."""
+    depends = {"code": __version__, "data": store.landed_fingerprint(trained_as_of), "currency": settings.currency}
+    if kind == "churn":
+        depends["churn_horizon_days"] = settings.churn_horizon_days
+    return _digest(depends)
 
 
 def _models_for_run(
@@ -133,10 +160,11 @@ def _models_for_run(
     """Train or reuse the `kind` model for each partition of the run; (version, metrics, reused) of the last."""
     with store.open() as working:
         registry = ModelStore(settings.model_dir, working)
+        inputs = partial(model_inputs, working, settings, kind)
         for key in context.partition_keys:
             as_of = date.fromisoformat(key)
             result = _train_or_reuse(
-                registry, kind, as_of, settings.retrain_every_days, partial(train, working, registry, as_of)
+                registry, kind, as_of, settings.retrain_every_days, inputs, partial(train, working, registry, as_of)
             )
     return result
 
@@ -150,6 +178,10 @@ def _stand_in(metrics: dict) -> bool:
     """Whether a registered model only stands in for a short history (a churn fallback, fewer clusters than
     k_range asks): never reused, so the full model takes over as soon as the history allows."""
     return churn_method(metrics) != "model" or metrics.get("k", clusters.K_RANGE[0]) < clusters.K_RANGE[0]
+
+
+def _digest(value: dict) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
@@ -314,7 +346,7 @@ def build_segments(
         cluster_model.predict_labels(features).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
-    rfm_scores = rfm.score_rfm(features)
+    rfm_scores = rfm.score_rfm(features, settings.churn_horizon_days)
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(settings.value_tier_cuts))
     value = clv.compute_clv(
         features, params, churn_risk,
@@ -332,9 +364,17 @@ def build_segments(
         ],
         how="horizontal",
     )
-    segments = segments.with_columns(actions.recommend_actions(segments).alias("recommended_action"))
-    model_versions = f"{churn_entry['version']}:{cluster_entry['version']}:{__version__}"
-    segment_version = f"{as_of.isoformat()}+{hashlib.sha256(model_versions.encode()).hexdigest()[:8]}"
+    segments = segments.with_columns(
+        actions.recommend_actions(segments, settings.contact_cost).alias("recommended_action")
+    )
+    # everything the rows depend on: models, code, the landed data and the settings that shape them
+    made_from = {
+        "models": [churn_entry["version"], cluster_entry["version"]], "code": __version__,
+        "data": store.landed_fingerprint(as_of), "churn_horizon_days": settings.churn_horizon_days,
+        "value_tier_cuts": settings.value_tier_cuts, "clv_monthly_discount": settings.clv_monthly_discount,
+        "currency": settings.currency, "contact_cost": settings.contact_cost,
+    }  # fmt: skip
+    segment_version = f"{as_of.isoformat()}+{_digest(made_from)[:8]}"
     segments = segments.with_columns(pl.lit(segment_version).alias("segment_version")).select(list(SEGMENT_COLUMNS))
 
     previous_as_of = store.scalar("select max(as_of) from segment_versions where as_of < ?", [as_of])
@@ -357,6 +397,9 @@ def build_segments(
             **_prediction_windows(store, settings, as_of, buyers, penalizer, churn_entry, previous_as_of),
             "churn_drivers": drivers,
         },
+        "rfm": {"churn_horizon_days": settings.churn_horizon_days},
+        "actions": {"contact_cost": settings.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
+                    "by_action": actions.action_shares(segments)},
     }  # fmt: skip
     accepted = store.day_rows("orders", until=as_of)["rows"].sum()
     data_through = store.scalar("select max(day) from landing_files where kind = 'orders' and day <= ?", [as_of])

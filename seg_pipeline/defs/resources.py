@@ -20,7 +20,8 @@ class StoreResource(dg.ConfigurableResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # once per run: the schema is checked here, not per step; the run records its process, so a run whose
         # process is killed can be told from one still going (seg_pipeline.run_processes)
-        context.instance.add_run_tags(context.run_id, process_tags(context.run_id))
+        if context.run is not None:  # None for a resource built outside a run
+            context.instance.add_run_tags(context.run.run_id, process_tags(context.run.run_id))
         self._store = WorkingStore(self.path)
 
     @contextmanager

@@ -35,16 +35,19 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         days = [date.fromisoformat(key) for key in context.partition_keys]
         with store.open() as working:
             with working.connect() as con:
-                counts, dropped = warehouse.publish(
-                    con,
-                    settings.warehouse_path,
-                    days,
-                    [m.name for m in marts],
-                    {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
-                     "segment_versions": VERSION_COLUMNS},  # fmt: skip
-                    {m.name: m.description for m in marts},
-                    keep_versions=settings.keep_versions,
-                )
+                try:
+                    counts, dropped = warehouse.publish(
+                        con,
+                        settings.warehouse_path,
+                        days,
+                        [m.name for m in marts],
+                        {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
+                         "segment_versions": VERSION_COLUMNS},  # fmt: skip
+                        {m.name: m.description for m in marts},
+                        keep_versions=settings.keep_versions,
+                    )
+                except warehouse.WarehouseBusy as error:
+                    raise dg.Failure(description=str(error), allow_retries=False) from None
             with working.transaction() as con:
                 working.keep_newest(con, "customer_segments", settings.keep_versions)
                 gone = working.keep_newest(con, "customer_features", settings.keep_versions)

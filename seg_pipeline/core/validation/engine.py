@@ -16,6 +16,7 @@ from typing import Any
 
 import polars as pl
 
+from seg_pipeline.core.personal_data import scrub_columns
 from seg_pipeline.core.validation import rules as R
 from seg_pipeline.core.validation.gx_report import run_suite
 
@@ -125,16 +126,16 @@ def _conform(kind: R.Kind, raw: pl.DataFrame) -> pl.DataFrame:
 def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> pl.DataFrame:
     """Add `<key>__exact_duplicate` / `__conflicting_duplicate` / `__kept_row` / `__kept_file`.
 
-    Among rows passing every other rule (`_valid`), the first per key in batch order is kept;
-    a later one is an exact duplicate when all its raw landing columns equal the kept row's.
+    Among rows passing every other rule (`_valid`), the first per trimmed key in batch order is kept;
+    a later one is an exact duplicate when all its other raw landing columns equal the kept row's.
     Only keys occurring more than once are examined, so the cost is one hash pass.
     """
     key = list(_KEY[kind])
     name = key[-1]
-    landing = list(_COLUMNS[kind])
+    landing = [c for c in _COLUMNS[kind] if c not in key]
     valid = prepared.filter("_valid").select("_row", *key)
     rows = valid.filter(pl.struct(key).is_duplicated()).get_column("_row")
-    group = pl.struct(pl.col(key).name.prefix("_key_"))
+    group = pl.struct(f"_key_{c}" for c in key)
     same = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).first().over(group)) for c in landing)
     repeated = pl.col("_row") != pl.col("_row").first().over(group)
     marks = (
@@ -149,6 +150,14 @@ def _mark_duplicates(kind: R.Kind, df: pl.DataFrame, prepared: pl.DataFrame) -> 
         )
     )
     return prepared.join(marks, on="_row", how="left", maintain_order="left")
+
+
+def _padding(kind: R.Kind, raw: pl.DataFrame) -> pl.Expr:
+    """`<key>__padding` of the reasons: a note where the landed key has surrounding spaces, else ''."""
+    name = _KEY[kind][-1]
+    landed = pl.lit(raw.get_column(name))
+    note = pl.lit(f" ({name}s are compared without surrounding spaces)")
+    return pl.when(landed != landed.str.strip_chars()).then(note).otherwise(pl.lit("")).alias(f"{name}__padding")
 
 
 #: great-expectations sees every failing row of a batch but at most this many passing ones
@@ -188,8 +197,10 @@ def _validate(
     counts = {r.name: int(n) for r, n in zip(row_rules, totals, strict=True)}
     gx_run = _GX_RUNS.submit(_expectations, kind, prepared, is_bad, settings, counts) if run_gx else None
     accepted = prepared.filter(~is_bad).select(e.alias(n) for n, e in R.ACCEPTED[kind].items())
+    accepted = scrub_columns(accepted, text=R.FREE_TEXT[kind])
     quarantined = df.filter(is_bad).select(*_COLUMNS[kind], "extra", "source_file", "source_row", _DAY[kind])
-    quarantined = quarantined.with_columns(prepared.filter(is_bad).select(reason.alias("reason")))
+    bad = prepared.filter(is_bad).with_columns(_padding(kind, quarantined))
+    quarantined = quarantined.with_columns(bad.select(reason.alias("reason")))
     return ValidationResult(accepted, quarantined, gx_run)
 
 

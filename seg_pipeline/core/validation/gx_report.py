@@ -2,7 +2,8 @@
 
 GX is imported lazily (about 4 s) and its ephemeral context and suites are built once per
 process. Only the columns the expectations read are converted to pandas. Results come back
-as JSON-serialisable dicts, one per expectation.
+as JSON-serialisable dicts, one per expectation, their sampled values scrubbed of emails and
+phone numbers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import polars as pl
 
+from seg_pipeline.core.personal_data import scrub_text
 from seg_pipeline.core.validation.rules import RULES, Kind, Rule
 
 SAMPLE_SIZE = 20
@@ -137,7 +139,7 @@ def run_suite(
                     "unexpected_count": details.get("unexpected_count"),
                     "unexpected_percent": details.get("unexpected_percent"),
                     "observed_value": details.get("observed_value"),
-                    "partial_unexpected_list": details.get("partial_unexpected_list", [])[:SAMPLE_SIZE],
+                    "partial_unexpected_list": scrub_text(details.get("partial_unexpected_list", [])[:SAMPLE_SIZE]),
                     "sample_rows": [f"{sources.item(i, 0)}:{sources.item(i, 1)}" for i in indexes[:SAMPLE_SIZE]],
                     "failed_rows": failed_rows.get(rule),
                     "exception": _exception_message(item.exception_info),

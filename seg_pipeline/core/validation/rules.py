@@ -11,7 +11,13 @@ quarantine table. Predicates and expectations both read the *prepared* frame bui
   value is missing or invalid (GX checks value rules on those, so nulls are never counted twice);
 - `row_error`: why landing found the row ragged ("line 17: 10 fields, the header has 9"), else null;
 - `<key>__exact_duplicate` / `<key>__conflicting_duplicate` / `order_id__accepted_elsewhere`:
-  the key where the row is such a duplicate, else null (relational rules GX cannot express).
+  the key where the row is such a duplicate, else null (relational rules GX cannot express);
+  keys are compared trimmed, so an id with surrounding spaces is the same id (`<key>__padding`, added
+  to the quarantined rows only, says so in their reason);
+- `customer_id__looks_personal`: 'email' or 'phone' where the id looks like one (ids must be opaque).
+
+Reasons quote landed values scrubbed of emails and phone numbers (`core.personal_data`), so they
+can be shown anywhere.
 
 Format rules are regular expressions that GX (pandas: RE2 or `re`) and polars (Rust regex)
 evaluate identically: only `[0-9]`-style classes and non-capturing groups, anchored, on
@@ -27,10 +33,12 @@ from string import Formatter
 
 import polars as pl
 
+from seg_pipeline.core.personal_data import id_kinds, scrub
 from seg_pipeline.landing import COLUMNS, REQUIRED, Kind
 
 ORDER_COLUMNS = COLUMNS["orders"]
 PROFILE_COLUMNS = COLUMNS["profiles"]
+_LANDED = frozenset(ORDER_COLUMNS + PROFILE_COLUMNS)
 STATUSES = ("completed", "cancelled", "returned")
 DEFAULT_STATUS = "completed"
 CUSTOMER_TYPES = ("individual", "business", "government")
@@ -99,12 +107,18 @@ class Rule:
         """The reason as a polars expression over the prepared frame."""
         parts = list(Formatter().parse(self.reason))
         template = "".join(text + ("{}" if name is not None else "") for text, name, _, _ in parts)
-        args = [pl.col(name).cast(pl.String).fill_null("null") for _, name, _, _ in parts if name is not None]
+        args = [_quoted(name).fill_null("null") for _, name, _, _ in parts if name is not None]
         return pl.format(template, *args) if args else pl.lit(self.reason)
 
 
 def _c(name: str) -> pl.Expr:
     return pl.col(name)
+
+
+def _quoted(name: str) -> pl.Expr:
+    """A prepared column as a reason quotes it: landed text scrubbed of personal data."""
+    text = _c(name).cast(pl.String)
+    return scrub(text) if name in _LANDED else text
 
 
 def _missing(column: str) -> pl.Expr:
@@ -157,7 +171,7 @@ def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
             f"{key}_exact_duplicate",
             (_null(f"{key}__exact_duplicate"),),
             _c(f"{key}__exact_duplicate").is_not_null(),
-            f"exact duplicate of row {{{key}__kept_row}} in {{{key}__kept_file}}",
+            f"exact duplicate of row {{{key}__kept_row}} in {{{key}__kept_file}}{{{key}__padding}}",
             after_row_rules=True,
         ),
         Rule(
@@ -165,9 +179,19 @@ def _duplicate_rules(key: str, scope: str) -> tuple[Rule, Rule]:
             (_null(f"{key}__conflicting_duplicate"),),
             _c(f"{key}__conflicting_duplicate").is_not_null(),
             f"duplicate {key}{scope} with values differing from row {{{key}__kept_row}} in {{{key}__kept_file}}, "
-            "which is kept",
+            f"which is kept{{{key}__padding}}",
             after_row_rules=True,
         ),
+    )
+
+
+def _opaque_id(key: str) -> Rule:
+    return Rule(
+        f"{key}_opaque",
+        (_null(f"{key}__looks_personal"),),
+        _c(f"{key}__looks_personal").is_not_null(),
+        f"{key} looks like personal data ({{{key}__looks_personal}}): ids must be opaque keys, "
+        "not emails or phone numbers",
     )
 
 
@@ -176,6 +200,7 @@ ORDER_RULES: tuple[Rule, ...] = (
     _WELL_FORMED,
     Rule("order_id_not_null", (_not_null("order_id"),), _missing("order_id"), "order_id is missing"),
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
+    _opaque_id("customer_id"),
     Rule("order_ts_not_null", (_not_null("order_ts"),), _missing("order_ts"), "order_ts is missing"),
     Rule(
         "order_ts_iso8601",
@@ -235,7 +260,7 @@ ORDER_RULES: tuple[Rule, ...] = (
         "order_id_not_accepted_before",
         (_null("order_id__accepted_elsewhere"),),
         _c("order_id__accepted_elsewhere").is_not_null(),
-        "order_id already accepted on {order_id__accepted_on}",
+        "order_id already accepted on {order_id__accepted_on}{order_id__padding}",
     ),
     *_duplicate_rules("order_id", ""),
 )
@@ -244,6 +269,7 @@ PROFILE_RULES: tuple[Rule, ...] = (
     _required("profiles"),
     _WELL_FORMED,
     Rule("customer_id_not_null", (_not_null("customer_id"),), _missing("customer_id"), "customer_id is missing"),
+    _opaque_id("customer_id"),
     Rule(
         "signup_date_iso8601",
         (_regex("signup_date", DATE_RE),),
@@ -386,6 +412,7 @@ def prepare_orders(df: pl.DataFrame, currency: str, already_accepted: pl.DataFra
         .otherwise(_matched("currency", CURRENCY_RE)).alias("currency__code"),
         pl.lit(currency).alias("currency__configured"),
     )  # fmt: skip
+    prepared = prepared.with_columns(_looks_personal(prepared))
     prior = _prior_acceptance(already_accepted, df.get_column("order_day").unique())
     prepared = prepared.join(prior, on="order_id", how="left", maintain_order="left")
     return prepared.with_columns(
@@ -408,7 +435,7 @@ def _prior_acceptance(already_accepted: pl.DataFrame | None, batch_days: pl.Seri
 
 def prepare_profiles(df: pl.DataFrame) -> pl.DataFrame:
     """Normalized and typed profile columns plus the derived columns the rules read."""
-    return _normalized(
+    prepared = _normalized(
         df.select("_row", "source_file", "source_row", "snapshot_date", "row_error", *PROFILE_COLUMNS),
         PROFILE_COLUMNS,
         lower=("customer_type", "is_member"),
@@ -421,7 +448,16 @@ def prepare_profiles(df: pl.DataFrame) -> pl.DataFrame:
         .when(_c("is_member").is_in(list(FALSE_VALUES))).then(False)
         .alias("is_member__value"),
     )  # fmt: skip
+    return prepared.with_columns(_looks_personal(prepared))
 
+
+def _looks_personal(prepared: pl.DataFrame) -> pl.Series:
+    return id_kinds(prepared.get_column("customer_id")).alias("customer_id__looks_personal")
+
+
+#: accepted free-text attributes, scrubbed of emails and phone numbers (ids are opaque by rule, the
+#: personal columns never leave the working store)
+FREE_TEXT: dict[Kind, tuple[str, ...]] = {"orders": ("channel", "category"), "profiles": ("gender", "region")}
 
 #: typed accepted columns: output name -> expression over the prepared frame
 ACCEPTED: dict[Kind, dict[str, pl.Expr]] = {
