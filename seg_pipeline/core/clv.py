@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 from threadpoolctl import threadpool_limits
 
-from seg_pipeline.core.bgnbd import BgNbdParams, expected_purchases_if_alive, probability_alive
+from seg_pipeline.core.bgnbd import BgNbdParams, _unique_rows, expected_purchases_if_alive, probability_alive
 from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -130,19 +130,21 @@ def compute_clv(
     if buyers.any():
         b = features.filter(pl.Series(buyers))
         x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+        (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
         horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
         discount = (1.0 + monthly_discount) ** -np.arange(1, horizon_months + 1)
         # purchases = E(12 months); sum_m discount_m * (E(m) - E(m - 1)) = sum_m E(m) * (discount_m - discount_m+1)
         weights = np.stack([np.eye(horizon_months)[-1], discount - np.append(discount[1:], 0.0)])
-        total, discounted = expected_purchases_if_alive(params, horizons, x, t_obs, weights=weights)
-        p_alive = probability_alive(params, x, tx, t_obs)
-        if churn_risk is not None:
-            q = np.asarray(churn_risk, dtype=np.float64)[buyers]
-            p_alive = np.where(np.isnan(q), p_alive, implied_p_alive(params, q, x, t_obs, churn_horizon_days))
+        total, discounted = expected_purchases_if_alive(params, horizons, gx, gt, weights=weights)
+        q = np.full(x.size, np.nan) if churn_risk is None else np.asarray(churn_risk, dtype=np.float64)[buyers]
+        p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
+        unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
+        p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
         spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
-        value = p_alive * discounted * spend
-        log_sd = parameter_log_sd(param_draws, x, t_obs, horizons[-1], churn_horizon_days)
-        low, high = clv_interval(value, p_alive, total, params.r + x, spend_cv2, log_sd)
+        value = p_alive * discounted[grid] * spend
+        log_sd = parameter_log_sd(param_draws, gx, gt, horizons[-1], churn_horizon_days)
+        low, high = clv_interval(value, p_alive, grid, total, params.r + gx, spend_cv2, log_sd)
+        total = total[grid]
         for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
             columns[name][buyers] = values
     return pl.DataFrame(

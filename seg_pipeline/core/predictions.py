@@ -36,7 +36,7 @@ from datetime import date, timedelta
 
 import numpy as np
 import polars as pl
-from scipy.special import gammaincinv
+from scipy.special import gammainc, gammaincinv
 
 from seg_pipeline.core.bgnbd import (
     BgNbdParams,
@@ -56,11 +56,13 @@ BOOTSTRAP_SAMPLE = 5_000
 
 
 def implied_p_alive(
-    params: BgNbdParams, churn_risk: np.ndarray, frequency: np.ndarray, T: np.ndarray, horizon_days: int
-) -> np.ndarray:
+    params: BgNbdParams, churn_risk: np.ndarray, frequency: np.ndarray, T: np.ndarray, horizon_days: int,
+    grid: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
     """BG/NBD-sense P(alive) consistent with the churn risk (``alive`` of the module docstring); NaN where
-    churn_risk is NaN."""
+    churn_risk is NaN. ``grid``: each churn risk's row of (frequency, T) when those are the distinct rows."""
     silent_if_alive = probability_no_purchase_if_alive(params, horizon_days, frequency, T)
+    silent_if_alive = silent_if_alive if grid is None else silent_if_alive[grid]
     return np.clip((1.0 - churn_risk) / np.maximum(1.0 - silent_if_alive, 1e-12), 0.0, 1.0)
 
 
@@ -121,43 +123,73 @@ def bootstrap_params(
 def parameter_log_sd(
     draws: ParamDraws | None, frequency: np.ndarray, T: np.ndarray, horizon_days: float, churn_horizon_days: int
 ) -> np.ndarray:
-    """Per buyer: std over the draws of log(E(horizon | alive) / (1 - P0)), rescaled to the full fit (see
-    ``ParamDraws``), computed once per distinct (x, T); 0 without two draws."""
+    """Per (x, T) row: std over the draws of log(E(horizon | alive) / (1 - P0)), rescaled to the full fit (see
+    ``ParamDraws``); 0 without two draws. Give it distinct rows (the grid), it evaluates every row."""
     if draws is None or len(draws.fits) < 2:
-        return np.zeros(frequency.size)
-    (gx, gt), inverse, _ = _unique_rows(np.asarray(frequency, dtype=np.float64), np.asarray(T, dtype=np.float64))
+        return np.zeros(np.shape(frequency))
+    gx, gt = np.asarray(frequency, dtype=np.float64), np.asarray(T, dtype=np.float64)
     logs = np.stack([
         np.log(np.maximum(expected_purchases_if_alive(p, horizon_days, gx, gt), 1e-300))
         - np.log(np.maximum(1.0 - probability_no_purchase_if_alive(p, churn_horizon_days, gx, gt), 1e-300))
         for p in draws.fits
     ])  # fmt: skip
-    return (logs.std(axis=0) * draws.scale)[inverse]
+    return logs.std(axis=0) * draws.scale
 
 
 def clv_interval(
-    clv: np.ndarray, p_alive: np.ndarray, purchases_if_alive: np.ndarray, rate_shape: np.ndarray,
+    clv: np.ndarray, p_alive: np.ndarray, grid: np.ndarray, purchases_if_alive: np.ndarray, rate_shape: np.ndarray,
     spend_cv2: float, log_sd: np.ndarray, level: float = INTERVAL_LEVEL,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(low, high): the central ``level`` interval of the module docstring's mixture, around ``clv``."""
+    """(low, high): the central ``level`` interval of the module docstring's mixture, around ``clv``.
+
+    ``clv``, ``p_alive`` per customer; ``purchases_if_alive``, ``rate_shape``, ``log_sd`` per distinct (x, T), the
+    customer's row of them ``grid``. An end is k whole purchases of the mean discounted value per purchase with
+    k = round(purchases / shape x Gamma quantile x parameter factor), a function of the customer's (x, T) and
+    quantile level only: k is counted as the number of whole-purchase edges whose Gamma CDF on that row of the grid
+    the customer's level reaches (``_whole_purchases``), no per-customer inverse of the Gamma."""
     alive = np.maximum(p_alive, 1e-12)
-    cv2 = (1.0 + spend_cv2) / np.maximum(purchases_if_alive, 1e-12) + 1.0 / rate_shape
-    shape = 1.0 / cv2
-    scale = clv / alive / shape
-
-    def quantile(u: float) -> np.ndarray:
-        inner = np.clip((u - (1.0 - alive)) / alive, 0.0, 1.0)
-        out = np.zeros(inner.shape)
-        some = np.flatnonzero(inner > 0)  # the inverse is the costly part: only where the quantile is not 0
-        out[some] = scale[some] * gammaincinv(shape[some], inner[some])
-        return out
-
-    # purchases are whole: the ends are rounded to whole purchases of the mean discounted value
-    per_purchase = np.where(purchases_if_alive > 0, clv / alive / np.maximum(purchases_if_alive, 1e-12), 0.0)
-    unit = np.where(per_purchase > 0, per_purchase, 1.0)
+    purchases = np.maximum(purchases_if_alive, 1e-12)
+    shape = 1.0 / ((1.0 + spend_cv2) / purchases + 1.0 / rate_shape)
+    per_purchase = np.where(purchases_if_alive[grid] > 0, clv / alive / purchases[grid], 0.0)
     tail = (1.0 - level) / 2
-    low = np.round(quantile(tail) * np.exp(-_Z * log_sd) / unit) * per_purchase
-    high = np.round(quantile(1.0 - tail) * np.exp(_Z * log_sd) / unit) * per_purchase
-    return np.minimum(low, clv), np.maximum(high, clv)
+    ends = []
+    for u, z in ((tail, -_Z), (1.0 - tail, _Z)):
+        inner = np.clip((u - (1.0 - alive)) / alive, 0.0, 1.0)  # the level within the alive part of the mixture
+        counts_per_quantile = np.where(purchases_if_alive > 0, purchases / shape * np.exp(z * log_sd), 0.0)
+        ends.append(_whole_purchases(shape, counts_per_quantile, grid, inner) * per_purchase)
+    return np.minimum(ends[0], clv), np.maximum(ends[1], clv)
+
+
+_MAX_EDGES = 256  # grid rows needing more whole-purchase edges invert the Gamma per customer instead
+
+
+def _whole_purchases(shape: np.ndarray, per_quantile: np.ndarray, grid: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """round(per_quantile[g] x Q(shape[g], level)) per customer (g = its ``grid`` row, Q the unit-scale Gamma
+    quantile, 0 at level 0): k >= j exactly when level >= P(shape, (j - 1/2) / per_quantile), so k is the number of
+    those edges below the level, found by a binary search over each grid row's edges."""
+    top = np.zeros(shape.size)
+    np.maximum.at(top, grid, level)
+    most = np.where(top > 0, np.round(per_quantile * gammaincinv(shape, top)), 0.0)  # k at the row's top level
+    direct = most > _MAX_EDGES
+    n_edges = np.where(direct | (per_quantile == 0), 0, most + 1).astype(np.int64)  # + 1: a margin for rounding
+    starts = np.concatenate([[0], np.cumsum(n_edges)])
+    row = np.repeat(np.arange(shape.size), n_edges)
+    j = np.arange(row.size) - starts[row] + 1
+    edges = gammainc(shape[row], (j - 0.5) / per_quantile[row])
+    count = np.zeros(grid.size, dtype=np.int64)
+    n, start = n_edges[grid], starts[grid]
+    step = 1 << int(n_edges.max(initial=0)).bit_length()
+    while step:
+        trial = count + step
+        fits = trial <= n
+        fits[fits] = edges[start[fits] + trial[fits] - 1] <= level[fits]
+        count = np.where(fits, trial, count)
+        step >>= 1
+    out = count.astype(np.float64)
+    slow = np.flatnonzero(direct[grid] & (level > 0))
+    g = grid[slow]
+    out[slow] = np.round(per_quantile[g] * gammaincinv(shape[g], level[slow]))
+    return out
 
 
 def predict(
@@ -170,9 +202,11 @@ def predict(
     buyers = features["frequency"].is_not_null().to_numpy()
     b = features.filter(pl.Series(buyers))
     x, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "T"))
-    alive = implied_p_alive(params, np.asarray(churn_risk, dtype=np.float64)[buyers], x, t_obs, churn_horizon_days)
-    p_alive = alive * (1.0 - probability_no_purchase_if_alive(params, ACTIVE_DAYS, x, t_obs))
-    purchases = alive * expected_purchases_if_alive(params, np.asarray(WINDOWS, dtype=np.float64), x, t_obs)
+    (gx, gt), grid, _ = _unique_rows(x, t_obs)  # BG/NBD's terms once per distinct (x, T)
+    q = np.asarray(churn_risk, dtype=np.float64)[buyers]
+    alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
+    p_alive = alive * (1.0 - probability_no_purchase_if_alive(params, ACTIVE_DAYS, gx, gt))[grid]
+    purchases = alive * expected_purchases_if_alive(params, np.asarray(WINDOWS, dtype=np.float64), gx, gt)[:, grid]
     days = next_order_days(params, alive, x, t_obs)
 
     def full(values: np.ndarray) -> pl.Series:
