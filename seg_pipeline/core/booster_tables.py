@@ -91,17 +91,24 @@ class BoosterTables:
         base = self.baseline
         if not len(codes):
             return base, out
+        inputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def read(column: int) -> tuple[np.ndarray, np.ndarray]:
+            """(the input's codes as gather indices, their frequencies over the rows), worked out once per input."""
+            if column not in inputs:
+                index = codes[:, column].astype(np.intp)  # native indices: numpy gathers with them fastest
+                inputs[column] = index, np.bincount(index, minlength=self.sizes[column] + 1) / len(codes)
+            return inputs[column]
+
         for columns, table in self.tables:
             if len(columns) == 1:
-                values = table[codes[:, columns[0]]]
-                mean = float(values.mean())
-                out[:, into[columns[0]]] += values - mean
+                i, w_i = read(columns[0])
+                mean = float(w_i @ table)
+                out[:, into[columns[0]]] += (table - mean)[i]
                 base += mean
                 continue
             first, second = columns
-            i, j = codes[:, first], codes[:, second]
-            w_i = np.bincount(i, minlength=table.shape[0]) / len(codes)
-            w_j = np.bincount(j, minlength=table.shape[1]) / len(codes)
+            (i, w_i), (j, w_j) = read(first), read(second)
             by_i, by_j = (table @ w_j)[:, None], (w_i @ table)[None, :]
             mean = float(w_i @ by_i[:, 0])
             flat = i * table.shape[1] + j

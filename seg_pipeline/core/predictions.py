@@ -166,24 +166,24 @@ _MAX_EDGES = 256  # grid rows needing more whole-purchase edges invert the Gamma
 def _whole_purchases(shape: np.ndarray, per_quantile: np.ndarray, grid: np.ndarray, level: np.ndarray) -> np.ndarray:
     """round(per_quantile[g] x Q(shape[g], level)) per customer (g = its ``grid`` row, Q the unit-scale Gamma
     quantile, 0 at level 0): k >= j exactly when level >= P(shape, (j - 1/2) / per_quantile), so k is the number of
-    those edges below the level, found by a binary search over each grid row's edges."""
+    those edges at or below the level, found by a binary search over each grid row's edges (up to the count at the
+    highest level of the row's customers)."""
     top = np.zeros(shape.size)
-    np.maximum.at(top, grid, level)
-    most = np.where(top > 0, np.round(per_quantile * gammaincinv(shape, top)), 0.0)  # k at the row's top level
+    np.maximum.at(top, grid, level)  # each row's highest level
+    most = np.where(top > 0, np.round(per_quantile * gammaincinv(shape, top)), 0.0)
     direct = most > _MAX_EDGES
-    n_edges = np.where(direct | (per_quantile == 0), 0, most + 1).astype(np.int64)  # + 1: a margin for rounding
+    n_edges = np.where(direct | (per_quantile == 0), 0, most + 1).astype(np.intp)  # + 1: a margin for rounding
     starts = np.concatenate([[0], np.cumsum(n_edges)])
     row = np.repeat(np.arange(shape.size), n_edges)
     j = np.arange(row.size) - starts[row] + 1
-    edges = gammainc(shape[row], (j - 0.5) / per_quantile[row])
-    count = np.zeros(grid.size, dtype=np.int64)
+    edges = np.concatenate([[np.inf], gammainc(shape[row], (j - 0.5) / per_quantile[row])])  # [0]: "no edge"
+    count = np.zeros(grid.size, dtype=np.intp)
     n, start = n_edges[grid], starts[grid]
     step = 1 << int(n_edges.max(initial=0)).bit_length()
     while step:
         trial = count + step
-        fits = trial <= n
-        fits[fits] = edges[start[fits] + trial[fits] - 1] <= level[fits]
-        count = np.where(fits, trial, count)
+        within = trial <= n
+        count = np.where(within & (edges[np.where(within, start + trial, 0)] <= level), trial, count)
         step >>= 1
     out = count.astype(np.float64)
     slow = np.flatnonzero(direct[grid] & (level > 0))
