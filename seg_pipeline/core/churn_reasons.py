@@ -22,6 +22,7 @@ from seg_pipeline.core.churn import ChurnModel
 MAX_REASONS = 3
 MAX_DRIVERS = 10
 MIN_CONTRIBUTION = 0.05  # on the logit scale (about 1 percentage point of risk near 0.5): smaller is no reason
+FALLBACK_REASONS = ["silence", "purchases"]  # while a fallback scores: its inputs
 TYPICAL_RISK = "risk at the level of the typical buyer: no single factor stands out"
 
 
@@ -159,32 +160,23 @@ def _top_codes(summed: np.ndarray) -> np.ndarray:
     return codes
 
 
-def model_reasons(
-    model: ChurnModel, buyers: pl.DataFrame, risk: np.ndarray,
-    contributions: tuple[float, tuple[str, ...], np.ndarray] | None = None,
-) -> tuple[pl.Series, list[dict]]:  # fmt: skip
-    """Reasons for buyers' rows (``risk`` aligned), from the model's contributions (module docstring), and the
-    churn drivers: the ``MAX_DRIVERS`` reasons of largest mean absolute contribution over the rows (> 0), largest
-    first. ``contributions``: ``model.contributions(buyers, reason_of)`` when already at hand."""
-    _, names, summed = model.contributions(buyers, reason_of) if contributions is None else contributions
-    names = list(names)
-    mean_moved = np.abs(summed).sum(axis=0) / max(buyers.height, 1)
+def model_reasons(contributions: tuple[float, tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, list[str], list[dict]]:
+    """(reason codes of the rows (``_top_codes``), reason names, churn drivers) from a model's contributions
+    (``ChurnModel.contributions(rows, reason_of)``, module docstring); the drivers are the ``MAX_DRIVERS`` reasons
+    of largest mean absolute contribution over the rows (> 0), largest first."""
+    _, names, summed = contributions
+    mean_moved = [float(np.abs(summed[:, k]).sum()) / max(summed.shape[0], 1) for k in range(len(names))]
     drivers = sorted(
-        ({"reason": name, "mean_abs_logit": float(m)} for name, m in zip(names, mean_moved, strict=True) if m > 0),
+        ({"reason": name, "mean_abs_logit": m} for name, m in zip(names, mean_moved, strict=True) if m > 0),
         key=lambda d: -d["mean_abs_logit"],
     )[:MAX_DRIVERS]
-    if not buyers.height:
-        return pl.Series("churn_reasons", [], dtype=pl.String), drivers
-    return _phrased(buyers, _top_codes(summed), names, risk), drivers
+    return _top_codes(summed), list(names), drivers
 
 
-def fallback_reasons(buyers: pl.DataFrame, risk: np.ndarray) -> pl.Series:
-    """Reasons while a fallback scores: days silent (when > 0), and the single purchase day of one-time buyers."""
-    names = ["silence", "purchases"]
-    silent = buyers["days_since_last_order"].to_numpy() > 0
-    one_time = buyers["frequency"].to_numpy() == 0
-    codes = np.column_stack([np.where(silent, 0, -1), np.where(one_time, 1, -1)])
-    return _phrased(buyers, codes, names, risk)
+def fallback_codes(frequency: np.ndarray, days_since_last_order: np.ndarray) -> np.ndarray:
+    """Reason codes (of ``FALLBACK_REASONS``) while a fallback scores: days silent (when > 0), and the single
+    purchase day of one-time buyers."""
+    return np.column_stack([np.where(days_since_last_order > 0, 0, -1), np.where(frequency == 0, 1, -1)])
 
 
 def churn_reasons(
@@ -195,23 +187,20 @@ def churn_reasons(
     ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
     ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
     ``contributions``: a ``ChurnModel``'s ``risk_and_contributions(features, reason_of)[1]`` when already at hand.
+    The reasons are phrased on the rows of ``features`` themselves (prospects name none).
     """
     buyers = features["frequency"].is_not_null().to_numpy()
-    if contributions is not None or not isinstance(model, ChurnModel):
-        # only the phrases' columns are filtered down to the buyers (the model's own inputs are already used)
-        names = contributions[1] if contributions is not None else ("silence", "purchases")
-        read = {"frequency", "days_since_last_order"}.union(*(_phrase(name).meta.root_names() for name in names))
-        features_read = features.select(c for c in features.columns if c in read)
-    else:
-        features_read = features
-    rows, row_risk = features_read.filter(pl.Series(buyers)), np.asarray(risk, dtype=np.float64)[buyers]
     if isinstance(model, ChurnModel):
-        reasons, drivers = model_reasons(model, rows, row_risk, contributions)
+        if contributions is None:
+            contributions = model.contributions(features.filter(pl.Series(buyers)), reason_of)
+        codes, names, drivers = model_reasons(contributions)
     else:
-        reasons = fallback_reasons(rows, row_risk)
-        drivers = [{"reason": name, "mean_abs_logit": None} for name in ("silence", "purchases")]
-    index = np.full(features.height, -1, dtype=np.int64)
-    index[buyers] = np.arange(reasons.len())
-    gathered = reasons.gather(np.maximum(index, 0)) if reasons.len() else pl.repeat(None, features.height,
-                                                                                   dtype=pl.String, eager=True)
-    return pl.select(pl.when(pl.Series(index >= 0)).then(gathered).alias("churn_reasons")).to_series(), drivers
+        b = features.select("frequency", "days_since_last_order").filter(pl.Series(buyers))
+        codes = fallback_codes(b["frequency"].to_numpy(), b["days_since_last_order"].to_numpy())
+        names = FALLBACK_REASONS
+        drivers = [{"reason": name, "mean_abs_logit": None} for name in names]
+    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int64)
+    every[buyers] = codes
+    read = set().union(*(_phrase(name).meta.root_names() for name in names))
+    phrased_from = features.select(c for c in features.columns if c in read)
+    return _phrased(phrased_from, every, names, np.asarray(risk, dtype=np.float64)), drivers
