@@ -73,6 +73,8 @@ class VersionData:
     top_clv: pl.DataFrame  # the customers with the highest clv, with its interval
     common_reasons: pl.DataFrame  # reason (numbers as N), customers: over buyers with churn_risk >= 0.5
     mean_churn_risk: float | None  # over buyers
+    personas: pl.DataFrame  # cluster_profiles rows of the buyers' personas, largest first
+    prospects: pl.DataFrame  # cluster_label (prospect persona), customers, mean_propensity
 
     @property
     def metrics(self) -> dict[str, Any]:
@@ -131,6 +133,18 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
                 "customer_segments",
                 "select coalesce(value_tier, '(none)') as value_tier, lifecycle_stage, count(*) as customers "
                 "from customer_segments where as_of = ? group by all",
+            ),
+            personas=frame(
+                "cluster_profiles",
+                "select cluster_label, customers, customer_share, revenue_share, distinguishing_features "
+                "from cluster_profiles where as_of = ? and distinguishing_features is not null "
+                "order by customers desc, cluster_label",
+            ),
+            prospects=frame(
+                "customer_segments",
+                "select cluster_label, count(*) as customers, avg(purchase_propensity) as mean_propensity "
+                "from customer_segments where as_of = ? and lifecycle_stage = 'prospect' "
+                "group by all order by customers desc, cluster_label",
             ),
             watchlist=frame(
                 "churn_watchlist",
@@ -200,12 +214,23 @@ def report_html(data: VersionData) -> str:
     sections = [
         _section(
             "Segments",
-            "RFM segments and behavioural clusters: their share of customers beside their share of 12-month revenue.",
+            "RFM segments and personas: their share of customers beside their share of 12-month revenue.",
             _grid(_figure_div("chart-segment-sizes", _shares_figure(data, "rfm_segment", RFM_ORDER, "RFM segments")),
                   _figure_div("chart-cluster-sizes",
-                              _shares_figure(data, "cluster_label", None, "Behavioural clusters"))),
+                              _shares_figure(data, "cluster_label", None, "Personas"))),
             _grid(_figure_div("chart-rfm-heatmap", _rfm_heatmap(data)), _summary_table(data)),
             _note("rfm-scheme", _rfm_scheme(data)),
+        ),
+        _section(
+            "Personas",
+            "What and how buyers buy: needs-based clusters named from what sets them apart from all buyers. "
+            + str(m.get("clusters", {}).get("choice", "")),
+            _personas_table(data),
+        ),
+        _section(
+            "Prospects",
+            "Customers without a completed order, by who they are, with their chance of a first order.",
+            _prospects_table(data),
         ),
         _section(
             "Value",
@@ -251,7 +276,8 @@ def report_html(data: VersionData) -> str:
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head>"
         f"<body><main>{header}{''.join(sections)}"
         f"<footer>Read from the analyst file's tables customer_segments, segment_versions, segment_summary, "
-        f"segment_migration, tier_pareto and churn_watchlist (as_of = {data.as_of}).</footer></main></body></html>\n"
+        f"segment_migration, tier_pareto, cluster_profiles and churn_watchlist (as_of = {data.as_of})."
+        "</footer></main></body></html>\n"
     )
 
 
@@ -320,6 +346,37 @@ def _summary_table(data: VersionData) -> str:
           _num(r["mean_churn_risk"], 2), _money(r["mean_clv"])] for r in rows.iter_rows(named=True)],
         numeric={1, 2, 3, 4, 5},
         caption="Size and value per RFM segment (segment_summary)",
+    )  # fmt: skip
+
+
+def _personas_table(data: VersionData) -> str:
+    if data.personas.is_empty():
+        return _note("personas-empty", "cluster_profiles has no buyer persona for this version.")
+    return _table(
+        ["persona", "customers", "share", "revenue share", "distinguishing features (persona vs all buyers)"],
+        [[_e(r["cluster_label"]), f"{r['customers']:,}", _pct(r["customer_share"]), _pct(r["revenue_share"]),
+          _e(r["distinguishing_features"])] for r in data.personas.iter_rows(named=True)],
+        numeric={1, 2, 3},
+        caption="Buyer personas (cluster_profiles)",
+    )  # fmt: skip
+
+
+def _prospects_table(data: VersionData) -> str:
+    if data.prospects.is_empty():
+        return _note("prospects-empty", "This version has no prospects.")
+    m = data.metrics.get("prospects", {})
+    if m.get("method") == "model" and "model" in m:
+        model, baseline = m["model"], m["signup_recency"]
+        how = (f"purchase_propensity: logistic model, holdout AUC {model['auc']:.3f} vs signup recency "
+               f"{baseline['auc']:.3f} (Brier {model['brier']:.3f} vs {baseline['brier']:.3f})")
+    else:
+        how = f"purchase_propensity: fallback '{m.get('method', '?')}' ({m.get('reason', '')})"
+    return _table(
+        ["prospect persona", "prospects", "mean purchase propensity"],
+        [[_e(r["cluster_label"]), f"{r['customers']:,}", _pct(r["mean_propensity"])]
+         for r in data.prospects.iter_rows(named=True)],
+        numeric={1, 2},
+        caption=how,
     )  # fmt: skip
 
 

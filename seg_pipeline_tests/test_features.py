@@ -278,7 +278,8 @@ def random_inputs(n_orders: int, n_customers: int, seed: int) -> tuple[pl.DataFr
         )
         for c in profile_ids
     ]
-    return orders_frame(rows), profiles_frame(profiles)
+    quantity = pl.Series([rng.choice([None, 1, 2, 5]) for _ in rows], dtype=pl.Int32)
+    return orders_frame(rows).with_columns(quantity=quantity), profiles_frame(profiles)
 
 
 # An independent, straightforward formulation of every column in SQL.
@@ -311,16 +312,24 @@ mix as (
   select customer_id,
     count(*) filter (where status = 'cancelled') / count(*) as cancel_rate,
     count(*) filter (where status = 'returned') / count(*) as return_rate,
-    count(distinct category) filter (where status = 'completed') as distinct_categories
+    count(distinct category) filter (where status = 'completed') as distinct_categories,
+    avg(quantity) filter (where status = 'completed') as items_per_order
   from o group by all),
+cat as (
+  select customer_id, category, sum(amount) as spend,
+    row_number() over (partition by customer_id order by sum(amount) desc, category) as rk
+  from o where status = 'completed' and category is not null group by customer_id, category),
 ch as (
   select customer_id, channel, count(*) as n,
     row_number() over (partition by customer_id order by count(*) desc, channel) as rk
   from o where status = 'completed' and channel is not null group by customer_id, channel),
 buyers as (
   select b.*, gaps.mean_gap, gaps.std_gap, mix.cancel_rate, mix.return_rate, mix.distinct_categories,
+    mix.items_per_order, cat.category as main_category,
+    case when b.total_spend > 0 then cat.spend / b.total_spend end as main_category_share,
     ch.channel as main_channel, ch.n / b.order_count as main_channel_share
   from btyd b join gaps using (customer_id) join mix using (customer_id)
+  left join cat on cat.customer_id = b.customer_id and cat.rk = 1
   left join ch on ch.customer_id = b.customer_id and ch.rk = 1)
 select $as_of as as_of, coalesce(b.customer_id, p.customer_id) as customer_id,
   b.frequency, b.recency, b."T", b.monetary_value, b.days_since_last_order, b.order_count, b.total_spend,
@@ -331,7 +340,7 @@ select $as_of as as_of, coalesce(b.customer_id, p.customer_id) as customer_id,
        when b.customer_id is not null then 0 end as spend_trend_90d,
   b.mean_gap as mean_days_between_purchases, b.std_gap as std_days_between_purchases,
   b.days_since_first_order, b.active_months, b.cancel_rate, b.return_rate, b.distinct_categories,
-  b.main_channel, b.main_channel_share,
+  b.items_per_order, b.main_category, b.main_category_share, b.main_channel, b.main_channel_share,
   case when year($as_of) - p.birth_year < 0 then null
        when year($as_of) - p.birth_year < 25 then '<25' when year($as_of) - p.birth_year < 35 then '25-34'
        when year($as_of) - p.birth_year < 45 then '35-44' when year($as_of) - p.birth_year < 55 then '45-54'
@@ -447,3 +456,10 @@ def test_rolling_forward_needs_a_later_date():
 def test_feature_schema_is_what_is_computed():
     computed = compute_customer_features(orders_frame([("c1", AS_OF, 1.0, "completed", "web", "a")]), None, AS_OF)
     assert computed.schema == pl.Schema(features.FEATURE_SCHEMA)
+
+
+def test_main_category_by_spend_and_items_per_order(golden):
+    """A spent 30 on books and 30 on garden (a tie: alphabetically first) of 65; B has no category."""
+    a, b = golden["A"], golden["B"]
+    assert (a["main_category"], a["main_category_share"], a["items_per_order"]) == ("books", 30 / 65, 1.0)
+    assert (b["main_category"], b["main_category_share"]) == (None, None)

@@ -25,7 +25,7 @@ from seg_pipeline.warehouse import personal_columns_in
 from seg_pipeline_tests.conftest import END, make_settings
 
 ASSET_KEYS = [
-    "churn_model", "churn_watchlist", "cluster_model", "current_segments", "customer_features",
+    "churn_model", "churn_watchlist", "cluster_model", "cluster_profiles", "current_segments", "customer_features",
     "customer_segments", "orders", "profiles", "quarantine_orders", "quarantine_profiles",
     "raw_orders", "raw_profiles", "segment_migration", "segment_report", "segment_summary", "tier_pareto",
 ]  # fmt: skip
@@ -33,13 +33,14 @@ CONTRACT_TABLES = {
     "customer_features": ["as_of", "customer_id", "frequency", "recency", "T", "monetary_value",
                           "days_since_last_order", "order_count", "total_spend"],
     "customer_segments": ["as_of", "customer_id", "segment_version", "rfm_score", "rfm_segment", "cluster_label",
-                          "value_tier", "lifecycle_stage", "churn_risk", "clv", "recommended_action", "p_alive",
-                          "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
-                          "next_order_date", "clv_low", "clv_high", "churn_reasons"],
+                          "value_tier", "lifecycle_stage", "churn_risk", "purchase_propensity", "clv",
+                          "recommended_action", "p_alive", "expected_purchases_30d", "expected_purchases_90d",
+                          "expected_purchases_365d", "next_order_date", "clv_low", "clv_high", "churn_reasons"],
     "current_segments": ["as_of", "customer_id", "segment_version", "rfm_segment", "churn_risk"],
     "segment_versions": ["as_of", "run_id", "churn_model_version", "cluster_model_version", "metrics",
                          "customers", "created_at", "churn_method", "data_through"],
     "segment_summary": ["as_of"], "segment_migration": ["as_of"],
+    "cluster_profiles": ["as_of", "cluster_label", "customers", "revenue_share", "distinguishing_features"],
     "quarantine_orders": ["source_file", "reason", "order_id", "amount"],
     "quarantine_profiles": ["source_file", "reason", "customer_id"],
 }  # fmt: skip

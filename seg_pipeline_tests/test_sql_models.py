@@ -48,7 +48,7 @@ def _segments(as_of: date, rows: dict) -> pl.DataFrame:
                 "r_score": None if rfm == "Prospect" else 3, "f_score": None if rfm == "Prospect" else 3,
                 "m_score": None if rfm == "Prospect" else 3, "rfm_score": None if rfm == "Prospect" else "333",
                 "rfm_segment": rfm, "cluster_label": "prospects" if rfm == "Prospect" else f"cluster_{tier}",
-                "value_tier": tier, "lifecycle_stage": stage, "churn_risk": risk,
+                "value_tier": tier, "lifecycle_stage": stage, "churn_risk": risk, "purchase_propensity": None,
                 "expected_purchases_12m": 1.0, "clv": clv,
                 "p_alive": None if risk is None else 1 - risk, "expected_purchases_30d": 0.1,
                 "expected_purchases_90d": 0.3, "expected_purchases_365d": 1.0, "next_order_date": None,
@@ -59,7 +59,8 @@ def _segments(as_of: date, rows: dict) -> pl.DataFrame:
             for cid, (rfm, tier, stage, risk, clv, _) in rows.items()
         ],
         schema_overrides={"r_score": pl.Int8, "f_score": pl.Int8, "m_score": pl.Int8, "value_tier": pl.Utf8,
-                          "churn_risk": pl.Float64, "rfm_score": pl.Utf8, "p_alive": pl.Float64,
+                          "churn_risk": pl.Float64, "rfm_score": pl.Utf8, "purchase_propensity": pl.Float64,
+                          "p_alive": pl.Float64,
                           "next_order_date": pl.Date, "churn_reasons": pl.Utf8},
     )  # fmt: skip
 
@@ -137,6 +138,7 @@ def test_shipped_models_dependency_graph():
     models = _models()
     assert {name: model.deps for name, model in models.items()} == {
         "churn_watchlist": ("customer_features", "customer_segments"),
+        "cluster_profiles": ("customer_features", "customer_segments"),
         "segment_migration": ("customer_segments",),
         "segment_summary": ("customer_features", "customer_segments"),
         "tier_pareto": ("customer_features",),
@@ -407,3 +409,34 @@ def test_mart_asset_builds_every_version_of_a_range_run(store: WorkingStore):
     result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(path=str(store.path))})
     assert result.success
     assert _frame(store, "select distinct as_of from segment_summary order by 1")["as_of"].to_list() == [D1, D2]
+
+
+def test_cluster_profiles_size_revenue_and_what_sets_each_persona_apart(tmp_path: Path):
+    """Two planted personas: app electronics buyers with big baskets, store grocery buyers; and prospects."""
+    store = WorkingStore(tmp_path / "store.duckdb")
+    people = {f"a{i}": ("app electronics", "app", "electronics", 90.0, 100.0) for i in range(4)}
+    people |= {f"g{i}": ("store grocery", "store", "grocery", 20.0, 25.0) for i in range(6)}
+    people |= {"p1": ("prospect individuals", None, None, None, None)}
+    segments = _segments(D1, {cid: ("Prospect" if cid == "p1" else "Loyal", None, "stable", 0.5, 1.0, 0.0)
+                              for cid in people})  # fmt: skip
+    segments = segments.with_columns(pl.Series("cluster_label", [people[c][0] for c in segments["customer_id"]]))
+    feats = _features(D1, {cid: v[4] for cid, v in people.items()}).with_columns(
+        pl.Series("frequency", [None if v[3] is None else 1 for v in people.values()], dtype=pl.Int64),
+        pl.Series("avg_order_value", [v[3] for v in people.values()], dtype=pl.Float64),
+        pl.Series("main_channel", [v[1] for v in people.values()]),
+        pl.Series("main_category", [v[2] for v in people.values()]),
+    )
+    with store.transaction() as con:
+        store.replace_parts(con, "customer_segments", [D1], segments)
+        store.replace_parts(con, "customer_features", [D1], feats)
+        [profiles] = [m for m in load_sql_models(SQL_DIR) if m.name == "cluster_profiles"]
+        assert build_sql_model(con, profiles, D1) == 3
+    rows = {r["cluster_label"]: r for r in _frame(store, "select * from cluster_profiles").iter_rows(named=True)}
+    app, grocery, prospects = rows["app electronics"], rows["store grocery"], rows["prospect individuals"]
+    assert (app["customers"], grocery["customers"], prospects["customers"]) == (4, 6, 1)
+    assert app["revenue_share"] == pytest.approx(400 / 550) and sum(r["customer_share"] for r in rows.values()) == 1
+    assert app["distinguishing_features"].startswith("main_category = electronics: 100% vs 40%")
+    assert "main_channel = app: 100% vs 40%" in app["distinguishing_features"]
+    assert "avg_order_value: 90.00 vs 48.00 (z +1.2)" in app["distinguishing_features"]
+    assert "avg_order_value: 20.00 vs 48.00 (z -0.8)" in grocery["distinguishing_features"]
+    assert prospects["distinguishing_features"] is None

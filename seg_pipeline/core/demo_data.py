@@ -239,7 +239,7 @@ def _simulate_customers(rng: np.random.Generator, n: int, weights: np.ndarray) -
     has_profile = np.ones(n, dtype=bool)
     has_profile[roles[n_prospect : n_prospect + n_no_profile]] = False
 
-    is_member = _chance(rng, MEMBER_SHARE, n)
+    is_member = _chance(rng, MEMBER_SHARE, n) & ~is_prospect  # membership comes with buying: prospects never join
     type_code = _pick(rng, CUSTOMER_TYPE_P, n)
     rate = RATE_MEAN * rng.gamma(RATE_SHAPE, 1.0 / RATE_SHAPE, n) * np.where(is_member, MEMBER_RATE_LIFT, 1.0)
     rate[is_prospect] = 0.0

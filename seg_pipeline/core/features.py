@@ -68,6 +68,13 @@ FEATURE_COLUMNS: dict[str, str] = {
     "cancel_rate": "Cancelled orders / all orders (any status) of the customer <= D.",
     "return_rate": "Returned orders / all orders (any status) of the customer <= D.",
     "distinct_categories": "Number of distinct non-null categories over completed orders <= D.",
+    "items_per_order": "Mean quantity (items) per completed order <= D with a known quantity; null if none has one.",
+    "main_category": (
+        "Category with the most completed spend <= D (ties: alphabetically first); null if none has a category."
+    ),
+    "main_category_share": (
+        "Completed spend in main_category / total_spend; null when main_category is null or nothing was spent."
+    ),
     "main_channel": (
         "Channel with the most completed orders <= D (ties: alphabetically first); null if none has a channel."
     ),
@@ -93,7 +100,8 @@ FEATURE_SCHEMA: dict[str, pl.DataType] = {
     "spend_prev_90d": pl.Float64(), "spend_trend_90d": pl.Float64(),
     "mean_days_between_purchases": pl.Float64(), "std_days_between_purchases": pl.Float64(),
     "days_since_first_order": _COUNT, "active_months": _COUNT, "cancel_rate": pl.Float64(),
-    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "main_channel": _STRING,
+    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "items_per_order": pl.Float64(),
+    "main_category": _STRING, "main_category_share": pl.Float64(), "main_channel": _STRING,
     "main_channel_share": pl.Float64(), "age_band": _STRING, "gender": _STRING, "region": _STRING,
     "customer_type": _STRING, "is_member": pl.Boolean(), "days_since_signup": _COUNT, "has_profile": pl.Boolean(),
 }  # fmt: skip
@@ -105,6 +113,7 @@ BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
 )
 
 _WINDOWS = (30, 90, 180, 365)
+_WINDOW_NAMES = (*(f"{n}d" for n in _WINDOWS), "prev_90d")
 _AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
 _PROFILE_COLUMNS = ("age_band", "gender", "region", "customer_type", "is_member", "days_since_signup")
 _PROFILE_SCHEMA = {
@@ -116,7 +125,7 @@ _PROFILE_SCHEMA = {
     "customer_type": pl.Utf8,
     "is_member": pl.Boolean,
 }
-_ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category")
+_ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category", "quantity")
 _U64 = (1 << 64) - 1
 _MAX_SEEDS = 8
 
@@ -189,7 +198,7 @@ def _orders_until(orders: pl.DataFrame | pl.LazyFrame, as_of: date) -> pl.DataFr
 
 def _assemble(buyers: pl.DataFrame, profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
     """The feature table: buyers' behaviour and the profile snapshot's columns, sorted by customer_id."""
-    snapshot = _profile_snapshot(profiles, as_of)
+    snapshot = profile_snapshot(profiles, as_of)
     return (
         buyers.lazy()
         .join(snapshot.lazy(), on="customer_id", how="full", coalesce=True)
@@ -251,7 +260,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     # 0 .. low-3 the purchase day (ascending), low-2 cancelled, low-1 returned, low any other status;
     # for the (customer, channel) rows the channel's index.
     span = max((as_of - first_day).days if first_day else 0, 0) + 3
-    low = (1 << max(span, len(channels)).bit_length()) - 1
+    low = (1 << max(span, len(channels), len(categories)).bit_length()) - 1
     key = _customer_hash(pl.col("customer_id"), seed) & (_U64 ^ low)
     status = pl.col("status")
     code = (
@@ -272,6 +281,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
             pl.when(status == "completed")
             .then(pl.col("category").cast(pl.Enum(categories)).to_physical())
             .alias("_category"),
+            pl.when(status == "completed").then(pl.col("quantity")).alias("_quantity"),
             _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
             "_row",
         )
@@ -290,10 +300,16 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     )
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
+        .join(_main_category(sorted_orders, categories, low), on="_key", how="left")
         .join(_main_channel(known, key, channels, low), on="_key", how="left")
         .select(
             "customer_id",
-            *BEHAVIOURAL_COLUMNS[:-1],
+            *BEHAVIOURAL_COLUMNS[: BEHAVIOURAL_COLUMNS.index("main_category")],
+            "main_category",
+            pl.when(pl.col("total_spend") > 0)
+            .then(pl.col("_main_spend") / pl.col("total_spend"))
+            .alias("main_category_share"),
+            "main_channel",
             (pl.col("_n_main") / pl.col("order_count")).alias("main_channel_share"),
         )
     )
@@ -311,8 +327,6 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
     new_day = on_day & (packed != packed.shift(1)).fill_null(True)
     month = pl.lit(_month_of_age(sorted_orders, low, as_of)).gather(age)
     first_row = pl.when(~same).then(packed).forward_fill()
-    windows = {f"{n}d": age < n for n in _WINDOWS}
-    windows["prev_90d"] = (age >= 90) & (age < 180)
     amount = pl.col("amount")
     rows = (
         sorted_orders.lazy()
@@ -321,16 +335,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
         )
         .set_sorted("_key")
     )
-    # the windows only read the last year's rows: aggregate those separately
-    recent = (
-        rows.filter(age < max(_WINDOWS))
-        .set_sorted("_key")
-        .group_by("_key")
-        .agg(
-            *(w.sum().cast(pl.Int64).alias(f"orders_{k}") for k, w in windows.items()),
-            *(pl.when(w).then(amount).otherwise(0.0).sum().alias(f"spend_{k}") for k, w in windows.items()),
-        )
-    )
+    recent = _windows(rows, age)
     aggs = (
         rows.with_columns(
             new_day.alias("_new_day"),
@@ -358,11 +363,32 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
             (pl.col("_category").n_unique() - pl.col("_category").is_null().any())
             .cast(pl.Int64)
             .alias("distinct_categories"),
+            pl.col("_quantity").mean().cast(pl.Float64).alias("items_per_order"),
         )
         .join(recent, on="_key", how="left")
-        .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in windows)
-        .with_columns(pl.col(f"spend_{k}").fill_null(0.0) for k in windows)
+        .with_columns(pl.col(f"orders_{k}").fill_null(0) for k in _WINDOW_NAMES)
+        .with_columns(pl.col(f"spend_{k}").fill_null(0.0) for k in _WINDOW_NAMES)
     )
+    return _behaviour_columns(aggs)
+
+
+def _windows(rows: pl.LazyFrame, age: pl.Expr) -> pl.LazyFrame:
+    """Per ``_key``: completed orders and spend in each trailing window (only the last year's rows are read)."""
+    windows = {f"{n}d": age < n for n in _WINDOWS}
+    windows["prev_90d"] = (age >= 90) & (age < 180)
+    return (
+        rows.filter(age < max(_WINDOWS))
+        .set_sorted("_key")
+        .group_by("_key")
+        .agg(
+            *(w.sum().cast(pl.Int64).alias(f"orders_{k}") for k, w in windows.items()),
+            *(pl.when(w).then(pl.col("amount")).otherwise(0.0).sum().alias(f"spend_{k}") for k, w in windows.items()),
+        )
+    )
+
+
+def _behaviour_columns(aggs: pl.LazyFrame) -> pl.LazyFrame:
+    """The behavioural feature columns from the per-customer aggregates of ``_behaviour``."""
     frequency = pl.col("_days") - 1
     recency = pl.col("_first_age") - pl.col("_last_age")
     mean_gap = recency / frequency
@@ -395,6 +421,7 @@ def _behaviour(sorted_orders: pl.DataFrame, low: int, as_of: date) -> pl.LazyFra
         (pl.col("_cancelled") / pl.col("_n_all")).alias("cancel_rate"),
         (pl.col("_returned") / pl.col("_n_all")).alias("return_rate"),
         "distinct_categories",
+        "items_per_order",
     )
 
 
@@ -433,6 +460,33 @@ def _main_channel(orders: pl.LazyFrame, key: pl.Expr, channels: pl.Series, low: 
     )
 
 
+def _main_category(sorted_orders: pl.DataFrame, categories: pl.Series, low: int) -> pl.DataFrame:
+    """Per ``_key``: the category with the most completed spend (ties: alphabetically first) and that spend.
+
+    ``categories`` are the sorted distinct categories; the ``_category`` index of each completed order goes into
+    the ``low`` key bits, so the (customer, category) keys sorted and summed in runs give the spend per pair.
+    """
+    spend = pl.col("_main_spend")
+    return (
+        sorted_orders.lazy()
+        .filter(pl.col("_category").is_not_null())
+        .select(
+            ((pl.col("_packed") & (_U64 ^ low)) | pl.col("_category").cast(pl.UInt64)).alias("_pair"),
+            "amount",
+        )
+        .sort("_pair")
+        .group_by("_pair", maintain_order=True)
+        .agg(pl.col("amount").sum().alias("_main_spend"))
+        .select((pl.col("_pair") & (_U64 ^ low)).alias("_key"), (pl.col("_pair") & low).alias("_index"), spend)
+        .set_sorted("_key")
+        .group_by("_key")
+        # within a customer the pairs are in category order: the first largest spend is the alphabetically first
+        .agg(pl.col("_index").get(spend.arg_max()), spend.max())
+        .select("_key", pl.lit(categories).gather(pl.col("_index")).alias("main_category"), "_main_spend")
+        .collect()
+    )
+
+
 def _age_band(as_of: date) -> pl.Expr:
     age = as_of.year - pl.col("birth_year")
     band = pl.when(age < 0).then(pl.lit(None, pl.Utf8))
@@ -441,7 +495,7 @@ def _age_band(as_of: date) -> pl.Expr:
     return band.when(age.is_not_null()).then(pl.lit("65+"))
 
 
-def _profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
+def profile_snapshot(profiles: pl.DataFrame | None, as_of: date) -> pl.DataFrame:
     """The profile output columns per customer_id (empty when there is no snapshot)."""
     if profiles is None:
         profiles = pl.DataFrame(schema=_PROFILE_SCHEMA)

@@ -14,7 +14,9 @@ from seg_pipeline.landing import PERSONAL_COLUMNS
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
 
-ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category")
+ORDER_COLUMNS = (
+    "order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category", "quantity",
+)  # fmt: skip
 
 
 def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:

@@ -25,9 +25,11 @@ from seg_pipeline.core import (
     clv,
     lifecycle,
     predictions,
+    prospects,
     rfm,
     value_tiers,
-)
+)  # fmt: skip
+from seg_pipeline.core.features import profile_snapshot
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
@@ -49,12 +51,19 @@ SEGMENT_COLUMNS = {
     "m_score": "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects",
     "rfm_score": "R, F and M scores as text, e.g. '545'",
     "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
-    "cluster_label": "behavioural k-means cluster, named from its centroid, stable across versions",
+    "cluster_label": (
+        "buyers: needs-based persona (k-means on basket, items, returns, rhythm, tenure, category and channel mix), "
+        "named from what sets it apart, stable across versions; prospects: 'prospect ...' persona from the profile"
+    ),
     "value_tier": "customer pyramid by trailing 12-month spend: platinum/gold/silver/bronze",
     "lifecycle_stage": "prospect/new/growing/stable/declining/lapsed (rules in README)",
     "churn_risk": (
         "P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of): the calibrated model, or the "
         "fallback named in segment_versions.churn_method"
+    ),
+    "purchase_propensity": (
+        "prospects: calibrated P(first completed order in the SEG_CHURN_HORIZON_DAYS days after as_of), or the "
+        "prior named in segment_versions.metrics.prospects; null for buyers"
     ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
@@ -209,8 +218,7 @@ def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -
 def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> tuple[object, dict]:
     previous = registry.in_force("clusters", as_of, before=True)
     features = features_at(store, as_of)
-    model = clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
-    return model, {"k": model.k, "silhouette": model.silhouette, "labels": list(model.labels)}
+    return clusters.fit_clusters(features, ModelStore.load(previous) if previous else None)
 
 
 def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
@@ -259,10 +267,10 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
 
     @dg.asset(deps=["customer_features"], **common)
     def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
-        """K-means behavioural clusters with names matched to the previous version's."""
+        """K-means needs-based buyer personas with names matched to the previous version's."""
         version, metrics, reused = _models_for_run(context, settings, store, "clusters", _train_clusters)
         return dg.MaterializeResult(
-            metadata={"model_version": version, "reused": reused, "k": metrics["k"],
+            metadata={"model_version": version, "reused": reused, "k": metrics["k"], "why k": metrics.get("choice", ""),
                       "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"])}
         )  # fmt: skip
 
@@ -341,9 +349,13 @@ def build_segments(
     penalizer = churn_fallback.BGNBD_PENALIZER if short else 0.0
     btyd = _btyd_sample(buyers)
     params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
+    propensity, prospect_metrics = prospects.score_prospects(
+        features, _past_prospects(store, features, as_of, settings.churn_horizon_days)
+    )
     scored = features.with_columns(
         pl.Series("churn_risk", churn_risk, dtype=pl.Float64).fill_nan(None),
-        cluster_model.predict_labels(features).alias("cluster_label"),
+        propensity,
+        pl.lit(cluster_model.predict_labels(features)).fill_null(prospects.persona_expr()).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, settings.churn_horizon_days))
     rfm_scores = rfm.score_rfm(features, settings.churn_horizon_days)
@@ -358,7 +370,10 @@ def build_segments(
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
-            scored.select("as_of", "customer_id", "churn_risk", "cluster_label", "lifecycle_stage", "spend_365d"),
+            scored.select(
+                "as_of", "customer_id", "churn_risk", "purchase_propensity", "cluster_label", "lifecycle_stage",
+                "spend_365d",
+            ),  # fmt: skip
             *(part.drop("customer_id") for part in (rfm_scores, tiers, value, predicted)),
             reasons.to_frame(),
         ],
@@ -390,6 +405,7 @@ def build_segments(
     metrics = {
         "churn": churn_entry["metrics"],
         "clusters": cluster_entry["metrics"],
+        "prospects": prospect_metrics,
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
@@ -452,6 +468,15 @@ def _prediction_windows(
         ):  # fmt: skip
             return {"windows": carried["windows"], "checked_as_of": checked}
     return {"windows": window_checks(store, settings, as_of, buyers, penalizer), "checked_as_of": as_of.isoformat()}
+
+
+def _past_prospects(store: WorkingStore, features: pl.DataFrame, as_of: date, horizon: int) -> pl.DataFrame | None:
+    """The prospects of the profile snapshot in force h days before `as_of`, labelled by conversion since (or None)."""
+    past = as_of - timedelta(days=horizon)
+    profiles = profiles_at(store, past)
+    if profiles is None:
+        return None
+    return prospects.training_frame(profile_snapshot(profiles, past), features, horizon)
 
 
 _CHURN_CHECK = "Warns while churn_risk comes from a fallback (BG/NBD or the recency prior), not the trained model"
