@@ -2,6 +2,7 @@
 -- Grain: one row per (as_of, customer_id); at most 100 customers per version.
 -- Platinum and gold customers (value tiers) with churn_risk >= 0.5, ranked by
 -- revenue_at_risk = churn_risk x trailing 12-month spend (spend_365d), then churn_risk.
+-- Each with churn_reasons (why the model rates them at risk), p_alive, next_order_date and the CLV interval.
 -- Ids, scores and segments only: no personal data.
 
 with top_tier as (
@@ -28,7 +29,12 @@ at_risk as (
         top_tier.churn_risk,
         activity.spend_365d,
         top_tier.churn_risk * coalesce(activity.spend_365d, 0) as revenue_at_risk,
+        top_tier.churn_reasons,
+        top_tier.p_alive,
+        top_tier.next_order_date,
         top_tier.clv,
+        top_tier.clv_low,
+        top_tier.clv_high,
         top_tier.expected_purchases_12m,
         activity.days_since_last_order,
         activity.order_count,

@@ -73,6 +73,8 @@ class VersionData:
     tier_lifecycle: pl.DataFrame  # value_tier, lifecycle_stage, customers
     watchlist: pl.DataFrame  # top rows of churn_watchlist
     lift: pl.DataFrame  # action_lift rows of the versions measured by as_of, by as_of
+    top_clv: pl.DataFrame  # the customers with the highest clv, with its interval
+    common_reasons: pl.DataFrame  # reason (numbers as N), customers: over buyers with churn_risk >= 0.5
     mean_churn_risk: float | None  # over buyers
     personas: pl.DataFrame  # cluster_profiles rows of the buyers' personas, largest first
     prospects: pl.DataFrame  # cluster_label (prospect persona), customers, mean_propensity
@@ -151,7 +153,21 @@ def load_version(warehouse_path: str | Path, as_of: date | None = None) -> Versi
             watchlist=frame(
                 "churn_watchlist",
                 "select watch_rank, customer_id, value_tier, rfm_segment, lifecycle_stage, churn_risk, spend_365d, "
-                "revenue_at_risk, recommended_action from churn_watchlist where as_of = ? order by watch_rank limit 10",
+                "revenue_at_risk, recommended_action, churn_reasons from churn_watchlist where as_of = ? "
+                "order by watch_rank limit 10",
+            ),
+            top_clv=frame(
+                "customer_segments",
+                "select customer_id, value_tier, clv, clv_low, clv_high, p_alive, expected_purchases_365d, "
+                "next_order_date from customer_segments where as_of = ? and clv is not null "
+                "order by clv desc, customer_id limit 10",
+            ),
+            common_reasons=frame(
+                "customer_segments",
+                "select regexp_replace(reason, '[0-9]+', 'N', 'g') as reason, count(*) as customers from ("
+                "select unnest(string_split(churn_reasons, '; ')) as reason from customer_segments "
+                "where as_of = ? and churn_risk >= 0.5 and churn_reasons is not null) "
+                "group by all order by customers desc, reason limit 10",
             ),
             # the versions measured by this one: at least the churn horizon before it
             lift=frame(
@@ -248,8 +264,12 @@ def report_html(data: VersionData) -> str:
                   _figure_div("chart-calibration", _calibration_figure(data))),
             f"<div class='narrow'>{_churn_metrics_table(data)}</div>",
         ),  # fmt: skip
-        _section("Churn watchlist", "The most valuable customers most likely to churn (top 10 of churn_watchlist).",
-                 _watchlist_table(data)),
+        _section("Churn watchlist", "The most valuable customers most likely to churn (top 10 of churn_watchlist), "
+                 "each with the reasons the churn model gives.", _watchlist_table(data),
+                 _reasons_table(data)),
+        _section("Predictions", "Each prediction made at as-of - window and checked against what happened in the "
+                 "window (a seeded sample of buyers); the CLV intervals of the most valuable customers.",
+                 _grid(_prediction_checks_table(data), _top_clv_table(data))),
         _section("Actions", _action_rule(data), f"<div class='narrow'>{_actions_table(data)}</div>"),
         _section(
             "Campaign tracking",
@@ -410,12 +430,53 @@ def _watchlist_table(data: VersionData) -> str:
         return _note("watchlist-empty", "No platinum or gold customer has a churn risk of 0.5 or more in this version.")
     return _table(
         ["#", "customer", "tier", "RFM segment", "lifecycle", "churn risk", "12-month spend", "revenue at risk",
-         "action"],
+         "action", "reasons"],
         [[str(r["watch_rank"]), _e(r["customer_id"]), _e(r["value_tier"]), _e(r["rfm_segment"]),
           _e(r["lifecycle_stage"]), _num(r["churn_risk"], 2), _num(r["spend_365d"], 0),
-          _num(r["revenue_at_risk"], 0), _e(r["recommended_action"])]
+          _num(r["revenue_at_risk"], 0), _e(r["recommended_action"]), _e(r["churn_reasons"] or "")]
          for r in data.watchlist.iter_rows(named=True)],
         numeric={0, 5, 6, 7},
+    )  # fmt: skip
+
+
+def _reasons_table(data: VersionData) -> str:
+    if data.common_reasons.is_empty():
+        return _note("reasons-empty", "No buyer has a churn risk of 0.5 or more in this version.")
+    return _table(
+        ["reason (N: the customer's number)", "customers"],
+        [[_e(r["reason"]), f"{r['customers']:,}"] for r in data.common_reasons.iter_rows(named=True)],
+        numeric={1},
+        caption="Most common churn reasons of buyers with churn risk >= 0.5 (customer_segments.churn_reasons)",
+    )
+
+
+def _prediction_checks_table(data: VersionData) -> str:
+    windows = data.metrics.get("predictions", {}).get("windows", [])
+    if not windows:
+        return _note("prediction-checks-empty", "The history is shorter than 30 days: no window to check yet.")
+    return _table(
+        ["window", "predicted purchase days", "actual", "ratio", "next-order error, model", "rhythm baseline",
+         "CLV 80% interval coverage"],
+        [[f"{w['window_days']} days from {_e(w['cut'])}", _num(w["predicted_purchase_days"], 0),
+          _num(w["actual_purchase_days"], 0), _num(w["purchase_ratio"], 3), _num(w["next_order_mae_days"], 1),
+          _num(w["rhythm_baseline_mae_days"], 1), _pct(w["clv_interval_coverage"])] for w in windows],
+        numeric={1, 2, 3, 4, 5, 6},
+        caption="Expected purchase calibration, next-order mean absolute error in days (capped at the window) "
+        "and CLV interval coverage (segment_versions.metrics.predictions)",
+    )  # fmt: skip
+
+
+def _top_clv_table(data: VersionData) -> str:
+    if data.top_clv.is_empty():
+        return _note("top-clv-empty", "No buyer in this version.")
+    return _table(
+        ["customer", "tier", "CLV", "80% interval", "P(alive)", "purchases, 365 days", "next order"],
+        [[_e(r["customer_id"]), _e(r["value_tier"]), _money(r["clv"]),
+          f"{_money(r['clv_low'])} – {_money(r['clv_high'])}", _num(r["p_alive"], 2),
+          _num(r["expected_purchases_365d"], 1), _e(r["next_order_date"] or "none within a year")]
+         for r in data.top_clv.iter_rows(named=True)],
+        numeric={2, 4, 5},
+        caption="Highest CLV customers with their interval",
     )  # fmt: skip
 
 

@@ -77,7 +77,10 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
             "rfm_segment": pl.String(), "cluster_label": pl.String(), "value_tier": pl.String(),
             "lifecycle_stage": pl.String(), "churn_risk": pl.Float64(), "purchase_propensity": pl.Float64(),
             "expected_purchases_12m": pl.Float64(),
-            "clv": pl.Float64(), "recommended_action": pl.String(), "in_control_group": pl.Boolean(),
+            "clv": pl.Float64(), "p_alive": pl.Float64(), "expected_purchases_30d": pl.Float64(),
+            "expected_purchases_90d": pl.Float64(), "expected_purchases_365d": pl.Float64(),
+            "next_order_date": pl.Date(), "clv_low": pl.Float64(), "clv_high": pl.Float64(),
+            "churn_reasons": pl.String(), "recommended_action": pl.String(), "in_control_group": pl.Boolean(),
         },
     ),
     "profiles": (

@@ -39,7 +39,7 @@ def _features(extra: list[Row]) -> pl.DataFrame:
 def test_shape_order_and_prospects() -> None:
     feats = _features([("ZPROSPECT", None, None, None, None, None), ("ZONE", 0, 0.0, 10.0, 0.0, 80.0)])
     out = compute_clv(feats, PARAMS, None)
-    assert out.columns == ["customer_id", "expected_purchases_12m", "clv"]
+    assert out.columns == ["customer_id", "expected_purchases_12m", "clv", "clv_low", "clv_high"]
     assert out["customer_id"].to_list() == feats["customer_id"].to_list()
     last = out.tail(2)
     assert last["clv"].to_list()[0] is None and last["expected_purchases_12m"].to_list()[0] is None
@@ -84,10 +84,11 @@ def test_zero_for_customers_expected_not_to_buy() -> None:
     assert dead < 1e-6 and alive > 100
     certain_churn = np.full(feats.height, 1.0)
     assert compute_clv(feats, PARAMS, certain_churn).tail(1)["clv"].item() == pytest.approx(0.0, abs=1e-12)
-    # P(alive) underflows to 0 for this one; a churn model must not turn that into NaN.
+    # BG/NBD's P(alive) underflows to 0 for this one; a churn model's P(alive) replaces it (no NaN, no 0 * inf).
     extreme = _features([("ZGONE", 300, 10.0, 700.0, 50.0, 15050.0)])
     out = compute_clv(extreme, PARAMS, np.full(extreme.height, 0.5))
-    assert out.tail(1)["clv"].item() == pytest.approx(0.0, abs=1e-9)
+    assert compute_clv(extreme, PARAMS, None).tail(1)["clv"].item() == pytest.approx(0.0, abs=1e-9)
+    assert np.isfinite(out.tail(1)["clv"].item()) and out.tail(1)["clv"].item() > 0
     assert out["clv"].null_count() == 0
 
 

@@ -35,7 +35,9 @@ CONTRACT_TABLES = {
                           "days_since_last_order", "order_count", "total_spend"],
     "customer_segments": ["as_of", "customer_id", "segment_version", "rfm_score", "rfm_segment", "cluster_label",
                           "value_tier", "lifecycle_stage", "churn_risk", "purchase_propensity", "clv",
-                          "recommended_action", "in_control_group"],
+                          "recommended_action", "p_alive", "expected_purchases_30d", "expected_purchases_90d",
+                          "expected_purchases_365d", "next_order_date", "clv_low", "clv_high", "churn_reasons",
+                          "in_control_group"],
     "current_segments": ["as_of", "customer_id", "segment_version", "rfm_segment", "churn_risk"],
     "segment_versions": ["as_of", "run_id", "churn_model_version", "cluster_model_version", "metrics",
                          "customers", "created_at", "churn_method", "data_through"],
@@ -118,6 +120,33 @@ def test_each_version_reports_how_many_cluster_labels_the_previous_one_kept(publ
     ]  # fmt: skip
     assert shares[0] is None  # the first version has no previous one
     assert shares[1] == pytest.approx(label_keep_share(*labels))
+
+
+def test_predictions_are_published_with_their_checks(published):
+    settings, _ = published
+    rows = pl.DataFrame(
+        analyst(settings.warehouse_path, "select churn_risk, p_alive, expected_purchases_30d, expected_purchases_90d, "
+                "expected_purchases_365d, next_order_date, clv_low, clv, clv_high, churn_reasons, lifecycle_stage "
+                f"from customer_segments where as_of = '{END}'"),
+        schema=["risk", "p_alive", "e30", "e90", "e365", "next", "low", "clv", "high", "reasons", "stage"],
+        orient="row",
+    )  # fmt: skip
+    buyers, prospects = rows.filter(pl.col("stage") != "prospect"), rows.filter(pl.col("stage") == "prospect")
+    assert prospects.drop("stage").null_count().row(0) == (prospects.height,) * (rows.width - 1)
+    assert buyers.select("p_alive", "e30", "low", "clv", "high").null_count().sum_horizontal().item() == 0
+    assert buyers.filter(~pl.col("p_alive").is_between(0, 1) | (pl.col("e30") > pl.col("e90"))
+                         | (pl.col("e90") > pl.col("e365")) | (pl.col("low") > pl.col("clv"))
+                         | (pl.col("clv") > pl.col("high"))).is_empty()  # fmt: skip
+    assert buyers.filter(pl.col("next") <= END).is_empty() and buyers["next"].null_count() < buyers.height
+    assert buyers.filter(pl.col("risk") >= 0.5)["reasons"].null_count() == 0
+    (metrics,) = analyst(settings.warehouse_path, f"select metrics from segment_versions where as_of = '{END}'")[0]
+    checks = json.loads(metrics)["predictions"]
+    assert [w["window_days"] for w in checks["windows"]] == [30, 90, 365][: len(checks["windows"])]
+    assert len(checks["windows"]) >= 2 and checks["churn_drivers"]
+    for window in checks["windows"]:
+        assert window["actual_purchase_days"] > 0 and 0.5 < window["purchase_ratio"] < 2
+        assert window["next_order_mae_days"] >= 0 and window["rhythm_baseline_mae_days"] >= 0
+        assert 0 <= window["clv_interval_coverage"] <= 1
 
 
 def test_published_segments_keep_their_names_and_actions_their_cost_rule(published):

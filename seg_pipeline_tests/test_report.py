@@ -68,6 +68,12 @@ def test_report_holds_every_chart_and_the_version(page, published):
     assert f"{top20:.1%}" in page  # the 80/20 check, in the header and on the Pareto curve
     for label in ("churn model", "recency baseline", "BG/NBD baseline"):
         assert label in page
+    # predictions: calibration and next-order error per window, CLV intervals of the top customers, reasons
+    window = data.metrics["predictions"]["windows"][0]
+    assert f"{window['window_days']} days from {window['cut']}" in page
+    assert f"{window['next_order_mae_days']:,.1f}" in page and f"{window['rhythm_baseline_mae_days']:,.1f}" in page
+    assert data.top_clv.height == 10 and data.top_clv["customer_id"][0] in page
+    assert not data.common_reasons.is_empty() and data.common_reasons["reason"][0] in page
     assert "R is scored against the churn horizon of 90 days" in page
     actions = data.metrics["actions"]
     assert f"contact cost of {actions['contact_cost']:,.2f} (SEG_CONTACT_COST)" in page

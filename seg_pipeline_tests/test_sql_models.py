@@ -49,13 +49,20 @@ def _segments(as_of: date, rows: dict) -> pl.DataFrame:
                 "m_score": None if rfm == "Prospect" else 3, "rfm_score": None if rfm == "Prospect" else "333",
                 "rfm_segment": rfm, "cluster_label": "prospects" if rfm == "Prospect" else f"cluster_{tier}",
                 "value_tier": tier, "lifecycle_stage": stage, "churn_risk": risk, "purchase_propensity": None,
-                "expected_purchases_12m": 1.0, "clv": clv, "recommended_action": "nurture",
+                "expected_purchases_12m": 1.0, "clv": clv,
+                "p_alive": None if risk is None else 1 - risk, "expected_purchases_30d": 0.1,
+                "expected_purchases_90d": 0.3, "expected_purchases_365d": 1.0, "next_order_date": None,
+                "clv_low": 0.0, "clv_high": 2 * clv,
+                "churn_reasons": None if risk is None else f"no order for {round(risk * 100)} days",
+                "recommended_action": "nurture",
                 "in_control_group": cid == "c2",
             }
             for cid, (rfm, tier, stage, risk, clv, _) in rows.items()
         ],
         schema_overrides={"r_score": pl.Int8, "f_score": pl.Int8, "m_score": pl.Int8, "value_tier": pl.Utf8,
-                          "churn_risk": pl.Float64, "rfm_score": pl.Utf8, "purchase_propensity": pl.Float64},
+                          "churn_risk": pl.Float64, "rfm_score": pl.Utf8, "purchase_propensity": pl.Float64,
+                          "p_alive": pl.Float64,
+                          "next_order_date": pl.Date, "churn_reasons": pl.Utf8},
     )  # fmt: skip
 
 
@@ -318,6 +325,7 @@ def test_churn_watchlist_keeps_risky_top_tier_customers_only(store: WorkingStore
     assert watch["customer_id"].to_list() == ["c2"]  # c1 platinum but low risk, c3 risky but silver
     row = watch.row(0, named=True)
     assert row["revenue_at_risk"] == pytest.approx(0.8 * 50) and row["recommended_action"] == "nurture"
+    assert row["churn_reasons"] == "no order for 80 days"
     assert not {"name", "email", "phone"} & set(watch.columns)
 
 

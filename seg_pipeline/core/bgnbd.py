@@ -52,7 +52,13 @@ def _as_arrays(
 
 
 def _unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Distinct rows of equal-length 1-D columns, in sorted order: (columns, inverse index, counts)."""
+    """Distinct rows of equal-length 1-D columns, in sorted order: (columns, inverse index, counts).
+
+    Columns of small non-negative whole numbers (days, purchase counts) are counted on their dense mixed-radix key
+    in linear time instead of sorted."""
+    dense = _dense_unique_rows(cols)
+    if dense is not None:
+        return dense
     order = np.lexsort(cols[::-1])
     ordered = [c[order] for c in cols]
     same_as_previous = np.ones(max(order.size - 1, 0), dtype=bool)
@@ -63,6 +69,38 @@ def _unique_rows(*cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, np.nd
     inverse[order] = np.cumsum(start) - 1
     counts = np.diff(np.append(np.flatnonzero(start), order.size))
     return [c[start] for c in ordered], inverse, counts
+
+
+_DENSE_KEYS = 1 << 24  # largest key range counted densely
+
+
+def _dense_unique_rows(cols: tuple[np.ndarray, ...]) -> tuple[list[np.ndarray], np.ndarray, np.ndarray] | None:
+    """``_unique_rows`` by counting, when every column holds whole numbers in [0, a small bound); else None."""
+    if not cols or not cols[0].size:
+        return None
+    sizes = []
+    for c in cols:
+        low, high = float(c.min()), float(c.max())
+        if not (low >= 0 and high < _DENSE_KEYS):
+            return None
+        sizes.append(int(high) + 1)
+    if np.prod(np.asarray(sizes, dtype=np.float64)) > _DENSE_KEYS:
+        return None
+    key = np.zeros(cols[0].size, dtype=np.int64)
+    for c, size in zip(cols, sizes, strict=True):
+        whole = c.astype(np.int64)
+        if not np.array_equal(whole, c):
+            return None
+        key = key * size + whole
+    counts = np.bincount(key)
+    present = np.flatnonzero(counts)
+    position = np.zeros(counts.size, dtype=np.int64)
+    position[present] = np.arange(present.size)
+    columns, rest = [], present
+    for size in reversed(sizes):
+        rest, digit = np.divmod(rest, size)
+        columns.append(digit.astype(np.float64))
+    return columns[::-1], position[key], counts[present]
 
 
 def _neg_ll_and_grad(
@@ -101,18 +139,22 @@ def _neg_ll_and_grad(
 
 
 def fit_bgnbd(
-    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0
+    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0, *, start: BgNbdParams | None = None
 ) -> BgNbdParams:
-    """Maximum-likelihood BG/NBD fit; ``penalizer`` adds ``penalizer * sum(log(param)^2)``."""
+    """Maximum-likelihood BG/NBD fit; ``penalizer`` adds ``penalizer * sum(log(param)^2)``. ``start``: params to
+    start the search from (e.g. a fit on similar data: fewer steps to the same optimum)."""
     x, tx, t_obs = _as_arrays(frequency, recency, T)
     if x.size == 0:
         raise ValueError("cannot fit BG/NBD on zero customers")
     scale = 10.0 / max(float(t_obs.max()), 1.0)
     (ux, utx, ut), _, counts = _unique_rows(x, tx * scale, t_obs * scale)
+    x0 = np.zeros(4) if start is None else np.clip(
+        np.log([start.r, start.alpha * scale, start.a, start.b]), -12.0, 12.0
+    )
     with threadpool_limits(limits=1, user_api="blas"):  # tiny BLAS calls: thread wake-ups cost more than they save
         res = minimize(
             _neg_ll_and_grad,
-            x0=np.zeros(4),
+            x0=x0,
             args=(ux, utx, ut, counts.astype(np.float64), penalizer),
             jac=True,
             method="L-BFGS-B",
@@ -165,26 +207,19 @@ def probability_no_purchase(
     return 1.0 - p_alive + p_alive * probability_no_purchase_if_alive(params, t, x, t_obs)
 
 
-def expected_purchases(
-    params: BgNbdParams,
-    t: ArrayLike,
-    frequency: ArrayLike,
-    recency: ArrayLike,
-    T: ArrayLike,
-    *,
-    weights: ArrayLike | None = None,
+def expected_purchases_if_alive(
+    params: BgNbdParams, t: ArrayLike, frequency: ArrayLike, T: ArrayLike, *, weights: ArrayLike | None = None
 ) -> np.ndarray:
-    """Conditional expected number of purchases in (T, T + t] (FHL 2005, eq. 10).
+    """Expected number of purchases in (T, T + t] given alive at T; it depends on (x, T) only.
 
     ``t`` is a scalar (result shaped like the customer arrays) or a 1-D array of horizons
     (result shape ``(len(t),) + customer shape``). ``weights`` (shape ``(..., len(t))``) asks
     for weighted sums over the horizons instead (shape ``weights.shape[:-1] + customer shape``),
     summed before the per-customer arrays are made. Uses the Euler transform
     2F1(r+x, b+x; c; z) = (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; c; z), c = a+b+x-1, whose
-    parameters do not grow with x (stable for heavy buyers); the 2F1 term depends only on
-    (x, T, t), so it is evaluated once per distinct (x, T).
+    parameters do not grow with x (stable for heavy buyers), evaluated once per distinct (x, T).
     """
-    x, tx, t_obs = np.broadcast_arrays(*_as_arrays(frequency, recency, T))
+    x, t_obs = np.broadcast_arrays(np.asarray(frequency, dtype=np.float64), np.asarray(T, dtype=np.float64))
     r, alpha, b = params.r, params.alpha, params.b
     a = params.a if abs(params.a - 1.0) > 1e-6 else 1.0 + 1e-6
     (ux, ut), inverse, _ = _unique_rows(x.ravel(), t_obs.ravel())
@@ -196,5 +231,20 @@ def expected_purchases(
     uncond = c / (a - 1) * (1.0 - np.exp((a - 1) * np.log1p(-z)) * hyp2f1(a + b - 1 - r, a - 1, c, z))
     if weights is not None:
         uncond = np.asarray(weights, dtype=np.float64) @ uncond
-    cond = uncond[..., inverse].reshape(uncond.shape[:-1] + x.shape)
-    return cond * expit(-_log_odds_dead(params, x, tx, t_obs))
+    return uncond[..., inverse].reshape(uncond.shape[:-1] + x.shape)
+
+
+def expected_purchases(
+    params: BgNbdParams,
+    t: ArrayLike,
+    frequency: ArrayLike,
+    recency: ArrayLike,
+    T: ArrayLike,
+    *,
+    weights: ArrayLike | None = None,
+) -> np.ndarray:
+    """Conditional expected number of purchases in (T, T + t] (FHL 2005, eq. 10): P(alive) times
+    ``expected_purchases_if_alive`` (same ``t`` and ``weights``)."""
+    x, tx, t_obs = np.broadcast_arrays(*_as_arrays(frequency, recency, T))
+    if_alive = expected_purchases_if_alive(params, t, x, t_obs, weights=weights)
+    return if_alive * expit(-_log_odds_dead(params, x, tx, t_obs))

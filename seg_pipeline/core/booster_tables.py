@@ -50,6 +50,14 @@ class BoosterTables:
                     baseline += value
         return cls(baseline, tuple(sizes), tuple(sorted(sums.items())))
 
+    def same_as(self, other: BoosterTables | None) -> bool:
+        """Whether ``other`` holds the very same numbers."""
+        return (
+            other is not None and self.baseline == other.baseline and self.sizes == other.sizes
+            and len(self.tables) == len(other.tables)
+            and all(c == d and np.array_equal(t, u) for (c, t), (d, u) in zip(self.tables, other.tables, strict=True))
+        )  # fmt: skip
+
     @property
     def inputs(self) -> frozenset[int]:
         """The input columns some table reads (the others never change a score)."""
@@ -65,6 +73,55 @@ class BoosterTables:
                 first, second = columns
                 out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
         return out
+
+    def contributions(
+        self, codes: np.ndarray, into: np.ndarray | None = None, width: int | None = None
+    ) -> tuple[float, np.ndarray]:
+        """(base, per-input contributions of shape (rows, inputs)) with base + row sum = ``predict(codes)``.
+
+        Each one-input table counts against its mean over the rows; a pair table's value T[i, j] is split between
+        its two inputs as Shapley values with the inputs' code frequencies over the rows as the reference:
+        i gets ((T[i, j] - E_i' T[i', j]) + (E_j' T[i, j'] - E T)) / 2, j the mirror, and E T goes to the base.
+        ``into`` (an output column per input) with ``width`` columns: the inputs' contributions summed into those
+        columns instead. A pair table whose two inputs share a column adds its centred value there in one gather.
+        """
+        into = np.arange(len(self.sizes)) if into is None else np.asarray(into)
+        width = len(self.sizes) if width is None else width
+        out = np.zeros((len(codes), width), order="F")  # column-wise adds: columns contiguous
+        base = self.baseline
+        if not len(codes):
+            return base, out
+        inputs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def read(column: int) -> tuple[np.ndarray, np.ndarray]:
+            """(the input's codes as gather indices, their frequencies over the rows), worked out once per input."""
+            if column not in inputs:
+                index = codes[:, column].astype(np.intp)  # native indices: numpy gathers with them fastest
+                inputs[column] = index, np.bincount(index, minlength=self.sizes[column] + 1) / len(codes)
+            return inputs[column]
+
+        for columns, table in self.tables:
+            if len(columns) == 1:
+                i, w_i = read(columns[0])
+                mean = float(w_i @ table)
+                out[:, into[columns[0]]] += (table - mean)[i]
+                base += mean
+                continue
+            first, second = columns
+            (i, w_i), (j, w_j) = read(first), read(second)
+            by_i, by_j = (table @ w_j)[:, None], (w_i @ table)[None, :]
+            mean = float(w_i @ by_i[:, 0])
+            flat = i * table.shape[1] + j
+            to_first = 0.5 * ((table - by_j) + (by_i - mean))
+            to_second = 0.5 * ((table - by_i) + (by_j - mean))
+            if into[first] == into[second]:
+                out[:, into[first]] += (to_first + to_second).ravel()[flat]
+            else:
+                out[:, into[first]] += to_first.ravel()[flat]
+                out[:, into[second]] += to_second.ravel()[flat]
+            base += mean
+        return base, out
+
 
 @dataclass(frozen=True)
 class _SplitRules:

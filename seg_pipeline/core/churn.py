@@ -35,6 +35,8 @@ Training reads nothing after D (orders are cut at ``order_day <= D`` first) and 
 
 import hashlib
 import pickle
+import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -68,9 +70,13 @@ _MAX_ITER = 300
 _MAX_BINS = 255
 _CHECKED_ROWS = 256  # rows scored by the booster itself too, as a guard on its tables
 _OMP_THREADS = 1  # HistGradientBoosting training threads; oversubscribed OpenMP spin-waits are far slower than 1 thread
+#: the feature each stage-1 input is made of (in ``_base_inputs`` order), for per-feature contributions
+_BASE_INPUT_FEATURES = (*BGNBD_FEATURES, "days_since_last_order", "frequency", "T", "frequency")
 _NON_FEATURES = frozenset({"as_of", "customer_id", LABEL})
 _MAX_CATEGORIES = 60
 _P_MIN, _P_MAX = 1e-4, 1 - 1e-4
+#: booster -> its lookup tables as checked against it on some rows (the check is paid once per loaded model)
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _WORKING_P = 0.01  # stage-1 probabilities are clipped to [p, 1 - p] for the Newton working response
 # Early stopping: boosting stops unless the validation loss (weighted half squared error of the working
 # response, of order 1) improved by this much within 10 iterations; a correction must earn its variance.
@@ -170,15 +176,68 @@ class ChurnModel:
         ).to_numpy()
         return np.column_stack([scores, terms, features["frequency"].to_numpy() == 0])
 
-    def _logit(self, features: pl.DataFrame) -> np.ndarray:
-        """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
+    def _prepared(self, features: pl.DataFrame) -> tuple[np.ndarray, BoosterTables, np.ndarray, np.ndarray]:
+        """(BG/NBD scores, booster tables, codes, stage-1 inputs) of buyers' rows: what scoring and contributions
+        share, worked out once."""
         scores = self._bgnbd_scores(features)
         tables = BoosterTables.from_booster(self.booster, self.input_sizes)
-        codes = self._codes(features, scores, tables.inputs)
+        return scores, tables, self._codes(features, scores, tables.inputs), self._base_inputs(features, scores)
+
+    def _logit(self, features: pl.DataFrame, prepared: tuple | None = None) -> np.ndarray:
+        """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
+        _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
+        self._check_tables(tables, codes)
+        return self.base.decision_function(inputs) + tables.predict(codes)
+
+    def _check_tables(self, tables: BoosterTables, codes: np.ndarray) -> None:
+        """Raise unless the tables score the first rows of ``codes`` as the booster does (checked once per loaded
+        model and process)."""
+        if tables.same_as(_TABLES.get(self.booster)):
+            return
         head = codes[:_CHECKED_ROWS]
         if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
-        return self.base.decision_function(self._base_inputs(features, scores)) + tables.predict(codes)
+        if len(head):
+            _TABLES[self.booster] = tables
+
+    def contributions(
+        self, features: pl.DataFrame, group: Callable[[str], str] | None = None, prepared: tuple | None = None
+    ) -> tuple[float, tuple[str, ...], np.ndarray]:
+        """(base, feature names, contributions (rows, names)) on the logit scale for buyers' rows:
+        base + row sum = the model's logit (risk = expit of it, before clipping).
+
+        Stage 1 contributes coef * (standardised input - its mean over the rows), each input under the feature it
+        is made of (BG/NBD logits under ``bgnbd_p_alive`` / ``bgnbd_p_no_purchase``, the one-time flag under
+        ``frequency``); the booster's tables contribute as ``BoosterTables.contributions``. ``group`` (feature ->
+        name): contributions summed per name instead (names in order of first feature), without the per-feature
+        matrix. ``prepared``: ``_prepared(features)`` when already at hand.
+        """
+        _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
+        scaler, regression = self.base[0], self.base[-1]
+        terms = regression.coef_[0] * scaler.transform(inputs)
+        means = terms.mean(axis=0) if features.height else np.zeros(terms.shape[1])
+        group = group or (lambda name: name)
+        names = tuple(dict.fromkeys(group(f) for f in [*self.feature_names, *_BASE_INPUT_FEATURES]))
+        into = np.array([names.index(group(f)) for f in self.feature_names])
+        booster_base, out = tables.contributions(codes, into=into, width=len(names))
+        for column, name in enumerate(_BASE_INPUT_FEATURES):
+            out[:, names.index(group(name))] += terms[:, column] - means[column]
+        return float(regression.intercept_[0] + means.sum() + booster_base), names, out
+
+    def risk_and_contributions(
+        self, features: pl.DataFrame, group: Callable[[str], str] | None = None
+    ) -> tuple[np.ndarray, tuple[float, tuple[str, ...], np.ndarray]]:
+        """(``predict_risk(features)``, ``contributions`` of its buyers' rows): the inputs worked out once, the
+        logit read off the contributions (base + row sum, equal to ``predict_risk``'s up to float rounding)."""
+        out = np.full(features.height, np.nan)
+        buyers = features["frequency"].is_not_null().to_numpy()
+        rows = features.filter(pl.Series(buyers))
+        prepared = self._prepared(rows)
+        self._check_tables(prepared[1], prepared[2])
+        explained = self.contributions(rows, group, prepared)
+        if buyers.any():
+            out[buyers] = np.clip(expit(explained[0] + explained[2].sum(axis=1)), _P_MIN, _P_MAX)
+        return out, explained
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

@@ -15,6 +15,8 @@
   convention) count their first-day spend as one observation (x = 1, m = total_spend). Should the fit be
   impossible (fewer than 10 repeat customers, or q <= 1 so the population mean is undefined), the fallback
   shrinkage is (x * m + m_pop) / (x + 1) with m_pop the mean spend per purchase day of all buyers.
+- Interval: ``clv_low`` / ``clv_high``, the 80% interval of ``core.predictions`` (purchase-count and spend
+  spread given alive, P(alive), bootstrap parameter uncertainty).
 - Prospects (no completed order): null.
 """
 
@@ -24,12 +26,8 @@ from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 from threadpoolctl import threadpool_limits
 
-from seg_pipeline.core.bgnbd import (
-    BgNbdParams,
-    expected_purchases,
-    probability_alive,
-    probability_no_purchase_if_alive,
-)
+from seg_pipeline.core.bgnbd import BgNbdParams, _unique_rows, expected_purchases_if_alive, probability_alive
+from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
 
 DAYS_PER_MONTH = 365.25 / 12
 _MIN_REPEAT_CUSTOMERS = 10
@@ -86,6 +84,14 @@ def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> tuple[float, float, float]
 
 def expected_spend(frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray) -> np.ndarray:
     """Shrunk expected spend per purchase day (see module docstring); inputs are buyers only."""
+    return spend_model(frequency, monetary_value, total_spend)[0]
+
+
+def spend_model(
+    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """(``expected_spend``, CV^2 of one purchase's spend around it): 1/p under Gamma-Gamma; for the fallback, the
+    CV^2 of the buyers' mean spend per purchase day (an upper bound: it also holds the spread between buyers)."""
     x = np.asarray(frequency, dtype=np.float64)
     m = np.where(x > 0, np.asarray(monetary_value, dtype=np.float64), np.asarray(total_spend, dtype=np.float64))
     n_obs = np.maximum(x, 1.0)
@@ -93,9 +99,10 @@ def expected_spend(frequency: np.ndarray, monetary_value: np.ndarray, total_spen
     gg = _fit_gamma_gamma(x[repeat], m[repeat])
     if gg is None:
         m_pop = float(np.asarray(total_spend, dtype=np.float64).sum() / (x + 1).sum()) if x.size else 0.0
-        return (n_obs * m + m_pop) / (n_obs + 1)
+        cv2 = float(m.var() / m.mean() ** 2) if x.size and m.mean() > 0 else 0.0
+        return (n_obs * m + m_pop) / (n_obs + 1), cv2
     p, q, v = gg
-    return (v * p + p * n_obs * m) / (p * n_obs + q - 1)
+    return (v * p + p * n_obs * m) / (p * n_obs + q - 1), 1.0 / p
 
 
 def compute_clv(
@@ -106,39 +113,40 @@ def compute_clv(
     monthly_discount: float = 0.01,
     *,
     churn_horizon_days: int = 90,
+    param_draws: ParamDraws | None = None,
 ) -> pl.DataFrame:
-    """(customer_id, expected_purchases_12m, clv) in ``features`` row order; null for prospects.
+    """(customer_id, expected_purchases_12m, clv, clv_low, clv_high) in ``features`` row order; null for prospects.
 
     ``churn_risk`` is aligned with the rows of ``features`` (NaN for prospects) and refers to
-    ``churn_horizon_days``; None keeps BG/NBD's own P(alive).
+    ``churn_horizon_days``; None keeps BG/NBD's own P(alive). ``param_draws`` (bootstrap fits, see
+    ``core.predictions``) add the parameter uncertainty to the interval; ``expected_purchases_12m`` is over
+    the ``horizon_months``.
     """
     if horizon_months < 1 or monthly_discount < 0:
         raise ValueError("need horizon_months >= 1 and monthly_discount >= 0")
     buyers = features["frequency"].is_not_null().to_numpy()
-    purchases = np.full(features.height, np.nan)
-    value = np.full(features.height, np.nan)
+    columns = {name: np.full(features.height, np.nan) for name in ("expected_purchases_12m", "clv", "clv_low",
+                                                                    "clv_high")}  # fmt: skip
     if buyers.any():
         b = features.filter(pl.Series(buyers))
         x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+        (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
         horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
         discount = (1.0 + monthly_discount) ** -np.arange(1, horizon_months + 1)
         # purchases = E(12 months); sum_m discount_m * (E(m) - E(m - 1)) = sum_m E(m) * (discount_m - discount_m+1)
         weights = np.stack([np.eye(horizon_months)[-1], discount - np.append(discount[1:], 0.0)])
-        total, discounted = expected_purchases(params, horizons, x, tx, t_obs, weights=weights)
-        if churn_risk is not None:
-            q = np.asarray(churn_risk, dtype=np.float64)[buyers]
-            silent_if_alive = probability_no_purchase_if_alive(params, churn_horizon_days, x, t_obs)
-            p_alive = np.clip((1.0 - q) / np.maximum(1.0 - silent_if_alive, 1e-12), 0.0, 1.0)
-            p_alive_bg = np.maximum(probability_alive(params, x, tx, t_obs), 1e-300)  # 0 underflows: BG/NBD-dead
-            rescale = np.where(np.isnan(q), 1.0, p_alive / p_alive_bg)
-            total, discounted = total * rescale, discounted * rescale
-        spend = expected_spend(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
-        purchases[buyers] = total
-        value[buyers] = discounted * spend
+        total, discounted = expected_purchases_if_alive(params, horizons, gx, gt, weights=weights)
+        q = np.full(x.size, np.nan) if churn_risk is None else np.asarray(churn_risk, dtype=np.float64)[buyers]
+        p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
+        unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
+        p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
+        spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
+        value = p_alive * discounted[grid] * spend
+        log_sd = parameter_log_sd(param_draws, gx, gt, horizons[-1], churn_horizon_days)
+        low, high = clv_interval(value, p_alive, grid, total, params.r + gx, spend_cv2, log_sd)
+        total = total[grid]
+        for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
+            columns[name][buyers] = values
     return pl.DataFrame(
-        {
-            "customer_id": features["customer_id"],
-            "expected_purchases_12m": pl.Series(purchases).fill_nan(None),
-            "clv": pl.Series(value).fill_nan(None),
-        }
+        {"customer_id": features["customer_id"], **{k: pl.Series(v).fill_nan(None) for k, v in columns.items()}}
     )

@@ -20,10 +20,12 @@ from seg_pipeline.core import (
     bgnbd,
     churn,
     churn_fallback,
+    churn_reasons,
     clusters,
     clv,
     control_group,
     lifecycle,
+    predictions,
     prospects,
     rfm,
     value_tiers,
@@ -32,6 +34,7 @@ from seg_pipeline.core.features import profile_snapshot
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.prediction_checks import window_checks
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
 from seg_pipeline.settings import PipelineSettings
@@ -65,6 +68,25 @@ SEGMENT_COLUMNS = {
     ),
     "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
     "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
+    "p_alive": (
+        "P(the customer is still active: at least one completed order in the 365 days after as_of), the one-year "
+        "counterpart of churn_risk: with alive = the BG/NBD P(alive) under which BG/NBD's P(no purchase in the "
+        "churn horizon) equals churn_risk, p_alive = alive x P(a purchase within 365 days | alive); falls with "
+        "silence, also for one-time buyers; >= 0.5 exactly when next_order_date is set"
+    ),
+    "expected_purchases_30d": "expected purchase days in the next 30 days: alive (see p_alive) x BG/NBD's if alive",
+    "expected_purchases_90d": "expected purchase days in the next 90 days: alive (see p_alive) x BG/NBD's if alive",
+    "expected_purchases_365d": "expected purchase days in the next 365 days (alive x BG/NBD's if alive)",
+    "next_order_date": (
+        "median predicted date of the next completed order (BG/NBD purchase rate x alive); null when the customer "
+        "more likely than not places no order within 365 days (p_alive < 0.5)"
+    ),
+    "clv_low": "lower end of the 80% interval of clv (purchase-count and spend spread, p_alive, parameter bootstrap)",
+    "clv_high": "upper end of the 80% interval of clv; clv_low <= clv <= clv_high",
+    "churn_reasons": (
+        "up to three plain-language reasons for churn_risk, strongest first ('; '-separated), from the churn "
+        "model's own per-feature contributions (from days silent and one-time buying while a fallback scores)"
+    ),
     "recommended_action": (
         "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
         f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"
@@ -83,8 +105,12 @@ VERSION_COLUMNS = {
     "churn_model_version": "content hash of the churn model (or fallback) in force",
     "cluster_model_version": "content hash of the cluster model in force",
     "metrics": (
-        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params, and per "
-        "recommended action its share of customers and of CLV (actions.by_action)"
+        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; per "
+        "recommended action its share of customers and of CLV (actions.by_action); "
+        "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
+        "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
+        "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
+        "and churn_drivers (reasons by mean absolute contribution)"
     ),
     "customers": "customer_segments rows of the version (known customers)",
     "prospects": "customers without a completed order",
@@ -315,12 +341,19 @@ def build_segments(
         )
     features = features_at(store, as_of)
     buyers = features.filter(pl.col("frequency").is_not_null())
-    churn_risk = ModelStore.load(churn_entry).predict_risk(features)
+    churn_scorer = ModelStore.load(churn_entry)
+    contributions = None  # the churn model's own, worked out with its scores for the reasons
+    if isinstance(churn_scorer, churn.ChurnModel):
+        churn_risk, contributions = churn_scorer.risk_and_contributions(features, churn_reasons.reason_of)
+    else:
+        churn_risk = churn_scorer.predict_risk(features)
     cluster_model = ModelStore.load(cluster_entry)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
     # the parameters (and so the CLV) finite
     short = churn_method(churn_entry["metrics"]) != "model"
-    params = bgnbd.fit_bgnbd(*_btyd_sample(buyers), penalizer=churn_fallback.BGNBD_PENALIZER if short else 0.0)
+    penalizer = churn_fallback.BGNBD_PENALIZER if short else 0.0
+    btyd = _btyd_sample(buyers)
+    params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
     propensity, prospect_metrics = prospects.score_prospects(
         features, _past_prospects(store, features, as_of, settings.churn_horizon_days)
     )
@@ -335,7 +368,10 @@ def build_segments(
     value = clv.compute_clv(
         features, params, churn_risk,
         monthly_discount=settings.clv_monthly_discount, churn_horizon_days=settings.churn_horizon_days,
+        param_draws=predictions.bootstrap_params(*btyd, penalizer, start=params),
     )  # fmt: skip
+    predicted = predictions.predict(features, params, churn_risk, as_of, settings.churn_horizon_days)
+    reasons, drivers = churn_reasons.churn_reasons(churn_scorer, features, churn_risk, contributions)
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
@@ -343,7 +379,8 @@ def build_segments(
                 "as_of", "customer_id", "churn_risk", "purchase_propensity", "cluster_label", "lifecycle_stage",
                 "spend_365d",
             ),  # fmt: skip
-            *(part.drop("customer_id") for part in (rfm_scores, tiers, value)),
+            *(part.drop("customer_id") for part in (rfm_scores, tiers, value, predicted)),
+            reasons.to_frame(),
         ],
         how="horizontal",
     )
@@ -380,6 +417,10 @@ def build_segments(
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": tier_shares,
         "bgnbd": params.to_dict(),
+        "predictions": {
+            **_prediction_windows(store, settings, as_of, buyers, penalizer, churn_entry, previous_as_of),
+            "churn_drivers": drivers,
+        },
         "rfm": {"churn_horizon_days": settings.churn_horizon_days},
         "actions": {"contact_cost": settings.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
                     "by_action": actions.action_shares(segments)},
@@ -407,6 +448,35 @@ def build_segments(
         }
     )
     return segments, version_row
+
+
+def _prediction_windows(
+    store: WorkingStore, settings: PipelineSettings, as_of: date, buyers: pl.DataFrame, penalizer: float,
+    churn_entry: dict, previous_as_of: date | None,
+) -> dict:  # fmt: skip
+    """{"windows": the predictions' window checks, "checked_as_of": the version they were made at}.
+
+    The checks (``defs.prediction_checks``, several seconds at 1M customers) are made when the churn model in
+    force changes (a retrain: weekly by default), or when the previous version's are missing, older than
+    SEG_RETRAIN_EVERY_DAYS, or cover fewer windows than are complete now; in between, a version carries the
+    previous version's checks (each window names its cut)."""
+    complete = 0
+    if buyers.height:
+        first_day = as_of - timedelta(days=int(buyers["T"].max()))
+        complete = sum(as_of - timedelta(days=w) >= first_day for w in predictions.WINDOWS)
+    if previous_as_of is not None:
+        stored = store.scalar(
+            "select metrics from segment_versions where as_of = ? and churn_model_version = ?",
+            [previous_as_of, churn_entry["version"]],
+        )
+        carried = json.loads(stored).get("predictions", {}) if stored else {}
+        checked = carried.get("checked_as_of")
+        if (
+            checked and len(carried.get("windows", [])) >= complete
+            and (as_of - date.fromisoformat(checked)).days < settings.retrain_every_days
+        ):  # fmt: skip
+            return {"windows": carried["windows"], "checked_as_of": checked}
+    return {"windows": window_checks(store, settings, as_of, buyers, penalizer), "checked_as_of": as_of.isoformat()}
 
 
 def _past_prospects(store: WorkingStore, features: pl.DataFrame, as_of: date, horizon: int) -> pl.DataFrame | None:

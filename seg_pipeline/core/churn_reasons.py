@@ -1,0 +1,206 @@
+"""Plain-language reasons for a customer's churn risk, from the churn model's own per-feature contributions.
+
+``ChurnModel.contributions`` splits each buyer's logit exactly into a base (the same for everyone: the mean
+buyer of the version) plus one contribution per feature. Features that say the same thing to a person are
+summed into one reason (days silent, BG/NBD's P(alive) and P(no purchase) and recency are all "no order for
+N days"). For a customer whose logit is above the base, the up to three reasons that raise it most (by more
+than ``MIN_CONTRIBUTION``) are phrased from the customer's own values and joined with "; ", strongest first;
+below the base, the reasons that lower it most. A buyer with churn_risk >= 0.5 left without a reason gets
+``TYPICAL_RISK`` (the risk is about the base's own).
+
+While a churn fallback scores (``bgnbd`` / ``prior``), the reasons are its inputs: the days since the last
+order and, for one-time buyers, the single purchase day. Prospects get null.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+
+from seg_pipeline.core.churn import ChurnModel
+
+MAX_REASONS = 3
+MAX_DRIVERS = 10
+MIN_CONTRIBUTION = 0.05  # on the logit scale (about 1 percentage point of risk near 0.5): smaller is no reason
+FALLBACK_REASONS = ["silence", "purchases"]  # while a fallback scores: its inputs
+TYPICAL_RISK = "risk at the level of the typical buyer: no single factor stands out"
+
+
+def _int(column: str) -> pl.Expr:
+    return pl.col(column).cast(pl.Float64).round(0).cast(pl.Int64)
+
+
+def _orders_of_status(rate: str) -> pl.Expr:
+    """'k of n orders' for the status whose share of all orders is ``rate`` (all = completed / completed share)."""
+    all_orders = (pl.col("order_count") / (1.0 - pl.col("cancel_rate") - pl.col("return_rate"))).round(0)
+    return pl.format("{} of {} orders", (pl.col(rate) * all_orders).round(0).cast(pl.Int64), all_orders.cast(pl.Int64))
+
+
+def _spend_change() -> pl.Expr:
+    now, before = pl.col("spend_90d"), pl.col("spend_prev_90d")
+    change = ((now / before - 1.0).abs() * 100).round(0).cast(pl.Int64)
+    return (
+        pl.when((now == 0) & (before == 0)).then(pl.lit("no spend in the last 180 days"))
+        .when(before == 0).then(pl.lit("spend only in the last 90 days, none in the 90 before"))
+        .when(now < before).then(pl.format("spend down {}% against the previous 90 days", change))
+        .otherwise(pl.format("spend up {}% against the previous 90 days", change))
+    )  # fmt: skip
+
+
+#: reason -> (features it sums, its phrase from the customer's values)
+REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
+    "silence": (
+        ("days_since_last_order", "recency", "bgnbd_p_alive", "bgnbd_p_no_purchase"),
+        lambda: pl.when(pl.col("days_since_last_order") == 0).then(pl.lit("ordered on the as-of day"))
+        .otherwise(pl.format("no order for {} days", _int("days_since_last_order"))),
+    ),
+    "purchases": (
+        ("frequency", "order_count", "active_months", "orders_180d", "orders_365d"),
+        lambda: pl.when(pl.col("frequency") == 0).then(pl.lit("only one purchase day so far"))
+        .otherwise(pl.format("{} purchase days so far", _int("frequency") + 1)),
+    ),  # fmt: skip
+    "recent_orders": (
+        ("orders_30d", "orders_90d"),
+        lambda: pl.format("{} orders in the last 90 days", _int("orders_90d")),
+    ),
+    "tenure": (("T", "days_since_first_order"), lambda: pl.format("first order {} days ago", _int("T"))),
+    "spend_trend": (("spend_trend_90d", "spend_90d", "spend_prev_90d", "spend_30d", "spend_180d"), _spend_change),
+    "spend_level": (
+        ("monetary_value", "total_spend", "avg_order_value", "spend_365d"),
+        lambda: pl.format("average order value {}", _int("avg_order_value")),
+    ),
+    "returns": (("return_rate",), lambda: pl.format("returned {}", _orders_of_status("return_rate"))),
+    "cancellations": (("cancel_rate",), lambda: pl.format("cancelled {}", _orders_of_status("cancel_rate"))),
+    "rhythm": (
+        ("mean_days_between_purchases", "std_days_between_purchases"),
+        lambda: pl.when(pl.col("mean_days_between_purchases").is_null()).then(pl.lit("no repeat purchase yet"))
+        .otherwise(pl.format("orders every {} days on average", _int("mean_days_between_purchases"))),
+    ),  # fmt: skip
+    "channel": (
+        ("main_channel", "main_channel_share"),
+        lambda: pl.format("buys mostly via {}", pl.col("main_channel").fill_null("no single channel")),
+    ),
+    "categories": (("distinct_categories",), lambda: pl.format("bought from {} categories", "distinct_categories")),
+    "membership": (
+        ("is_member",),
+        lambda: pl.when(pl.col("is_member")).then(pl.lit("loyalty member"))
+        .when(~pl.col("is_member")).then(pl.lit("not a loyalty member")).otherwise(pl.lit("membership unknown")),
+    ),  # fmt: skip
+    "profile": (
+        ("has_profile", "days_since_signup"),
+        lambda: pl.when(~pl.col("has_profile")).then(pl.lit("no customer profile"))
+        .otherwise(pl.format("signed up {} days ago", _int("days_since_signup").cast(pl.String).fill_null("?"))),
+    ),  # fmt: skip
+    **{
+        c: ((c,), lambda c=c: pl.format("{} {}", pl.lit(c.replace("_", " ")), pl.col(c).fill_null("unknown")))
+        for c in ("age_band", "gender", "region", "customer_type")
+    },
+}
+_OF_FEATURE = {feature: reason for reason, (features, _) in REASONS.items() for feature in features}
+
+
+def _phrase(name: str) -> pl.Expr:
+    """The reason's phrase; a feature of no listed reason reads 'name value'."""
+    return REASONS[name][1]() if name in REASONS else pl.format("{} {}", pl.lit(name.replace("_", " ")), pl.col(name))
+
+
+def reason_of(feature: str) -> str:
+    """The reason a feature's contribution counts toward (a feature of no listed reason is its own)."""
+    return _OF_FEATURE.get(feature, feature)
+
+
+def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: np.ndarray) -> pl.Series:
+    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none).
+
+    Each reason is phrased (one Polars expression) only on the rows that name it; every slot then gathers its
+    phrases from those by position, and the slots are joined in one ``concat_str``.
+    """
+    height, width = reason_codes.shape
+    positions = [np.full(height, -1, dtype=np.int64) for _ in range(width)]
+    pieces, offset = [], 0
+    named = np.bincount(reason_codes.ravel() + 1, minlength=len(names) + 1)[1:]
+    for index in np.flatnonzero(named):
+        hit = reason_codes == index
+        naming = hit.any(axis=1)
+        rows = np.flatnonzero(naming)
+        rank = np.cumsum(naming) - 1 + offset  # a row's position among all phrases
+        for k in range(width):
+            positions[k][hit[:, k]] = rank[hit[:, k]]
+        phrase = _phrase(names[index])
+        columns = list(dict.fromkeys(phrase.meta.root_names()))  # gather only what the phrase reads
+        pieces.append(frame.select(columns)[rows].select(phrase.cast(pl.String).alias("p")).to_series())
+        offset += rows.size
+    phrases = pl.concat(pieces) if pieces else pl.Series("p", [], dtype=pl.String)
+    at = pl.DataFrame({f"s{k}": position for k, position in enumerate(positions)}).select(
+        pl.when(pl.col(c) >= 0).then(pl.col(c)) for c in (f"s{k}" for k in range(width))
+    )
+    slots = [phrases.gather(at[c]).alias(c) if phrases.len() else pl.repeat(None, height, dtype=pl.String,
+                                                                            eager=True).alias(c)
+             for c in at.columns]  # fmt: skip
+    joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series() if slots else (
+        pl.repeat("", height, dtype=pl.String, eager=True)
+    )  # fmt: skip
+    typical = pl.when(pl.Series(risk >= 0.5)).then(pl.lit(TYPICAL_RISK))
+    return pl.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
+
+
+def _top_codes(summed: np.ndarray) -> np.ndarray:
+    """Per row, the up to ``MAX_REASONS`` reason columns that move the logit most the way it leaves the base
+    (up for a risk above it, down below it), by more than ``MIN_CONTRIBUTION``, strongest first (ties: the
+    first column); -1 = none."""
+    sign = np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0)
+    toward = np.empty(summed.shape)  # row-major: the row-wise passes below read rows
+    np.multiply(summed, sign, out=toward)
+    rows = np.arange(summed.shape[0])
+    codes = np.full((summed.shape[0], min(MAX_REASONS, summed.shape[1])), -1, dtype=np.int64)
+    for k in range(codes.shape[1]):
+        best = toward.argmax(axis=1)
+        codes[:, k] = np.where(toward[rows, best] > MIN_CONTRIBUTION, best, -1)
+        toward[rows, best] = -np.inf
+    return codes
+
+
+def model_reasons(contributions: tuple[float, tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, list[str], list[dict]]:
+    """(reason codes of the rows (``_top_codes``), reason names, churn drivers) from a model's contributions
+    (``ChurnModel.contributions(rows, reason_of)``, module docstring); the drivers are the ``MAX_DRIVERS`` reasons
+    of largest mean absolute contribution over the rows (> 0), largest first."""
+    _, names, summed = contributions
+    mean_moved = [float(np.abs(summed[:, k]).sum()) / max(summed.shape[0], 1) for k in range(len(names))]
+    drivers = sorted(
+        ({"reason": name, "mean_abs_logit": m} for name, m in zip(names, mean_moved, strict=True) if m > 0),
+        key=lambda d: -d["mean_abs_logit"],
+    )[:MAX_DRIVERS]
+    return _top_codes(summed), list(names), drivers
+
+
+def fallback_codes(frequency: np.ndarray, days_since_last_order: np.ndarray) -> np.ndarray:
+    """Reason codes (of ``FALLBACK_REASONS``) while a fallback scores: days silent (when > 0), and the single
+    purchase day of one-time buyers."""
+    return np.column_stack([np.where(days_since_last_order > 0, 0, -1), np.where(frequency == 0, 1, -1)])
+
+
+def churn_reasons(
+    model: object, features: pl.DataFrame, risk: np.ndarray,
+    contributions: tuple[float, tuple[str, ...], np.ndarray] | None = None,
+) -> tuple[pl.Series, list[dict]]:  # fmt: skip
+    """(``churn_reasons`` in ``features`` row order, null for prospects; churn drivers) for ``risk`` aligned with
+    ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
+    ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
+    ``contributions``: a ``ChurnModel``'s ``risk_and_contributions(features, reason_of)[1]`` when already at hand.
+    The reasons are phrased on the rows of ``features`` themselves (prospects name none).
+    """
+    buyers = features["frequency"].is_not_null().to_numpy()
+    if isinstance(model, ChurnModel):
+        if contributions is None:
+            contributions = model.contributions(features.filter(pl.Series(buyers)), reason_of)
+        codes, names, drivers = model_reasons(contributions)
+    else:
+        b = features.select("frequency", "days_since_last_order").filter(pl.Series(buyers))
+        codes = fallback_codes(b["frequency"].to_numpy(), b["days_since_last_order"].to_numpy())
+        names = FALLBACK_REASONS
+        drivers = [{"reason": name, "mean_abs_logit": None} for name in names]
+    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int64)
+    every[buyers] = codes
+    read = set().union(*(_phrase(name).meta.root_names() for name in names))
+    phrased_from = features.select(c for c in features.columns if c in read)
+    return _phrased(phrased_from, every, names, np.asarray(risk, dtype=np.float64)), drivers
