@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from seg_pipeline import cli, report
-from seg_pipeline.audiences import COLUMNS, file_stem
+from seg_pipeline.audiences import COLUMNS, OPTIONAL_COLUMNS, file_stem
 from seg_pipeline.core.demo_data import generate_landing, plant_campaign
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.runs import materialize_as_of
@@ -99,7 +99,7 @@ def test_audience_files_hold_exactly_the_treated_customers_of_each_action_and_no
             continue
         csv = pl.read_csv(f"{folder}/{stem}.csv", schema_overrides={"customer_id": pl.String})
         parquet = pl.read_parquet(f"{folder}/{stem}.parquet")
-        assert csv.columns == parquet.columns == list(COLUMNS)  # ids and scores only
+        assert csv.columns == parquet.columns == [*COLUMNS, *OPTIONAL_COLUMNS]  # ids, scores and predictions only
         assert csv["customer_id"].to_list() == parquet["customer_id"].to_list() == treated.to_list()
         assert set(csv["recommended_action"]) == {action}
         text = open(f"{folder}/{stem}.csv", encoding="utf-8").read()
