@@ -19,18 +19,19 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from seg_pipeline import landing
-from seg_pipeline.core import validation
+from seg_pipeline.core import schemas, validation
 from seg_pipeline.core.personal_data import publishable
 from seg_pipeline.landing import DAY_COLUMN, Kind, LandingFile
-from seg_pipeline.store import WorkingStore, replace_rows
+from seg_pipeline.store import WorkingStore
 
 #: a batch holds at most this many bytes of landed files (about 1.7M CSV order rows), which
 #: bounds memory per batch (validation holds a few copies of it)
 BATCH_BYTES = 128 * 2**20
 
+#: kind -> the names of its (raw, accepted, quarantine) tables
 TABLES: dict[Kind, tuple[str, str, str]] = {
-    "orders": ("raw_orders", "orders", "quarantine_orders"),
-    "profiles": ("raw_profiles", "profiles", "quarantine_profiles"),
+    kind: tuple(t.name for t in tables)  # type: ignore[misc]
+    for kind, tables in schemas.INGESTED.items()
 }
 
 
@@ -65,7 +66,7 @@ class IngestReport:
 
 def stored_files(store: WorkingStore, kind: Kind) -> dict[str, tuple[int, int, str]]:
     """source_file -> (size, mtime_ns, fingerprint) of every ingested file of `kind`."""
-    rows = store.frame("select source_file, size, mtime_ns, fingerprint from landing_files where kind = ?", [kind])
+    rows = store.ingested_files(kind).select("source_file", "size", "mtime_ns", "fingerprint")
     return {name: (size, mtime, fp) for name, size, mtime, fp in rows.iter_rows()}
 
 
@@ -91,12 +92,9 @@ def _landed(
 ) -> tuple[dict[date, list[LandingFile]], dict[str, str], list[date]]:
     """Landed files <= `until`, the fingerprints of the ones that matter, and the stale days."""
     known = stored_files(store, kind)
-    ingested = store.frame(
-        "select day, list(source_file || '=' || fingerprint order by source_file) as files "
-        "from landing_files where kind = ? group by day",
-        [kind],
-    )
-    ingested_sets = {day: set(files) for day, files in ingested.iter_rows()}
+    ingested_sets: dict[date, set[str]] = {}
+    for day, name, fp in store.ingested_files(kind).select("day", "source_file", "fingerprint").iter_rows():
+        ingested_sets.setdefault(day, set()).add(f"{name}={fp}")
     landed = landing.scan(landing_dir, kind, until)
     relevant = landed if kind == "orders" else {day: landed[day] for day in sorted(landed)[-1:]}
     # a file never ingested under its name makes its day stale as it is: it is hashed while being read
@@ -177,7 +175,6 @@ def _write_batch(
     currency: str,
     accepted: _AcceptedOrders | None,
 ) -> None:
-    raw_table, accepted_table, quarantine_table = TABLES[kind]
     day_col = DAY_COLUMN[kind]
     days = sorted({f.day for f in files})
     now = datetime.now(UTC).replace(tzinfo=None)
@@ -206,13 +203,12 @@ def _write_batch(
             "raw_rows": [rows_per_file.get(f.name, 0) for f in files],
             "ingested_at": [now] * len(files),
             "run_id": [run_id] * len(files),
-        }
+        },
+        schema=schemas.LANDING_FILES.polars,
     )
-    with store.transaction() as con:
-        store.replace_parts(con, raw_table, days, raw_rows)
-        store.replace_parts(con, accepted_table, days, result.accepted)
-        replace_rows(con, quarantine_table, f"{day_col} in (select unnest(?::date[]))", [days], quarantined)
-        replace_rows(con, "landing_files", "kind = ? and day in (select unnest(?::date[]))", [kind, days], file_rows)
+    with store.replace_day_batch(
+        kind, days, raw=raw_rows, accepted=result.accepted, quarantined=quarantined, files=file_rows
+    ):
         # great-expectations validated the batch while its rows were written: counting its results waits for
         # that run, so a failure of it rolls the batch back
         waiting = time.time()
@@ -261,7 +257,7 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
     return (
         raw.rename({"rows": "raw_rows"})
         .join(accepted.rename({"rows": "accepted_rows"}), on="day", how="left")
-        .join(_quarantined_per_day(store, kind, days=days), on="day", how="left")
+        .join(store.quarantined_per_day(kind, days=days), on="day", how="left")
         .with_columns(pl.col("accepted_rows", "quarantined_rows").fill_null(0))
         .sort("day")
     )
@@ -269,9 +265,7 @@ def day_counts(store: WorkingStore, kind: Kind, days: list[date]) -> pl.DataFram
 
 def latest_rows(store: WorkingStore, table: str, kind: Kind, limit: int = 5) -> pl.DataFrame:
     """A few rows of the latest landed day in `table`, for previews: without personal data (`publishable`)."""
-    day_col = DAY_COLUMN[kind]
-    rows = store.frame(f"select * from {table} where {day_col} = (select max({day_col}) from {table}) limit {limit}")
-    return publishable(rows, kind)
+    return publishable(store.latest_day_rows(table, limit), kind)
 
 
 @dataclass(frozen=True)
@@ -289,7 +283,7 @@ def latest_snapshots(store: WorkingStore, landing_dir: str, until: date) -> tupl
     Rows come from the ingested files' bookkeeping; a file never ingested (the previous snapshot of a
     cold run) is counted, not read.
     """
-    stored = dict(store.frame("select source_file, raw_rows from landing_files where kind = 'profiles'").iter_rows())
+    stored = dict(store.ingested_files("profiles").select("source_file", "raw_rows").iter_rows())
     landed = landing.scan(landing_dir, "profiles", until)
 
     def snapshot(day: date) -> Snapshot:
@@ -306,24 +300,11 @@ def blocked_days(store: WorkingStore, kind: Kind, until: date, threshold: float,
     """Landed days <= `until` with more than `threshold` of their rows and >= `min_rows` rows quarantined."""
     raw = store.day_rows(TABLES[kind][0], until=until)
     return (
-        raw.join(_quarantined_per_day(store, kind, until=until), on="day")
+        raw.join(store.quarantined_per_day(kind, until=until), on="day")
         .select("day", (pl.col("quarantined_rows") / pl.col("rows")).alias("share"), "quarantined_rows")
         .filter((pl.col("share") > threshold) & (pl.col("quarantined_rows") >= min_rows))
         .select("day", "share")
         .sort("day")
-    )
-
-
-def _quarantined_per_day(
-    store: WorkingStore, kind: Kind, *, until: date | None = None, days: list[date] | None = None
-) -> pl.DataFrame:
-    """(day, quarantined_rows) of the quarantine table of `kind`, days chosen as in `WorkingStore.day_rows`."""
-    day_col = DAY_COLUMN[kind]
-    return store.frame(
-        f"select {day_col} as day, count(*) as quarantined_rows from {TABLES[kind][2]} "
-        f"where (?::date is null or {day_col} <= ?) and (?::date[] is null or {day_col} in (select unnest(?::date[]))) "
-        "group by 1",
-        [until, until, days, days],
     )
 
 

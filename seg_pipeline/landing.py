@@ -19,30 +19,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
-Kind = Literal["orders", "profiles"]
+from seg_pipeline.core.schemas import DAY_COLUMN, LANDING, Kind
+from seg_pipeline.core.schemas import PERSONAL_COLUMNS as PERSONAL_COLUMNS  # the landing contract's names
 
-COLUMNS: dict[Kind, tuple[str, ...]] = {
-    "orders": (
-        "order_id", "customer_id", "order_ts", "amount", "currency",
-        "status", "channel", "category", "quantity",
-    ),
-    "profiles": (
-        "customer_id", "signup_date", "birth_year", "gender", "region",
-        "customer_type", "is_member", "name", "email", "phone",
-    ),
-}  # fmt: skip
-REQUIRED: dict[Kind, tuple[str, ...]] = {
-    "orders": ("order_id", "customer_id", "order_ts", "amount"),
-    "profiles": ("customer_id",),
-}
-#: personal data: kept in the working store for matching, never shown in previews or the analyst file
-PERSONAL_COLUMNS = ("name", "email", "phone")
-#: the column holding the day a file was landed for
-DAY_COLUMN: dict[Kind, str] = {"orders": "order_day", "profiles": "snapshot_date"}
+#: the landed columns of each kind, in order, and the ones a file must have (from the schema registry)
+COLUMNS: dict[Kind, tuple[str, ...]] = {kind: table.names for kind, table in LANDING.items()}
+REQUIRED: dict[Kind, tuple[str, ...]] = {kind: table.required for kind, table in LANDING.items()}
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 _DAY_PREFIX = re.compile(r"^\d{4}-\d{2}-\d{2}")

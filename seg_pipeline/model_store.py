@@ -6,10 +6,9 @@ for, so any version can be re-applied and no run ever uses a model trained on a 
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -35,28 +34,12 @@ class ModelStore:
             with os.fdopen(os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as handle:
                 pickle.dump(model, handle, protocol=pickle.HIGHEST_PROTOCOL)
             staging.replace(path)
-        with self.store.transaction() as con:
-            con.execute("delete from model_registry where kind = ? and trained_as_of = ?", [kind, trained_as_of])
-            con.execute(
-                "insert into model_registry (kind, version, trained_as_of, path, metrics, created_at, inputs) "
-                "values (?, ?, ?, ?, ?, ?, ?)",
-                [kind, version, trained_as_of, str(path), json.dumps(metrics), datetime.now(UTC).replace(tzinfo=None),
-                 inputs],
-            )  # fmt: skip
+        self.store.register_model(kind, version, trained_as_of, path, metrics, inputs)
         return path
 
     def in_force(self, kind: str, as_of: date, *, before: bool = False) -> dict | None:
         """The latest registered model of `kind` trained on or before `as_of` (strictly before if asked)."""
-        op = "<" if before else "<="
-        rows = self.store.frame(
-            "select version, trained_as_of, path, metrics, inputs from model_registry "
-            f"where kind = ? and trained_as_of {op} ? order by trained_as_of desc limit 1",
-            [kind, as_of],
-        )
-        if rows.is_empty():
-            return None
-        row = rows.row(0, named=True)
-        return {**row, "metrics": json.loads(row["metrics"])}
+        return self.store.model_in_force(kind, as_of, before=before)
 
     @staticmethod
     def load(entry: dict) -> Any:

@@ -26,49 +26,26 @@ folders), whatever the umask: DuckDB creates its file and write-ahead log with t
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from seg_pipeline.core.features import FEATURE_SCHEMA
-
-_RAW_ORDER_COLUMNS = "order_id, customer_id, order_ts, amount, currency, status, channel, category, quantity"
-_RAW_PROFILE_COLUMNS = (
-    "customer_id, signup_date, birth_year, gender, region, customer_type, is_member, name, email, phone"
-)
-
-
-def _raw_schema(day: str, columns: str) -> dict[str, pl.DataType]:
-    landed = {c.strip(): pl.String() for c in columns.split(",")}
-    return {
-        day: pl.Date(), "source_file": pl.String(), "source_row": pl.Int64(), **landed, "extra": pl.String(),
-        "file_fingerprint": pl.String(), "ingested_at": pl.Datetime("us"), "run_id": pl.String(),
-    }  # fmt: skip
-
+from seg_pipeline.core import schemas
+from seg_pipeline.core.schemas import Column, Kind, Table
 
 #: rows per Parquet row group: several per day of a large table, so both cores read and write at once
 PART_ROW_GROUP = 131_072
 #: the tables kept as Parquet parts: table -> (day column, schema)
 PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
-    "raw_orders": ("order_day", _raw_schema("order_day", _RAW_ORDER_COLUMNS)),
-    "raw_profiles": ("snapshot_date", _raw_schema("snapshot_date", _RAW_PROFILE_COLUMNS)),
-    "orders": (
-        "order_day",
-        {
-            "order_id": pl.String(), "customer_id": pl.String(), "order_ts": pl.Datetime("us"),
-            "order_day": pl.Date(), "amount": pl.Float64(), "currency": pl.String(), "status": pl.String(),
-            "channel": pl.String(), "category": pl.String(), "quantity": pl.Int32(),
-            "source_file": pl.String(), "source_row": pl.Int64(),
-        },
-    ),
-    "customer_features": ("as_of", FEATURE_SCHEMA),
+    **{t.name: (t.day, t.polars) for t in schemas.TABLES.values() if t.storage == "part"},
     "customer_segments": (
         "as_of",
         {
@@ -83,45 +60,40 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
             "churn_reasons": pl.String(), "recommended_action": pl.String(), "in_control_group": pl.Boolean(),
         },
     ),
-    "profiles": (
-        "snapshot_date",
-        {
-            "snapshot_date": pl.Date(), "customer_id": pl.String(), "signup_date": pl.Date(),
-            "birth_year": pl.Int32(), "gender": pl.String(), "region": pl.String(), "customer_type": pl.String(),
-            "is_member": pl.Boolean(), "name": pl.String(), "email": pl.String(), "phone": pl.String(),
-            "source_file": pl.String(), "source_row": pl.Int64(),
-        },
-    ),
 }  # fmt: skip
 
 #: part tables the next step of a run reads back whole (a profile snapshot, a feature version): the
 #: process keeps the frame it last wrote of each, so that step takes it from memory, not from disk
 KEPT_IN_MEMORY = frozenset({"profiles", "customer_features"})
 
+_DUCKDB_TYPES = {
+    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
+    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
+}  # fmt: skip
+
+
+def duckdb_type(column: Column) -> str:
+    """The DuckDB type of a registry column."""
+    return column.sql or _DUCKDB_TYPES[type(column.dtype)]
+
+
+def table_ddl(table: Table) -> str:
+    """`create table if not exists` for a registry table, then an `add column if not exists` per column that
+    stores made by older code lack (so opening such a store migrates it)."""
+    created = [c for c in table.columns if not c.added_later]
+    columns = ", ".join(f"{c.name} {duckdb_type(c)}" for c in created)
+    added = "".join(
+        f"alter table {table.name} add column if not exists {c.name} {duckdb_type(c)};\n"
+        for c in table.columns
+        if c.added_later
+    )
+    return f"create table if not exists {table.name} ({columns});\n{added}"
+
+
 #: DDL of the other tables whose shape the store owns; the marts take their shape from the
 #: frames that first fill them (their columns are documented in dbt_like_sql/).
-SCHEMA = f"""
-create table if not exists landing_files (
-    kind varchar, day date, source_file varchar, size bigint, mtime_ns bigint,
-    fingerprint varchar, raw_rows bigint, ingested_at timestamp, run_id varchar
-);
-create table if not exists parts (table_name varchar, day date, file varchar, rows bigint);
-create table if not exists feature_sources (as_of date, orders_state varchar);
-create table if not exists quarantine_orders (
-    order_day date, source_file varchar, source_row bigint,
-    {", ".join(f"{c.strip()} varchar" for c in _RAW_ORDER_COLUMNS.split(","))},
-    extra varchar, reason varchar, as_of date, run_id varchar, quarantined_at timestamp
-);
-create table if not exists quarantine_profiles (
-    snapshot_date date, source_file varchar, source_row bigint,
-    {", ".join(f"{c.strip()} varchar" for c in _RAW_PROFILE_COLUMNS.split(","))},
-    extra varchar, reason varchar, as_of date, run_id varchar, quarantined_at timestamp
-);
-create table if not exists model_registry (
-    kind varchar, version varchar, trained_as_of date, path varchar, metrics json, created_at timestamp
-);
--- what the model was trained from (see defs.models): a model is reused only while that is unchanged
-alter table model_registry add column if not exists inputs varchar;
+SCHEMA = "".join(table_ddl(t) for t in schemas.TABLES.values() if t.storage == "table") + """
+-- TODO issue 16: declared in the schema registry once defs/models.py (VERSION_COLUMNS) moves there
 create table if not exists segment_versions (
     as_of date, segment_version varchar, run_id varchar, code_version varchar,
     churn_model_version varchar, cluster_model_version varchar, metrics json,
@@ -208,18 +180,34 @@ class _ProcessLock:
 class WorkingStore:
     """Short-lived, locked connections to the pipeline's DuckDB file and its Parquet parts.
 
-    With `wait=False` every connection raises `StoreBusy` instead of queueing (for sensors).
+    With `wait=False` every connection raises `StoreBusy` instead of queueing (for sensors). Built once per
+    run (`defs.resources.StoreResource`), which creates or migrates the schema; `open_existing` reads a
+    store as it is.
     """
 
-    def __init__(self, path: str | Path, *, wait: bool = True) -> None:
+    def __init__(self, path: str | Path, *, wait: bool = True, migrate: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.parts_dir = self.path.with_name(f"{self.path.stem}_parts")
         self.wait = wait
+        self.read_only = not migrate
         self._lock = _ProcessLock(self.path.with_name(self.path.name + ".lock"))
         self._written: list[Path] = []
         self._superseded: list[Path] = []
         self._session: duckdb.DuckDBPyConnection | None = None
+        if migrate:
+            self._create_or_migrate()
+
+    @classmethod
+    def open_existing(cls, path: str | Path, *, wait: bool = True) -> WorkingStore:
+        """The store at `path` for reading only: nothing is created or migrated, no DDL runs.
+
+        A store that does not exist yet reads as one where nothing was ingested.
+        """
+        return cls(path, wait=wait, migrate=False)
+
+    def _create_or_migrate(self) -> None:
+        """Create the schema (or add what an older store lacks) and point the part views at their files."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         for private, mode in ((self.path, 0o600), (self.parts_dir, 0o700)):  # made before files were owner-only
             if private.exists():
                 private.chmod(mode)
@@ -247,7 +235,7 @@ class WorkingStore:
             if self._session is not None:
                 yield self
                 return
-            self._session = duckdb.connect(str(self.path))
+            self._session = duckdb.connect(str(self.path), read_only=self.read_only)
             try:
                 yield self
             finally:
@@ -258,7 +246,10 @@ class WorkingStore:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection held under the store lock; other processes wait for it."""
         with self._lock(self.wait), _owner_only():
-            con = duckdb.connect(str(self.path)) if self._session is None else self._session.cursor()
+            if self._session is not None:
+                con = self._session.cursor()
+            else:
+                con = duckdb.connect(str(self.path), read_only=self.read_only)
             try:
                 yield con
             finally:
@@ -279,6 +270,7 @@ class WorkingStore:
             con.commit()
             _unlink(self._superseded)
 
+    # TODO issue 16: `frame` and `scalar` take SQL text; only defs/models.py (and tests) still call them
     def frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
         """Run a query and return a Polars frame."""
         with self.connect() as con:
@@ -416,6 +408,117 @@ class WorkingStore:
             kept = {self.parts_dir / file for (file,) in con.execute("select file from parts").fetchall()}
             _unlink([path for path in self.parts_dir.glob("*/*/*.parquet") if path not in kept])
 
+    # --- ingestion ------------------------------------------------------------------------------------------------
+
+    def ingested_files(self, kind: Kind) -> pl.DataFrame:
+        """The `landing_files` rows of `kind` (every ingested landed file); none for a store not made yet."""
+        if self.read_only and not self.path.exists():
+            return schemas.LANDING_FILES.empty()
+        return self.frame("select * from landing_files where kind = ? order by day, source_file", [kind])
+
+    @contextmanager
+    def replace_day_batch(
+        self,
+        kind: Kind,
+        days: Sequence[date],
+        *,
+        raw: pl.DataFrame,
+        accepted: pl.DataFrame,
+        quarantined: pl.DataFrame,
+        files: pl.DataFrame,
+    ) -> Iterator[None]:
+        """Replace `days` of `kind` in its raw, accepted and quarantine tables and in `landing_files`, atomically.
+
+        The rows are written on entering the block and committed when it ends; an error in the block (or
+        in writing) rolls all of it back.
+        """
+        raw_table, accepted_table, quarantine_table = schemas.INGESTED[kind]
+        with self.transaction() as con:
+            self.replace_parts(con, raw_table.name, days, raw)
+            self.replace_parts(con, accepted_table.name, days, accepted)
+            _replace_matching(con, quarantine_table, quarantined, {schemas.DAY_COLUMN[kind]: list(days)})
+            _replace_matching(con, schemas.LANDING_FILES, files, {"kind": kind, "day": list(days)})
+            yield
+
+    def quarantined_per_day(
+        self, kind: Kind, *, until: date | None = None, days: Sequence[date] | None = None
+    ) -> pl.DataFrame:
+        """(day, quarantined_rows) of the quarantine table of `kind`, days chosen as in `day_rows`."""
+        quarantine = schemas.INGESTED[kind][2]
+        day = quarantine.day
+        return self.frame(
+            f"select {day} as day, count(*) as quarantined_rows from {quarantine.name} "
+            f"where (?::date is null or {day} <= ?) and (?::date[] is null or {day} in (select unnest(?::date[]))) "
+            "group by 1",
+            [until, until, days, days],
+        )
+
+    def latest_day_rows(self, table: str, limit: int = 5) -> pl.DataFrame:
+        """Up to `limit` rows of the latest day stored in the day-keyed table `table` (raw, accepted, quarantine)."""
+        day = schemas.TABLES[table].day
+        return self.frame(f"select * from {table} where {day} = (select max({day}) from {table}) limit ?", [limit])
+
+    # --- features -------------------------------------------------------------------------------------------------
+
+    def feature_sources(self, since: date, before: date) -> list[tuple[date, str]]:
+        """(as_of, orders_state) of the feature versions made for `since` <= as_of < `before`, newest first."""
+        rows = self.frame(
+            "select as_of, orders_state from feature_sources where as_of < ? and as_of >= ? order by as_of desc",
+            [before, since],
+        )
+        return list(rows.iter_rows())
+
+    def customers_ordering(self, ranges: Sequence[tuple[date, date]]) -> pl.DataFrame:
+        """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`."""
+        return self.frame(
+            "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
+            [day for day_range in ranges for day in day_range],
+        )
+
+    def replace_feature_version(self, as_of: date, features: pl.DataFrame, orders_state: str) -> None:
+        """Write the feature version `as_of` and the state of the orders it was made from, atomically."""
+        source = pl.DataFrame({"as_of": [as_of], "orders_state": [orders_state]})
+        with self.transaction() as con:
+            self.replace_parts(con, "customer_features", [as_of], features)
+            _replace_matching(con, schemas.FEATURE_SOURCES, source, {"as_of": as_of})
+
+    # --- models and versions --------------------------------------------------------------------------------------
+
+    def register_model(
+        self, kind: str, version: str, trained_as_of: date, path: Path, metrics: dict, inputs: str
+    ) -> None:
+        """(Re)register model `version` of `kind` as the one trained for `trained_as_of`."""
+        row = pl.DataFrame(
+            {"kind": [kind], "version": [version], "trained_as_of": [trained_as_of], "path": [str(path)],
+             "metrics": [json.dumps(metrics)], "created_at": [datetime.now(UTC).replace(tzinfo=None)],
+             "inputs": [inputs]},
+            schema=schemas.MODEL_REGISTRY.polars,
+        )  # fmt: skip
+        with self.transaction() as con:
+            _replace_matching(con, schemas.MODEL_REGISTRY, row, {"kind": kind, "trained_as_of": trained_as_of})
+
+    def model_in_force(self, kind: str, as_of: date, *, before: bool = False) -> dict | None:
+        """The latest registered model of `kind` trained on or before `as_of` (strictly before if asked):
+        version, trained_as_of, path, metrics (parsed) and inputs."""
+        rows = self.frame(
+            "select version, trained_as_of, path, metrics, inputs from model_registry "
+            f"where kind = ? and trained_as_of {'<' if before else '<='} ? order by trained_as_of desc limit 1",
+            [kind, as_of],
+        )
+        if rows.is_empty():
+            return None
+        row = rows.row(0, named=True)
+        return {**row, "metrics": json.loads(row["metrics"])}
+
+    def version_summary(self, as_of: date) -> dict | None:
+        """segment_version, customers, prospects, orders_accepted and orders_quarantined of version `as_of`."""
+        rows = self.frame(
+            "select segment_version, customers, prospects, orders_accepted, orders_quarantined "
+            "from segment_versions where as_of = ?",
+            [as_of],
+        )
+        return rows.row(0, named=True) if rows.height else None
+
     def _files(
         self, con: duckdb.DuckDBPyConnection, table: str, until: date | None = None, day: date | None = None
     ) -> list[str]:
@@ -438,12 +541,6 @@ class WorkingStore:
         con.execute(f"create or replace view {table} as select * from {source}")
 
 
-_DUCKDB_TYPES = {
-    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
-    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
-}  # fmt: skip
-
-
 #: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[str, pl.DataFrame]] = {}
 
@@ -458,6 +555,24 @@ def _unlink(paths: Sequence[Path]) -> None:
         path.unlink(missing_ok=True)
 
 
+def _replace_matching(
+    con: duckdb.DuckDBPyConnection, table: Table, rows: pl.DataFrame, match: dict[str, object]
+) -> None:
+    """Delete the rows of the registry table `table` whose columns equal `match`'s values (a list: any of them),
+    then insert `rows` by column name; call inside `WorkingStore.transaction()`."""
+    types = {c.name: duckdb_type(c) for c in table.columns}
+    where = " and ".join(
+        f"{c} in (select unnest(?::{types[c]}[]))" if isinstance(v, list) else f"{c} = ?" for c, v in match.items()
+    )
+    con.register("_incoming", rows)
+    try:
+        con.execute(f"delete from {table.name} where {where}", list(match.values()))
+        con.execute(f"insert into {table.name} by name select * from _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+# TODO issue 16: takes an SQL fragment; kept only for defs/models.py (segment_versions) until it moves here
 def replace_rows(
     con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object], rows: pl.DataFrame
 ) -> None:

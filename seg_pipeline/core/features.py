@@ -36,75 +36,12 @@ from datetime import date, timedelta
 
 import polars as pl
 
-FEATURE_COLUMNS: dict[str, str] = {
-    "as_of": "Date D the features describe: everything known up to the end of UTC day D.",
-    "customer_id": "Customer identifier.",
-    "frequency": "BTYD: number of distinct purchase days (days with >= 1 completed order <= D) after the first.",
-    "recency": "BTYD: days from the first to the last purchase day (0 for one purchase day).",
-    "T": "BTYD: days from the first purchase day to D.",
-    "monetary_value": "BTYD: mean spend per repeat purchase day (first purchase day excluded); 0 when frequency = 0.",
-    "days_since_last_order": "Days from the last purchase day to D.",
-    "order_count": "Number of completed orders <= D.",
-    "total_spend": "Sum of amount over completed orders <= D.",
-    "avg_order_value": "total_spend / order_count.",
-    "orders_30d": "Completed orders with order_day in (D - 30, D].",
-    "orders_90d": "Completed orders with order_day in (D - 90, D].",
-    "orders_180d": "Completed orders with order_day in (D - 180, D].",
-    "orders_365d": "Completed orders with order_day in (D - 365, D].",
-    "spend_30d": "Spend of completed orders with order_day in (D - 30, D].",
-    "spend_90d": "Spend of completed orders with order_day in (D - 90, D].",
-    "spend_180d": "Spend of completed orders with order_day in (D - 180, D].",
-    "spend_365d": "Spend of completed orders with order_day in (D - 365, D].",
-    "spend_prev_90d": "Spend of completed orders with order_day in (D - 180, D - 90] (days 91..180 before D).",
-    "spend_trend_90d": "(spend_90d - spend_prev_90d) / (spend_90d + spend_prev_90d) in [-1, 1]; 0 when both are 0.",
-    "mean_days_between_purchases": (
-        "Mean days between consecutive purchase days (= recency / frequency); null if frequency = 0."
-    ),
-    "std_days_between_purchases": (
-        "Population std (ddof=0) of the days between consecutive purchase days; null if frequency = 0."
-    ),
-    "days_since_first_order": "Days from the first purchase day to D (= T as an integer).",
-    "active_months": "Number of distinct calendar months with >= 1 purchase day.",
-    "cancel_rate": "Cancelled orders / all orders (any status) of the customer <= D.",
-    "return_rate": "Returned orders / all orders (any status) of the customer <= D.",
-    "distinct_categories": "Number of distinct non-null categories over completed orders <= D.",
-    "items_per_order": "Mean quantity (items) per completed order <= D with a known quantity; null if none has one.",
-    "main_category": (
-        "Category with the most completed spend <= D (ties: alphabetically first); null if none has a category."
-    ),
-    "main_category_share": (
-        "Completed spend in main_category / total_spend; null when main_category is null or nothing was spent."
-    ),
-    "main_channel": (
-        "Channel with the most completed orders <= D (ties: alphabetically first); null if none has a channel."
-    ),
-    "main_channel_share": "Completed orders in main_channel / order_count; null when main_channel is null.",
-    "age_band": "Age (D's year - birth_year) band: <25, 25-34, 35-44, 45-54, 55-64, 65+; null if unknown or negative.",
-    "gender": "Gender from the profile snapshot.",
-    "region": "Region from the profile snapshot.",
-    "customer_type": "individual / business / government, from the profile snapshot.",
-    "is_member": "Loyalty programme member, from the profile snapshot.",
-    "days_since_signup": "Days from signup_date to D; null if unknown.",
-    "has_profile": "Whether the customer is in the profile snapshot.",
-}
+from seg_pipeline.core.schemas import CUSTOMER_FEATURES, PROFILES
 
-_COUNT, _DAYS, _STRING = pl.Int64(), pl.Float64(), pl.String()
+#: column -> its meaning, in output order (declared in the schema registry)
+FEATURE_COLUMNS: dict[str, str] = CUSTOMER_FEATURES.docs
 #: the dtype of every column (what ``compute_customer_features`` returns; a test keeps them equal)
-FEATURE_SCHEMA: dict[str, pl.DataType] = {
-    "as_of": pl.Date(), "customer_id": _STRING,
-    "frequency": _COUNT, "recency": _DAYS, "T": _DAYS, "monetary_value": pl.Float64(),
-    "days_since_last_order": _COUNT, "order_count": _COUNT, "total_spend": pl.Float64(),
-    "avg_order_value": pl.Float64(),
-    **{f"orders_{n}d": _COUNT for n in (30, 90, 180, 365)},
-    **{f"spend_{n}d": pl.Float64() for n in (30, 90, 180, 365)},
-    "spend_prev_90d": pl.Float64(), "spend_trend_90d": pl.Float64(),
-    "mean_days_between_purchases": pl.Float64(), "std_days_between_purchases": pl.Float64(),
-    "days_since_first_order": _COUNT, "active_months": _COUNT, "cancel_rate": pl.Float64(),
-    "return_rate": pl.Float64(), "distinct_categories": _COUNT, "items_per_order": pl.Float64(),
-    "main_category": _STRING, "main_category_share": pl.Float64(), "main_channel": _STRING,
-    "main_channel_share": pl.Float64(), "age_band": _STRING, "gender": _STRING, "region": _STRING,
-    "customer_type": _STRING, "is_member": pl.Boolean(), "days_since_signup": _COUNT, "has_profile": pl.Boolean(),
-}  # fmt: skip
+FEATURE_SCHEMA: dict[str, pl.DataType] = CUSTOMER_FEATURES.polars
 
 BEHAVIOURAL_COLUMNS: tuple[str, ...] = tuple(
     list(FEATURE_COLUMNS)[
@@ -117,13 +54,8 @@ _WINDOW_NAMES = (*(f"{n}d" for n in _WINDOWS), "prev_90d")
 _AGE_BANDS = ((25, "<25"), (35, "25-34"), (45, "35-44"), (55, "45-54"), (65, "55-64"))
 _PROFILE_COLUMNS = ("age_band", "gender", "region", "customer_type", "is_member", "days_since_signup")
 _PROFILE_SCHEMA = {
-    "customer_id": pl.Utf8,
-    "signup_date": pl.Date,
-    "birth_year": pl.Int32,
-    "gender": pl.Utf8,
-    "region": pl.Utf8,
-    "customer_type": pl.Utf8,
-    "is_member": pl.Boolean,
+    c: PROFILES.polars[c]
+    for c in ("customer_id", "signup_date", "birth_year", "gender", "region", "customer_type", "is_member")
 }
 _ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category", "quantity")
 _U64 = (1 << 64) - 1

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from seg_pipeline.landing import COLUMNS, PERSONAL_COLUMNS, Kind
+from seg_pipeline.core.schemas import LANDING, PERSONAL_COLUMNS, Kind
 
 EMAIL_RE = r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
 PHONE_RE = r"(?:\+\(?|\(|\b)[0-9](?:[ .()\-]{0,2}[0-9]){6,14}\b"
@@ -113,5 +113,5 @@ def publishable(frame: pl.DataFrame, kind: Kind) -> pl.DataFrame:
     and ids that look personal replaced.
     """
     frame = frame.drop(*PERSONAL_COLUMNS, "extra", strict=False)
-    text = [c for c in (*COLUMNS[kind], "reason") if frame.schema.get(c) == pl.String]
+    text = [c for c in (*LANDING[kind].names, "reason") if frame.schema.get(c) == pl.String]
     return scrub_columns(frame, text=[c for c in text if c not in _KEYS], keys=[c for c in text if c in _KEYS])

@@ -55,7 +55,7 @@ def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
             return dg.SkipReason(f"no order files in {settings.landing_dir}/orders")
         latest = landed[-1]
         try:
-            store = WorkingStore(settings.store_path, wait=False)
+            store = WorkingStore.open_existing(settings.store_path, wait=False)  # reads only: no DDL per tick
             stale = [
                 (kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")
             ]

@@ -7,16 +7,15 @@ import polars as pl
 
 from seg_pipeline import __version__, ingest
 from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
+from seg_pipeline.core.schemas import ORDERS, PERSONAL_COLUMNS, PROFILES
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.landing import PERSONAL_COLUMNS
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import PART_TABLES, WorkingStore, replace_rows
+from seg_pipeline.store import WorkingStore
 
-ORDER_COLUMNS = (
-    "order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category", "quantity",
-)  # fmt: skip
+#: what a version reads of the accepted orders: everything but the currency and where each came from
+ORDER_COLUMNS = tuple(c for c in ORDERS.names if c not in ("currency", "source_file", "source_row"))
 
 
 def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -31,7 +30,7 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
         return None
     snapshot = snapshots["day"].max()
     # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
-    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
+    columns = [c for c in PROFILES.names if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 
@@ -75,21 +74,13 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
     Without one, every order <= `as_of` is read.
     """
     state = orders_state(store, as_of)
-    earlier = store.frame(
-        "select as_of, orders_state from feature_sources where as_of < ? and as_of >= ? order by as_of desc",
-        [as_of, as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS)],
-    )
-    previous_as_of = next(
-        (day for day, made_from in earlier.iter_rows() if made_from == orders_state(store, day)), None
-    )
+    earlier = store.feature_sources(since=as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS), before=as_of)
+    previous_as_of = next((day for day, made_from in earlier if made_from == orders_state(store, day)), None)
     profiles = profiles_at(store, as_of)
     if previous_as_of is None:
         return compute_customer_features(orders_until(store, as_of), profiles, as_of), state, "from all orders"
     ranges = changed_day_ranges(previous_as_of, as_of)
-    touched = store.frame(
-        "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
-        [day for day_range in ranges for day in day_range],
-    )
+    touched = store.customers_ordering(ranges)
     features = roll_forward(
         features_at(store, previous_as_of), previous_as_of, orders_until(store, as_of, touched), profiles, as_of
     )
@@ -111,15 +102,7 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
                 as_of = date.fromisoformat(key)
                 ensure_not_blocked(working, settings, as_of)
                 features, state, how = build_features(working, as_of)
-                with working.transaction() as con:
-                    working.replace_parts(con, "customer_features", [as_of], features)
-                    replace_rows(
-                        con,
-                        "feature_sources",
-                        "as_of = ?",
-                        [as_of],
-                        pl.DataFrame({"as_of": [as_of], "orders_state": [state]}),
-                    )
+                working.replace_feature_version(as_of, features, state)
                 context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
         metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": key, "computed": how}
         return dg.MaterializeResult(metadata=metadata)

@@ -17,13 +17,13 @@ from typing import Any
 import polars as pl
 
 from seg_pipeline.core.personal_data import scrub_columns
+from seg_pipeline.core.schemas import DAY_COLUMN
 from seg_pipeline.core.validation import rules as R
 from seg_pipeline.core.validation.gx_report import run_suite
 
 log = logging.getLogger(__name__)
 
 _COLUMNS: dict[R.Kind, tuple[str, ...]] = {"orders": R.ORDER_COLUMNS, "profiles": R.PROFILE_COLUMNS}
-_DAY: dict[R.Kind, str] = {"orders": "order_day", "profiles": "snapshot_date"}
 _KEY: dict[R.Kind, tuple[str, ...]] = {"orders": ("order_id",), "profiles": ("snapshot_date", "customer_id")}
 #: great-expectations runs here, one batch at a time, while the caller types and writes the batch's rows
 _GX_RUNS = ThreadPoolExecutor(1, thread_name_prefix="gx-suite")
@@ -99,7 +99,7 @@ def validate_profiles(raw: pl.DataFrame, *, run_gx: bool = True) -> ValidationRe
 def _conform(kind: R.Kind, raw: pl.DataFrame) -> pl.DataFrame:
     """Raw batch with contract column names, Utf8 landing columns, sorted, with `_row`."""
     raw = raw.rename({c: normalize_column_name(c) for c in raw.columns if c != normalize_column_name(c)})
-    day = _DAY[kind]
+    day = DAY_COLUMN[kind]
     bookkeeping = ("source_file", "source_row", day)
     absent = [c for c in bookkeeping if c not in raw.columns]
     if absent:
@@ -171,7 +171,7 @@ def _gx_rows(kind: R.Kind, prepared: pl.DataFrame, is_bad: pl.Series) -> pl.Data
     if prepared.height - int(is_bad.sum()) <= GX_MAX_PASSING_ROWS:
         return prepared
     passing = prepared.filter(~is_bad).sample(GX_MAX_PASSING_ROWS, seed=0)
-    return pl.concat([prepared.filter(is_bad), passing]).sort(_DAY[kind], "source_file", "source_row")
+    return pl.concat([prepared.filter(is_bad), passing]).sort(DAY_COLUMN[kind], "source_file", "source_row")
 
 
 def _validate(
@@ -198,7 +198,7 @@ def _validate(
     gx_run = _GX_RUNS.submit(_expectations, kind, prepared, is_bad, settings, counts) if run_gx else None
     accepted = prepared.filter(~is_bad).select(e.alias(n) for n, e in R.ACCEPTED[kind].items())
     accepted = scrub_columns(accepted, text=R.FREE_TEXT[kind])
-    quarantined = df.filter(is_bad).select(*_COLUMNS[kind], "extra", "source_file", "source_row", _DAY[kind])
+    quarantined = df.filter(is_bad).select(*_COLUMNS[kind], "extra", "source_file", "source_row", DAY_COLUMN[kind])
     bad = prepared.filter(is_bad).with_columns(_padding(kind, quarantined))
     quarantined = quarantined.with_columns(bad.select(reason.alias("reason")))
     return ValidationResult(accepted, quarantined, gx_run)

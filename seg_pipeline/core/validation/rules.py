@@ -34,10 +34,11 @@ from string import Formatter
 import polars as pl
 
 from seg_pipeline.core.personal_data import id_kinds, scrub
-from seg_pipeline.landing import COLUMNS, REQUIRED, Kind
+from seg_pipeline.core.schemas import INGESTED, LANDING, Kind
 
-ORDER_COLUMNS = COLUMNS["orders"]
-PROFILE_COLUMNS = COLUMNS["profiles"]
+ORDER_COLUMNS = LANDING["orders"].names
+PROFILE_COLUMNS = LANDING["profiles"].names
+REQUIRED: dict[Kind, tuple[str, ...]] = {kind: table.required for kind, table in LANDING.items()}
 _LANDED = frozenset(ORDER_COLUMNS + PROFILE_COLUMNS)
 STATUSES = ("completed", "cancelled", "returned")
 DEFAULT_STATUS = "completed"
@@ -459,8 +460,8 @@ def _looks_personal(prepared: pl.DataFrame) -> pl.Series:
 #: personal columns never leave the working store)
 FREE_TEXT: dict[Kind, tuple[str, ...]] = {"orders": ("channel", "category"), "profiles": ("gender", "region")}
 
-#: typed accepted columns: output name -> expression over the prepared frame
-ACCEPTED: dict[Kind, dict[str, pl.Expr]] = {
+#: typed accepted values: column of the accepted table -> expression over the prepared frame
+_ACCEPTED_VALUES: dict[Kind, dict[str, pl.Expr]] = {
     "orders": {
         "order_id": _c("order_id"),
         "customer_id": _c("customer_id"),
@@ -490,4 +491,8 @@ ACCEPTED: dict[Kind, dict[str, pl.Expr]] = {
         "source_file": _c("source_file"),
         "source_row": _c("source_row"),
     },
+}
+#: the accepted tables' columns in the registry's order, each with its expression
+ACCEPTED: dict[Kind, dict[str, pl.Expr]] = {
+    kind: {c: values[c] for c in INGESTED[kind][1].names} for kind, values in _ACCEPTED_VALUES.items()
 }

@@ -1,0 +1,276 @@
+"""The schema registry: every table's columns, dtypes and one-line docs, declared once.
+
+Pure (no Dagster, no DuckDB): `core/` uses it as it is, the landing reader takes its column lists
+from it, and the store derives its DuckDB DDL, its part views and the migrations of older stores
+from it (`seg_pipeline.store`). A `Table` is one of three kinds: `landing` (the files of CONTRACT
+§1, read as text), `part` (day-keyed Parquet parts of the working store, `day` naming the key) or
+`table` (a DuckDB table of the working store).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+Kind = Literal["orders", "profiles"]
+Storage = Literal["landing", "part", "table"]
+
+_TEXT, _COUNT, _FLOAT = pl.String(), pl.Int64(), pl.Float64()
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name, Polars dtype and meaning.
+
+    `sql`: the DuckDB type where it is not the dtype's own (e.g. `json`); `required`: a landing column a
+    file must have; `added_later`: missing from stores made by older code, added to them on open.
+    """
+
+    name: str
+    dtype: pl.DataType
+    doc: str
+    sql: str | None = None
+    required: bool = False
+    added_later: bool = False
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table's columns in order, how it is stored and, for tables replaced by day, its day column."""
+
+    name: str
+    doc: str
+    storage: Storage
+    columns: tuple[Column, ...]
+    day: str | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def polars(self) -> dict[str, pl.DataType]:
+        """name -> Polars dtype, in column order."""
+        return {c.name: c.dtype for c in self.columns}
+
+    @property
+    def docs(self) -> dict[str, str]:
+        """name -> one-line doc, in column order."""
+        return {c.name: c.doc for c in self.columns}
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+    def empty(self) -> pl.DataFrame:
+        return pl.DataFrame(schema=self.polars)
+
+
+def _c(name: str, dtype: pl.DataType, doc: str, **options: object) -> Column:
+    return Column(name, dtype, doc, **options)  # type: ignore[arg-type]
+
+
+# --- landing files (CONTRACT §1): every value arrives as text ----------------------------------------------------
+LANDING_ORDERS = Table("landing_orders", "orders/YYYY-MM-DD*: the orders placed on that UTC day", "landing", (
+    _c("order_id", _TEXT, "order identifier, unique across all days", required=True),
+    _c("customer_id", _TEXT, "customer identifier (opaque)", required=True),
+    _c("order_ts", _TEXT, "ISO 8601 timestamp of the order; naive timestamps are UTC", required=True),
+    _c("amount", _TEXT, "order total >= 0 in `currency`", required=True),
+    _c("currency", _TEXT, "ISO 4217 code; default SEG_CURRENCY"),
+    _c("status", _TEXT, "completed / cancelled / returned; default completed"),
+    _c("channel", _TEXT, "sales channel, e.g. web, app, store"),
+    _c("category", _TEXT, "main product category"),
+    _c("quantity", _TEXT, "items in the order, integer >= 1"),
+))  # fmt: skip
+LANDING_PROFILES = Table("landing_profiles", "profiles/YYYY-MM-DD*: the full profile snapshot of that day", "landing", (
+    _c("customer_id", _TEXT, "customer identifier, unique within a snapshot", required=True),
+    _c("signup_date", _TEXT, "ISO 8601 date the customer signed up"),
+    _c("birth_year", _TEXT, "year of birth"),
+    _c("gender", _TEXT, "gender as given"),
+    _c("region", _TEXT, "region as given"),
+    _c("customer_type", _TEXT, "individual / business / government"),
+    _c("is_member", _TEXT, "loyalty programme member: true/false, 1/0, yes/no"),
+    _c("name", _TEXT, "personal data: never copied into the analyst file"),
+    _c("email", _TEXT, "personal data: never copied into the analyst file"),
+    _c("phone", _TEXT, "personal data: never copied into the analyst file"),
+))  # fmt: skip
+LANDING: dict[Kind, Table] = {"orders": LANDING_ORDERS, "profiles": LANDING_PROFILES}
+#: the column holding the day a landed file is for
+DAY_COLUMN: dict[Kind, str] = {"orders": "order_day", "profiles": "snapshot_date"}
+#: personal data: kept in the working store for matching, never shown in previews or the analyst file
+PERSONAL_COLUMNS = ("name", "email", "phone")
+
+_DAY_DOCS: dict[Kind, str] = {
+    "orders": "the UTC day of the landed file the row came from",
+    "profiles": "the day of the profile snapshot the row came from",
+}
+
+
+def _provenance(kind: Kind) -> tuple[Column, ...]:
+    return (
+        _c(DAY_COLUMN[kind], pl.Date(), _DAY_DOCS[kind]),
+        _c("source_file", _TEXT, "landed file the row came from (<kind>/<file name>)"),
+        _c("source_row", _COUNT, "1-based data row of the row in its file"),
+    )
+
+
+def _landed_text(kind: Kind) -> tuple[Column, ...]:
+    """The landing columns as stored raw: text as it arrived, then the unknown ones packed into `extra`."""
+    extra = _c("extra", _TEXT, "the landed columns the contract does not name, as one JSON object")
+    return (*LANDING[kind].columns, extra)
+
+
+def _raw(kind: Kind) -> Table:
+    return Table(f"raw_{kind}", f"{kind} as landed, all text, every row", "part", (
+        *_provenance(kind),
+        *_landed_text(kind),
+        _c("file_fingerprint", _TEXT, "content fingerprint of the source file when it was ingested"),
+        _c("ingested_at", pl.Datetime("us"), "when the row was ingested (UTC)"),
+        _c("run_id", _TEXT, "the Dagster run that ingested it"),
+    ), day=DAY_COLUMN[kind])  # fmt: skip
+
+
+def _quarantine(kind: Kind) -> Table:
+    return Table(f"quarantine_{kind}", f"rejected raw {kind}: the raw values and why", "table", (
+        *_provenance(kind),
+        *_landed_text(kind),
+        _c("reason", _TEXT, "every rule the row broke, '; '-separated, landed values scrubbed of personal data"),
+        _c("as_of", pl.Date(), "the landed day whose ingestion rejected the row"),
+        _c("run_id", _TEXT, "the Dagster run that rejected it"),
+        _c("quarantined_at", pl.Datetime("us"), "when it was rejected (UTC)"),
+    ), day=DAY_COLUMN[kind])  # fmt: skip
+
+
+RAW_ORDERS, RAW_PROFILES = _raw("orders"), _raw("profiles")
+QUARANTINE_ORDERS, QUARANTINE_PROFILES = _quarantine("orders"), _quarantine("profiles")
+
+ORDERS = Table("orders", "validated, typed orders", "part", (
+    _c("order_id", _TEXT, "order identifier, trimmed"),
+    _c("customer_id", _TEXT, "customer identifier, trimmed"),
+    _c("order_ts", pl.Datetime("us"), "order timestamp in UTC"),
+    _c("order_day", pl.Date(), "the UTC day of the landed file"),
+    _c("amount", _FLOAT, "order total in `currency`"),
+    _c("currency", _TEXT, "ISO 4217 code, upper case"),
+    _c("status", _TEXT, "completed / cancelled / returned"),
+    _c("channel", _TEXT, "sales channel, scrubbed of personal data"),
+    _c("category", _TEXT, "product category, scrubbed of personal data"),
+    _c("quantity", pl.Int32(), "items in the order"),
+    *_provenance("orders")[1:],
+), day="order_day")  # fmt: skip
+
+PROFILES = Table("profiles", "validated, typed profile snapshots", "part", (
+    _c("snapshot_date", pl.Date(), _DAY_DOCS["profiles"]),
+    _c("customer_id", _TEXT, "customer identifier, trimmed"),
+    _c("signup_date", pl.Date(), "date the customer signed up"),
+    _c("birth_year", pl.Int32(), "year of birth"),
+    _c("gender", _TEXT, "gender, scrubbed of personal data"),
+    _c("region", _TEXT, "region, scrubbed of personal data"),
+    _c("customer_type", _TEXT, "individual / business / government"),
+    _c("is_member", pl.Boolean(), "loyalty programme member"),
+    *(c for c in LANDING_PROFILES.columns if c.name in PERSONAL_COLUMNS),
+    *_provenance("profiles")[1:],
+), day="snapshot_date")  # fmt: skip
+
+#: kind -> its (raw, accepted, quarantine) tables
+INGESTED: dict[Kind, tuple[Table, Table, Table]] = {
+    "orders": (RAW_ORDERS, ORDERS, QUARANTINE_ORDERS),
+    "profiles": (RAW_PROFILES, PROFILES, QUARANTINE_PROFILES),
+}
+
+
+def _window(what: str, n: int, dtype: pl.DataType) -> Column:
+    return _c(f"{what}_{n}d", dtype, f"{'Completed orders' if what == 'orders' else 'Spend of completed orders'} "
+              f"with order_day in (D - {n}, D].")  # fmt: skip
+
+
+CUSTOMER_FEATURES = Table("customer_features", "point-in-time customer features per (as_of, customer_id)", "part", (
+    _c("as_of", pl.Date(), "Date D the features describe: everything known up to the end of UTC day D."),
+    _c("customer_id", _TEXT, "Customer identifier."),
+    _c("frequency", _COUNT,
+       "BTYD: number of distinct purchase days (days with >= 1 completed order <= D) after the first."),
+    _c("recency", _FLOAT, "BTYD: days from the first to the last purchase day (0 for one purchase day)."),
+    _c("T", _FLOAT, "BTYD: days from the first purchase day to D."),
+    _c("monetary_value", _FLOAT,
+       "BTYD: mean spend per repeat purchase day (first purchase day excluded); 0 when frequency = 0."),
+    _c("days_since_last_order", _COUNT, "Days from the last purchase day to D."),
+    _c("order_count", _COUNT, "Number of completed orders <= D."),
+    _c("total_spend", _FLOAT, "Sum of amount over completed orders <= D."),
+    _c("avg_order_value", _FLOAT, "total_spend / order_count."),
+    *(_window("orders", n, _COUNT) for n in (30, 90, 180, 365)),
+    *(_window("spend", n, _FLOAT) for n in (30, 90, 180, 365)),
+    _c("spend_prev_90d", _FLOAT,
+       "Spend of completed orders with order_day in (D - 180, D - 90] (days 91..180 before D)."),
+    _c("spend_trend_90d", _FLOAT,
+       "(spend_90d - spend_prev_90d) / (spend_90d + spend_prev_90d) in [-1, 1]; 0 when both are 0."),
+    _c("mean_days_between_purchases", _FLOAT,
+       "Mean days between consecutive purchase days (= recency / frequency); null if frequency = 0."),
+    _c("std_days_between_purchases", _FLOAT,
+       "Population std (ddof=0) of the days between consecutive purchase days; null if frequency = 0."),
+    _c("days_since_first_order", _COUNT, "Days from the first purchase day to D (= T as an integer)."),
+    _c("active_months", _COUNT, "Number of distinct calendar months with >= 1 purchase day."),
+    _c("cancel_rate", _FLOAT, "Cancelled orders / all orders (any status) of the customer <= D."),
+    _c("return_rate", _FLOAT, "Returned orders / all orders (any status) of the customer <= D."),
+    _c("distinct_categories", _COUNT, "Number of distinct non-null categories over completed orders <= D."),
+    _c("items_per_order", _FLOAT,
+       "Mean quantity (items) per completed order <= D with a known quantity; null if none has one."),
+    _c("main_category", _TEXT,
+       "Category with the most completed spend <= D (ties: alphabetically first); null if none has a category."),
+    _c("main_category_share", _FLOAT,
+       "Completed spend in main_category / total_spend; null when main_category is null or nothing was spent."),
+    _c("main_channel", _TEXT,
+       "Channel with the most completed orders <= D (ties: alphabetically first); null if none has a channel."),
+    _c("main_channel_share", _FLOAT, "Completed orders in main_channel / order_count; null when main_channel is null."),
+    _c("age_band", _TEXT,
+       "Age (D's year - birth_year) band: <25, 25-34, 35-44, 45-54, 55-64, 65+; null if unknown or negative."),
+    _c("gender", _TEXT, "Gender from the profile snapshot."),
+    _c("region", _TEXT, "Region from the profile snapshot."),
+    _c("customer_type", _TEXT, "individual / business / government, from the profile snapshot."),
+    _c("is_member", pl.Boolean(), "Loyalty programme member, from the profile snapshot."),
+    _c("days_since_signup", _COUNT, "Days from signup_date to D; null if unknown."),
+    _c("has_profile", pl.Boolean(), "Whether the customer is in the profile snapshot."),
+), day="as_of")  # fmt: skip
+
+# --- the working store's bookkeeping ------------------------------------------------------------------------------
+LANDING_FILES = Table("landing_files", "every ingested landed file: what identifies its content", "table", (
+    _c("kind", _TEXT, "orders or profiles"),
+    _c("day", pl.Date(), "the day the file was landed for"),
+    _c("source_file", _TEXT, "<kind>/<file name>"),
+    _c("size", _COUNT, "bytes when ingested"),
+    _c("mtime_ns", _COUNT, "modification time when ingested (ns since the epoch)"),
+    _c("fingerprint", _TEXT, "content fingerprint (BLAKE2b, 128 bits)"),
+    _c("raw_rows", _COUNT, "data rows read from it"),
+    _c("ingested_at", pl.Datetime("us"), "when it was ingested (UTC)"),
+    _c("run_id", _TEXT, "the Dagster run that ingested it"),
+))  # fmt: skip
+PARTS = Table("parts", "the manifest of the Parquet parts: which file holds which day of which table", "table", (
+    _c("table_name", _TEXT, "the part table"),
+    _c("day", pl.Date(), "a day held by the file"),
+    _c("file", _TEXT, "the file, relative to the store's parts folder"),
+    _c("rows", _COUNT, "rows of that day in the file"),
+))  # fmt: skip
+FEATURE_SOURCES = Table("feature_sources", "what each feature version was made from (for rolling forward)", "table", (
+    _c("as_of", pl.Date(), "the feature version"),
+    _c("orders_state", _TEXT, "code version and fingerprint of the accepted order parts it was made from"),
+))  # fmt: skip
+MODEL_REGISTRY = Table("model_registry", "every saved model and the as-of date it was trained for", "table", (
+    _c("kind", _TEXT, "churn or clusters"),
+    _c("version", _TEXT, "content hash of the model"),
+    _c("trained_as_of", pl.Date(), "the as-of date it was trained for"),
+    _c("path", _TEXT, "its pickle file"),
+    _c("metrics", _TEXT, "training metrics", sql="json"),
+    _c("created_at", pl.Datetime("us"), "when it was registered (UTC)"),
+    _c("inputs", _TEXT, "what it was trained from (data, settings, code): reused only while unchanged",
+       added_later=True),
+))  # fmt: skip
+
+#: every registered table by name (customer_segments and segment_versions join once defs/models.py moves here)
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        LANDING_ORDERS, LANDING_PROFILES, RAW_ORDERS, RAW_PROFILES, ORDERS, PROFILES,
+        QUARANTINE_ORDERS, QUARANTINE_PROFILES, CUSTOMER_FEATURES,
+        LANDING_FILES, PARTS, FEATURE_SOURCES, MODEL_REGISTRY,
+    )
+}  # fmt: skip
