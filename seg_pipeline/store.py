@@ -45,22 +45,8 @@ from seg_pipeline.core.schemas import Column, Kind, Table
 PART_ROW_GROUP = 131_072
 #: the tables kept as Parquet parts: table -> (day column, schema)
 PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
-    **{t.name: (t.day, t.polars) for t in schemas.TABLES.values() if t.storage == "part"},
-    "customer_segments": (
-        "as_of",
-        {
-            "as_of": pl.Date(), "customer_id": pl.String(), "segment_version": pl.String(),
-            "r_score": pl.Int8(), "f_score": pl.Int8(), "m_score": pl.Int8(), "rfm_score": pl.String(),
-            "rfm_segment": pl.String(), "cluster_label": pl.String(), "value_tier": pl.String(),
-            "lifecycle_stage": pl.String(), "churn_risk": pl.Float64(), "purchase_propensity": pl.Float64(),
-            "expected_purchases_12m": pl.Float64(),
-            "clv": pl.Float64(), "p_alive": pl.Float64(), "expected_purchases_30d": pl.Float64(),
-            "expected_purchases_90d": pl.Float64(), "expected_purchases_365d": pl.Float64(),
-            "next_order_date": pl.Date(), "clv_low": pl.Float64(), "clv_high": pl.Float64(),
-            "churn_reasons": pl.String(), "recommended_action": pl.String(), "in_control_group": pl.Boolean(),
-        },
-    ),
-}  # fmt: skip
+    t.name: (t.day, t.polars) for t in schemas.TABLES.values() if t.storage == "part"
+}
 
 #: part tables the next step of a run reads back whole (a profile snapshot, a feature version): the
 #: process keeps the frame it last wrote of each, so that step takes it from memory, not from disk
@@ -92,18 +78,7 @@ def table_ddl(table: Table) -> str:
 
 #: DDL of the other tables whose shape the store owns; the marts take their shape from the
 #: frames that first fill them (their columns are documented in dbt_like_sql/).
-SCHEMA = "".join(table_ddl(t) for t in schemas.TABLES.values() if t.storage == "table") + """
--- TODO issue 16: declared in the schema registry once defs/models.py (VERSION_COLUMNS) moves there
-create table if not exists segment_versions (
-    as_of date, segment_version varchar, run_id varchar, code_version varchar,
-    churn_model_version varchar, cluster_model_version varchar, metrics json,
-    customers bigint, prospects bigint, orders_accepted bigint, orders_quarantined bigint,
-    created_at timestamp, churn_method varchar, data_through date
-);
--- stores made before segment_versions had these columns
-alter table segment_versions add column if not exists churn_method varchar;
-alter table segment_versions add column if not exists data_through date;
-"""
+SCHEMA = "".join(table_ddl(t) for t in schemas.TABLES.values() if t.storage == "table")
 
 
 _umask_guard = threading.Lock()

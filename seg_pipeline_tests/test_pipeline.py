@@ -17,8 +17,8 @@ import seg_pipeline
 from seg_pipeline.core.actions import ASSUMED_SAVE_RATE, NO_ACTION
 from seg_pipeline.core.clusters import label_keep_share
 from seg_pipeline.core.rfm import ACTIVE_SEGMENTS
+from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs import build_definitions
-from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.runs import materialize_as_of
 from seg_pipeline.store import PART_TABLES, WorkingStore
 from seg_pipeline.warehouse import personal_columns_in
@@ -86,7 +86,7 @@ def test_definitions_load_with_the_expected_graph(settings):
 
 
 def test_segment_parts_are_stored_with_every_documented_column_in_order():
-    assert list(PART_TABLES["customer_segments"][1]) == list(SEGMENT_COLUMNS)
+    assert list(PART_TABLES["customer_segments"][1]) == list(CUSTOMER_SEGMENTS.names)
 
 
 def test_version_holds_every_contract_table_and_one_row_per_customer(published):

@@ -26,10 +26,8 @@ def test_the_store_creates_each_registry_table_with_its_columns_and_types(store:
     assert store.frame(f"select * from {table.name} limit 0").schema == pl.Schema(table.polars)
 
 
-def test_every_part_table_but_the_segments_comes_from_the_registry() -> None:
-    parts = {t.name: (t.day, t.polars) for t in STORED if t.storage == "part"}
-    assert {name: PART_TABLES[name] for name in parts} == parts
-    assert set(PART_TABLES) - set(parts) == {"customer_segments"}  # TODO issue 16: registered with defs/models.py
+def test_every_part_table_comes_from_the_registry() -> None:
+    assert PART_TABLES == {t.name: (t.day, t.polars) for t in STORED if t.storage == "part"}
 
 
 def test_the_landing_reader_returns_the_registry_columns(tmp_path) -> None:

@@ -14,6 +14,8 @@ from typing import Literal
 
 import polars as pl
 
+from seg_pipeline.core import actions
+
 Kind = Literal["orders", "profiles"]
 Storage = Literal["landing", "part", "table"]
 
@@ -265,12 +267,117 @@ MODEL_REGISTRY = Table("model_registry", "every saved model and the as-of date i
        added_later=True),
 ))  # fmt: skip
 
-#: every registered table by name (customer_segments and segment_versions join once defs/models.py moves here)
+
+# --- segment versions ---------------------------------------------------------------------------------------------
+CUSTOMER_SEGMENTS = Table("customer_segments", "exactly one row per known customer per version", "part", (
+    _c("as_of", pl.Date(),
+       "the version's as-of date: everything known up to the end of this UTC day"),
+    _c("customer_id", _TEXT,
+       "customer identifier from the landing files"),
+    _c("segment_version", _TEXT,
+       "version id: as_of + hash of the models, code, landed data and settings that made it"),
+    _c("r_score", pl.Int8(),
+       "recency 1-5 against the churn horizon H: 3-5 = thirds among customers active within H (5 = most recent), "
+       "2 = lapsed < 2H days, 1 = lapsed longer; null for prospects"),
+    _c("f_score", pl.Int8(),
+       "frequency quintile 1-5 from order_count (ties share the lowest score); null for prospects"),
+    _c("m_score", pl.Int8(),
+       "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects"),
+    _c("rfm_score", _TEXT,
+       "R, F and M scores as text, e.g. '545'"),
+    _c("rfm_segment", _TEXT,
+       "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders"),
+    _c("cluster_label", _TEXT,
+       "buyers: needs-based persona (k-means on basket, items, returns, rhythm, tenure, category and channel mix), "
+       "named from what sets it apart, stable across versions; prospects: 'prospect ...' persona from the profile"),
+    _c("value_tier", _TEXT,
+       "customer pyramid by trailing 12-month spend: platinum/gold/silver/bronze"),
+    _c("lifecycle_stage", _TEXT,
+       "prospect/new/growing/stable/declining/lapsed (rules in README)"),
+    _c("churn_risk", _FLOAT,
+       "P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of): the calibrated model, or the "
+       "fallback named in segment_versions.churn_method"),
+    _c("purchase_propensity", _FLOAT,
+       "prospects: calibrated P(first completed order in the SEG_CHURN_HORIZON_DAYS days after as_of), or the "
+       "prior named in segment_versions.metrics.prospects; null for buyers"),
+    _c("expected_purchases_12m", _FLOAT,
+       "BG/NBD expected purchase days in the next 12 months"),
+    _c("clv", _FLOAT,
+       "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)"),
+    _c("p_alive", _FLOAT,
+       "P(the customer is still active: at least one completed order in the 365 days after as_of), the one-year "
+       "counterpart of churn_risk: with alive = the BG/NBD P(alive) under which BG/NBD's P(no purchase in the "
+       "churn horizon) equals churn_risk, p_alive = alive x P(a purchase within 365 days | alive); falls with "
+       "silence, also for one-time buyers; >= 0.5 exactly when next_order_date is set"),
+    _c("expected_purchases_30d", _FLOAT,
+       "expected purchase days in the next 30 days: alive (see p_alive) x BG/NBD's if alive"),
+    _c("expected_purchases_90d", _FLOAT,
+       "expected purchase days in the next 90 days: alive (see p_alive) x BG/NBD's if alive"),
+    _c("expected_purchases_365d", _FLOAT,
+       "expected purchase days in the next 365 days (alive x BG/NBD's if alive)"),
+    _c("next_order_date", pl.Date(),
+       "median predicted date of the next completed order (BG/NBD purchase rate x alive); null when the customer "
+       "more likely than not places no order within 365 days (p_alive < 0.5)"),
+    _c("clv_low", _FLOAT,
+       "lower end of the 80% interval of clv (purchase-count and spend spread, p_alive, parameter bootstrap)"),
+    _c("clv_high", _FLOAT,
+       "upper end of the 80% interval of clv; clv_low <= clv <= clv_high"),
+    _c("churn_reasons", _TEXT,
+       "up to three plain-language reasons for churn_risk, strongest first ('; '-separated), from the churn "
+       "model's own per-feature contributions (from days silent and one-time buying while a fallback scores)"),
+    _c("recommended_action", _TEXT,
+       "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
+       f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"),
+    _c("in_control_group", pl.Boolean(),
+       "held out of every audience to measure lift (SEG_CONTROL_SHARE of customers by a salted hash of "
+       "customer_id, stable across versions and actions); the row keeps its recommended action"),
+), day="as_of")  # fmt: skip
+SEGMENT_VERSIONS = Table("segment_versions", "one row per version: what made it and how it scored", "table", (
+    _c("as_of", pl.Date(),
+       "the version's as-of date"),
+    _c("segment_version", _TEXT,
+       "version id: as_of + hash of the models and code that made it"),
+    _c("run_id", _TEXT,
+       "the Dagster run that built the version"),
+    _c("code_version", _TEXT,
+       "seg_pipeline version that built it"),
+    _c("churn_model_version", _TEXT,
+       "content hash of the churn model (or fallback) in force"),
+    _c("cluster_model_version", _TEXT,
+       "content hash of the cluster model in force"),
+    _c("metrics", _TEXT,
+       "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; per "
+       "recommended action its share of customers and of CLV (actions.by_action); "
+       "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
+       "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
+       "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
+       "and churn_drivers (reasons by mean absolute contribution)", sql="json"),
+    _c("customers", _COUNT,
+       "customer_segments rows of the version (known customers)"),
+    _c("prospects", _COUNT,
+       "customers without a completed order"),
+    _c("orders_accepted", _COUNT,
+       "accepted order rows of the days <= as_of"),
+    _c("orders_quarantined", _COUNT,
+       "quarantined order rows of the days <= as_of"),
+    _c("created_at", pl.Datetime("us"),
+       "when the version was built (UTC)"),
+    _c("churn_method", _TEXT,
+       "where churn_risk comes from: 'model' (the trained churn model); while it cannot be trained (too little "
+       "history, no churners or no non-churners, too few customers) 'bgnbd' = BG/NBD P(no purchase in the "
+       "horizon) from params fitted on the buyers, else 'prior' = 1 - exp(-d/(2g)) * (1 - exp(-h/g)), "
+       "d = days_since_last_order, g = (T + h)/(frequency + 1), h = SEG_CHURN_HORIZON_DAYS", added_later=True),
+    _c("data_through", pl.Date(),
+       "the last landed order day <= as_of the version saw (a gap to as_of means data stopped arriving)",
+       added_later=True),
+))  # fmt: skip
+
+#: every registered table by name
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
         LANDING_ORDERS, LANDING_PROFILES, RAW_ORDERS, RAW_PROFILES, ORDERS, PROFILES,
         QUARANTINE_ORDERS, QUARANTINE_PROFILES, CUSTOMER_FEATURES,
-        LANDING_FILES, PARTS, FEATURE_SOURCES, MODEL_REGISTRY,
+        LANDING_FILES, PARTS, FEATURE_SOURCES, MODEL_REGISTRY, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS,
     )
 }  # fmt: skip

@@ -5,9 +5,9 @@ from datetime import date
 import dagster as dg
 
 from seg_pipeline import audiences
+from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import markdown_table
-from seg_pipeline.defs.models import SEGMENT_COLUMNS
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 
@@ -25,7 +25,7 @@ def audience_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefini
     def _audiences(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Audience files of each version, `SEG_EXPORT_DIR/<as_of>/`: per action but "No action" its treated
         customers (not the control group) as CSV and Parquet, ids and scores only, and `manifest.json`."""
-        columns = [c for c in (*audiences.READ_COLUMNS, *audiences.OPTIONAL_COLUMNS) if c in SEGMENT_COLUMNS]
+        columns = [c for c in (*audiences.READ_COLUMNS, *audiences.OPTIONAL_COLUMNS) if c in CUSTOMER_SEGMENTS.names]
         with store.open() as working:
             for key in context.partition_keys:
                 as_of = date.fromisoformat(key)

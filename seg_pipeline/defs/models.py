@@ -31,6 +31,7 @@ from seg_pipeline.core import (
     value_tiers,
 )  # fmt: skip
 from seg_pipeline.core.features import profile_snapshot
+from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs.features import features_at, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
@@ -39,92 +40,6 @@ from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore, replace_rows
-
-SEGMENT_COLUMNS = {
-    "as_of": "the version's as-of date: everything known up to the end of this UTC day",
-    "customer_id": "customer identifier from the landing files",
-    "segment_version": "version id: as_of + hash of the models, code, landed data and settings that made it",
-    "r_score": (
-        "recency 1-5 against the churn horizon H: 3-5 = thirds among customers active within H (5 = most recent), "
-        "2 = lapsed < 2H days, 1 = lapsed longer; null for prospects"
-    ),
-    "f_score": "frequency quintile 1-5 from order_count (ties share the lowest score); null for prospects",
-    "m_score": "monetary quintile 1-5 from total_spend (ties share the lowest score); null for prospects",
-    "rfm_score": "R, F and M scores as text, e.g. '545'",
-    "rfm_segment": "segment from the standard R x F grid (Champions ... Hibernating), 'Prospect' without orders",
-    "cluster_label": (
-        "buyers: needs-based persona (k-means on basket, items, returns, rhythm, tenure, category and channel mix), "
-        "named from what sets it apart, stable across versions; prospects: 'prospect ...' persona from the profile"
-    ),
-    "value_tier": "customer pyramid by trailing 12-month spend: platinum/gold/silver/bronze",
-    "lifecycle_stage": "prospect/new/growing/stable/declining/lapsed (rules in README)",
-    "churn_risk": (
-        "P(no completed order in the SEG_CHURN_HORIZON_DAYS days after as_of): the calibrated model, or the "
-        "fallback named in segment_versions.churn_method"
-    ),
-    "purchase_propensity": (
-        "prospects: calibrated P(first completed order in the SEG_CHURN_HORIZON_DAYS days after as_of), or the "
-        "prior named in segment_versions.metrics.prospects; null for buyers"
-    ),
-    "expected_purchases_12m": "BG/NBD expected purchase days in the next 12 months",
-    "clv": "expected discounted spend over the next 12 months (BG/NBD x shrunk spend per purchase)",
-    "p_alive": (
-        "P(the customer is still active: at least one completed order in the 365 days after as_of), the one-year "
-        "counterpart of churn_risk: with alive = the BG/NBD P(alive) under which BG/NBD's P(no purchase in the "
-        "churn horizon) equals churn_risk, p_alive = alive x P(a purchase within 365 days | alive); falls with "
-        "silence, also for one-time buyers; >= 0.5 exactly when next_order_date is set"
-    ),
-    "expected_purchases_30d": "expected purchase days in the next 30 days: alive (see p_alive) x BG/NBD's if alive",
-    "expected_purchases_90d": "expected purchase days in the next 90 days: alive (see p_alive) x BG/NBD's if alive",
-    "expected_purchases_365d": "expected purchase days in the next 365 days (alive x BG/NBD's if alive)",
-    "next_order_date": (
-        "median predicted date of the next completed order (BG/NBD purchase rate x alive); null when the customer "
-        "more likely than not places no order within 365 days (p_alive < 0.5)"
-    ),
-    "clv_low": "lower end of the 80% interval of clv (purchase-count and spend spread, p_alive, parameter bootstrap)",
-    "clv_high": "upper end of the 80% interval of clv; clv_low <= clv <= clv_high",
-    "churn_reasons": (
-        "up to three plain-language reasons for churn_risk, strongest first ('; '-separated), from the churn "
-        "model's own per-feature contributions (from days silent and one-time buying while a fallback scores)"
-    ),
-    "recommended_action": (
-        "one action from value tier x lifecycle stage x churn band; 'No action' only when the expected value of "
-        f"contact ({actions.ASSUMED_SAVE_RATE} x churn_risk x clv) is below SEG_CONTACT_COST"
-    ),
-    "in_control_group": (
-        "held out of every audience to measure lift (SEG_CONTROL_SHARE of customers by a salted hash of "
-        "customer_id, stable across versions and actions); the row keeps its recommended action"
-    ),
-}
-#: column comments of segment_versions in the analyst file
-VERSION_COLUMNS = {
-    "as_of": "the version's as-of date",
-    "segment_version": "version id: as_of + hash of the models and code that made it",
-    "run_id": "the Dagster run that built the version",
-    "code_version": "seg_pipeline version that built it",
-    "churn_model_version": "content hash of the churn model (or fallback) in force",
-    "cluster_model_version": "content hash of the cluster model in force",
-    "metrics": (
-        "JSON: churn holdout metrics (or the fallback used), clusters, value tier shares, BG/NBD params; per "
-        "recommended action its share of customers and of CLV (actions.by_action); "
-        "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
-        "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
-        "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
-        "and churn_drivers (reasons by mean absolute contribution)"
-    ),
-    "customers": "customer_segments rows of the version (known customers)",
-    "prospects": "customers without a completed order",
-    "orders_accepted": "accepted order rows of the days <= as_of",
-    "orders_quarantined": "quarantined order rows of the days <= as_of",
-    "created_at": "when the version was built (UTC)",
-    "churn_method": (
-        "where churn_risk comes from: 'model' (the trained churn model); while it cannot be trained (too little "
-        "history, no churners or no non-churners, too few customers) 'bgnbd' = BG/NBD P(no purchase in the "
-        "horizon) from params fitted on the buyers, else 'prior' = 1 - exp(-d/(2g)) * (1 - exp(-h/g)), "
-        "d = days_since_last_order, g = (T + h)/(frequency + 1), h = SEG_CHURN_HORIZON_DAYS"
-    ),
-    "data_through": "the last landed order day <= as_of the version saw (a gap to as_of means data stopped arriving)",
-}
 
 
 def _train_or_reuse(
@@ -316,7 +231,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                 )
             ],
             metadata={
-                **frame_metadata(segments, SEGMENT_COLUMNS),
+                **frame_metadata(segments, CUSTOMER_SEGMENTS.docs),
                 "segment_version": version_row["segment_version"][0],
                 "rfm segments": dg.MetadataValue.md(markdown_table(["rfm_segment", "customers"], sizes.rows())),
                 "tier revenue shares": dg.MetadataValue.md(_tier_table(metrics["value_tiers"])),
@@ -405,7 +320,7 @@ def build_segments(
     segments = segments.with_columns(
         pl.lit(segment_version).alias("segment_version"),
         control_group.control_flags(segments["customer_id"], settings.control_share, settings.control_salt),
-    ).select(list(SEGMENT_COLUMNS))
+    ).select(CUSTOMER_SEGMENTS.names)
     tier_shares = value_tiers.tier_revenue_shares(
         tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
     )

@@ -5,9 +5,8 @@ from datetime import date, timedelta
 import dagster as dg
 
 from seg_pipeline import warehouse
-from seg_pipeline.core.features import FEATURE_COLUMNS
+from seg_pipeline.core.schemas import CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
 from seg_pipeline.defs.ingestion import STORE_POOL
-from seg_pipeline.defs.models import SEGMENT_COLUMNS, VERSION_COLUMNS
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.sql_models import SqlModel
@@ -42,8 +41,7 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
                         settings.warehouse_path,
                         days,
                         [m.name for m in marts],
-                        {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
-                         "segment_versions": VERSION_COLUMNS},  # fmt: skip
+                        {t.name: t.docs for t in (CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS)},
                         {m.name: m.description for m in marts},
                         keep_versions=settings.keep_versions,
                     )
