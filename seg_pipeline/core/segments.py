@@ -1,0 +1,184 @@
+"""One segment version composed from a feature version and the models in force: a pure function.
+
+`compose_version` scores every known customer (churn risk and its reasons, persona, purchase propensity,
+lifecycle stage, RFM, value tier, CLV with its interval, the predictions, the recommended action and the
+control group), names the version after everything it was made from, and gathers the version's metrics.
+It reads nothing and writes nothing: the segments service hands it its inputs and stores what it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import polars as pl
+
+from seg_pipeline import __version__
+from seg_pipeline.core import (
+    actions,
+    bgnbd,
+    churn,
+    churn_fallback,
+    churn_reasons,
+    clusters,
+    clv,
+    control_group,
+    lifecycle,
+    predictions,
+    prospects,
+    rfm,
+    value_tiers,
+)  # fmt: skip
+from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
+
+BTYD_SAMPLE = 100_000  # buyers BG/NBD is fitted on (seeded)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The settings that shape a version's rows (each of them is part of its version id)."""
+
+    churn_horizon_days: int
+    value_tier_cuts: tuple[float, ...]
+    clv_monthly_discount: float
+    currency: str
+    contact_cost: float
+    control_share: float
+    control_salt: str
+
+
+@dataclass(frozen=True)
+class ModelInForce:
+    """A registered model (or churn fallback) as a version uses it."""
+
+    version: str
+    model: object
+    metrics: dict
+
+    @property
+    def churn_method(self) -> str:
+        """'model', 'bgnbd' or 'prior': where churn scores of this entry come from."""
+        return self.metrics.get("method", "model")
+
+
+@dataclass(frozen=True)
+class Version:
+    """A composed version: its customer_segments rows, its id, its metrics and what the checks need."""
+
+    segments: pl.DataFrame
+    segment_version: str
+    metrics: dict
+    buyers: pl.DataFrame
+    penalizer: float
+
+
+def compose_version(
+    as_of: date,
+    features: pl.DataFrame,
+    churn_entry: ModelInForce,
+    cluster_entry: ModelInForce,
+    policy: Policy,
+    *,
+    data_key: str,
+    past_prospects: pl.DataFrame | None,
+    previous_labels: pl.DataFrame,
+    prediction_checks: Callable[[pl.DataFrame, float], dict],
+) -> Version:
+    """Compose version `as_of` from its `features` (``customer_features``) and the models in force.
+
+    `data_key` identifies the landed data it was made from; `past_prospects` is ``prospects.training_frame``
+    of the snapshot one horizon back (or None); `previous_labels` the previous version's (customer_id,
+    cluster_label); `prediction_checks(buyers, bgnbd_penalizer)` gives the predictions' window checks.
+    """
+    buyers = features.filter(pl.col("frequency").is_not_null())
+    horizon = policy.churn_horizon_days
+    scorer = churn_entry.model
+    contributions = None  # the churn model's own, worked out with its scores, for the reasons
+    if isinstance(scorer, churn.ChurnModel):
+        risk, contributions = scorer.risk_and_contributions(features, churn_reasons.reason_of)
+    else:
+        risk = scorer.predict_risk(features)
+    # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
+    # the parameters (and so the CLV) finite
+    penalizer = churn_fallback.BGNBD_PENALIZER if churn_entry.churn_method != "model" else 0.0
+    btyd = _btyd_sample(buyers)
+    params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
+    propensity, prospect_metrics = prospects.score_prospects(features, past_prospects)
+    scored = features.with_columns(
+        pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
+        propensity,
+        pl.lit(cluster_entry.model.predict_labels(features)).fill_null(prospects.persona_expr()).alias("cluster_label"),
+    )
+    scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
+    tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
+    value = clv.compute_clv(
+        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon,
+        param_draws=predictions.bootstrap_params(*btyd, penalizer, start=params),
+    )  # fmt: skip
+    reasons, drivers = churn_reasons.churn_reasons(scorer, features, risk, contributions)
+    # every part is in the row order of `features`, so they line up side by side without a join
+    segments = pl.concat(
+        [
+            scored.select(
+                "as_of", "customer_id", "churn_risk", "purchase_propensity", "cluster_label", "lifecycle_stage",
+                "spend_365d",
+            ),  # fmt: skip
+            *(part.drop("customer_id") for part in (rfm.score_rfm(features, horizon), tiers, value)),
+            predictions.predict(features, params, risk, as_of, horizon).drop("customer_id"),
+            reasons.to_frame(),
+        ],
+        how="horizontal",
+    )
+    segments = segments.with_columns(actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action"))
+    segment_version = version_id(as_of, churn_entry, cluster_entry, policy, data_key)
+    segments = segments.with_columns(
+        pl.lit(segment_version).alias("segment_version"),
+        control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
+    ).select(CUSTOMER_SEGMENTS.names)
+    keep_share = clusters.label_keep_share(previous_labels, segments.select("customer_id", "cluster_label"))
+    metrics = {
+        "churn": churn_entry.metrics,
+        "clusters": cluster_entry.metrics,
+        "prospects": prospect_metrics,
+        "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
+        "value_tiers": value_tiers.tier_revenue_shares(
+            tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
+        ),
+        "bgnbd": params.to_dict(),
+        "predictions": {**prediction_checks(buyers, penalizer), "churn_drivers": drivers},
+        "rfm": {"churn_horizon_days": horizon},
+        "actions": {"contact_cost": policy.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
+                    "by_action": actions.action_shares(segments)},
+        "control_group": control_group.settings_key(policy.control_share, policy.control_salt),
+    }  # fmt: skip
+    return Version(segments, segment_version, metrics, buyers, penalizer)
+
+
+def version_id(
+    as_of: date, churn_entry: ModelInForce, cluster_entry: ModelInForce, policy: Policy, data_key: str
+) -> str:
+    """as_of + a hash of everything the rows depend on: the models, the code, the landed data and the settings."""
+    made_from = {
+        "models": [churn_entry.version, cluster_entry.version], "code": __version__, "data": data_key,
+        "churn_horizon_days": policy.churn_horizon_days, "value_tier_cuts": list(policy.value_tier_cuts),
+        "clv_monthly_discount": policy.clv_monthly_discount, "currency": policy.currency,
+        "contact_cost": policy.contact_cost,
+        "control_group": control_group.settings_key(policy.control_share, policy.control_salt),
+    }  # fmt: skip
+    return f"{as_of.isoformat()}+{digest(made_from)[:8]}"
+
+
+def digest(value: dict) -> str:
+    """sha256 of `value` as canonical JSON."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _btyd_sample(buyers: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A seeded sample of buyers' (frequency, recency, T) to fit BG/NBD on quickly."""
+    btyd = buyers.select("frequency", "recency", "T")
+    sample = btyd.sample(BTYD_SAMPLE, seed=0) if btyd.height > BTYD_SAMPLE else btyd
+    return tuple(sample[c].to_numpy() for c in btyd.columns)
