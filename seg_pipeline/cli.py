@@ -19,7 +19,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.bench import RETRAIN_EVERY_DAYS
+from seg_pipeline.devtools.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
 from seg_pipeline.settings import PipelineSettings, SettingsError
 from seg_pipeline.warehouse import WarehouseBusy
@@ -124,7 +124,7 @@ def _crash_log(error: BaseException) -> Path:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
 
     extra = {"end_date": args.end_date} if args.end_date else {}
     summary = generate_landing(
@@ -138,7 +138,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import json
 
-    from seg_pipeline.bench import BenchmarkError, format_report, run_benchmark
+    from seg_pipeline.devtools.bench import BenchmarkError, format_report, run_benchmark
 
     sizes = {name: value for name in ("orders", "customers") if (value := getattr(args, name)) is not None}
     try:
@@ -190,7 +190,7 @@ def _rollback(settings: PipelineSettings) -> int:
 
 
 def _demo(settings: PipelineSettings, verbose: bool) -> int:
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
     from seg_pipeline.landing import scan
 
     if not scan(settings.landing_dir, "orders"):

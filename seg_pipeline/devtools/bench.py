@@ -186,7 +186,7 @@ def _landing(work_dir: Path, params: dict, progress: Callable[[str], None]) -> d
         if stored["params"] == params and (work_dir / "landing" / "orders").is_dir():
             progress(f"reusing landing data in {work_dir / 'landing'} ({stored['landing']['orders']:,} order rows)")
             return stored["landing"]
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
 
     marker.unlink(missing_ok=True)
     shutil.rmtree(work_dir / "landing", ignore_errors=True)
@@ -247,7 +247,7 @@ def _floor(landing: Path, as_of: date, run_dir: Path) -> dict:
     files = sorted(str(p) for p in (landing / "orders").glob("*.csv") if p.name[:10] <= as_of.isoformat())
     args = json.dumps({"files": files, "as_of": as_of.isoformat()})
     out = run_dir / "floor.json"
-    code = "import sys; from seg_pipeline.bench import floor_process; floor_process(sys.argv[1], sys.argv[2])"
+    code = "import sys; from seg_pipeline.devtools.bench import floor_process; floor_process(sys.argv[1], sys.argv[2])"
     child = _run([sys.executable, "-c", code, args, str(out)], run_dir / "floor.log", run_dir, None)
     if child.returncode:
         raise BenchmarkError(f"the floor query failed (exit {child.returncode}); see {run_dir / 'floor.log'}")
