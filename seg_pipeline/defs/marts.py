@@ -11,8 +11,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.defs.ingestion import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.metadata import frame_metadata
+from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.sql_models import SqlModel, SqlModelError, build_sql_model, load_sql_models
 
@@ -27,9 +27,7 @@ def _mart_asset(model: SqlModel, partitions: dg.PartitionsDefinition) -> dg.Asse
         deps=[dg.AssetKey(dep) for dep in model.deps],
         description=model.description or None,
         group_name="marts",
-        kinds={"duckdb", "sql"},
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         retry_policy=TRANSIENT_RETRY,
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:16],

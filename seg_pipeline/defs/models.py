@@ -16,11 +16,11 @@ import polars as pl
 
 from seg_pipeline import __version__
 from seg_pipeline.core import actions, bgnbd, churn, churn_fallback, clusters, clv, lifecycle, rfm, value_tiers
-from seg_pipeline.defs.features import features_at, orders_until, profiles_at
-from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
+from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore, replace_rows
 
@@ -180,7 +180,6 @@ def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> t
 def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     common = dict(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         group_name="models",
     )

@@ -5,18 +5,19 @@ from datetime import date, timedelta
 import dagster as dg
 
 from seg_pipeline import warehouse
-from seg_pipeline.core.features import FEATURE_COLUMNS
-from seg_pipeline.defs.ingestion import STORE_POOL
-from seg_pipeline.defs.models import SEGMENT_COLUMNS, VERSION_COLUMNS
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.sql_models import SqlModel
 
 
-def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel]) -> list[dg.AssetsDefinition]:
+def warehouse_assets(
+    partitions: dg.PartitionsDefinition, marts: list[SqlModel], column_docs: dict[str, dict[str, str]]
+) -> list[dg.AssetsDefinition]:
+    """The analyst-file asset; `column_docs` are the column comments of its tables, by table."""
+
     @dg.asset(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         deps=["customer_features", "customer_segments", "quarantine_orders", "quarantine_profiles",
               *[m.name for m in marts]],
@@ -41,8 +42,7 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
                         settings.warehouse_path,
                         days,
                         [m.name for m in marts],
-                        {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
-                         "segment_versions": VERSION_COLUMNS},  # fmt: skip
+                        column_docs,
                         {m.name: m.description for m in marts},
                         keep_versions=settings.keep_versions,
                     )
