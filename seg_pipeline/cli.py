@@ -19,9 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.devtools.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
-from seg_pipeline.settings import PipelineSettings, SettingsError
+from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings, SettingsError
 from seg_pipeline.warehouse import WarehouseBusy
 
 SAMPLE_QUERY = (
@@ -82,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-every-days",
         type=_positive,
         default=RETRAIN_EVERY_DAYS,
-        help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)",
+        help=f"SEG_RETRAIN_EVERY_DAYS of the runs (default {RETRAIN_EVERY_DAYS})",
     )
     bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)

@@ -1,6 +1,5 @@
 """All Dagster definitions of the pipeline, built from one settings object."""
 
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -17,14 +16,14 @@ from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
 from seg_pipeline.defs.warehouse import warehouse_assets
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.sql_models import SQL_DIR, load_sql_models
+from seg_pipeline.sql_models import load_sql_models
 
 
-def build_definitions(settings: PipelineSettings, sql_dir: Path | None = None) -> dg.Definitions:
+def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     """The whole code location for `settings`: assets (with the policy of `defs.policy`), checks, jobs, schedule,
     sensors, resources."""
     partitions = daily_partitions(settings.partition_start)
-    sql_dir = sql_dir or Path(os.environ.get("SEG_SQL_DIR") or SQL_DIR)
+    sql_dir = Path(settings.sql_dir)
     marts = load_sql_models(sql_dir)
     column_docs = {"customer_features": FEATURE_COLUMNS, "customer_segments": SEGMENT_COLUMNS,
                    "segment_versions": VERSION_COLUMNS}  # fmt: skip

@@ -31,13 +31,12 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.landing import COLUMNS
+from seg_pipeline.settings import RETRAIN_EVERY_DAYS  # the runs' default: the next day reuses the cold run's models
 
 FULL_SIZE = {"orders": 10_000_000, "customers": 1_000_000}
 QUICK_SIZE = {"orders": 300_000, "customers": 20_000}
 PROFILE_SNAPSHOT_EVERY_DAYS = 28  # fewer snapshots to write; only the one in force at D is ingested
 LATEST_END_DATE = date(2026, 11, 21)  # the generator's default last day, unless that is not a partition yet
-#: SEG_RETRAIN_EVERY_DAYS of the runs: its default, weekly, so the next day reuses the cold run's models
-RETRAIN_EVERY_DAYS = 7
 
 #: the stages reported, in pipeline order; "overhead" = process start, imports, Dagster bookkeeping outside steps.
 #: The ingest steps read, validate and write each batch in turn: "validate" is the time they report judging
