@@ -1,4 +1,8 @@
-"""All Dagster definitions of the pipeline, built from one settings object."""
+"""All Dagster definitions of the pipeline, built from one settings object.
+
+This is the `defs_module` of the `dg` project (pyproject's `[tool.dg]`): `dg.load_from_defs_folder` finds
+`location` here; the modules beside it only build definitions when asked.
+"""
 
 from pathlib import Path
 
@@ -42,3 +46,9 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         sensors=[landing_sensor(settings), run_failure_summary, dead_runs],
         resources=build_resources(settings),
     )
+
+
+@dg.definitions
+def location() -> dg.Definitions:
+    """The code location: settings are read from the environment when it loads, not at import."""
+    return build_definitions(PipelineSettings.from_env())
