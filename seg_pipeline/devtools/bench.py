@@ -31,7 +31,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.landing import COLUMNS
-from seg_pipeline.settings import RETRAIN_EVERY_DAYS  # the runs' default: the next day reuses the cold run's models
+from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
+from seg_pipeline.sql_models import load_sql_models
 
 FULL_SIZE = {"orders": 10_000_000, "customers": 1_000_000}
 QUICK_SIZE = {"orders": 300_000, "customers": 20_000}
@@ -41,7 +42,7 @@ LATEST_END_DATE = date(2026, 11, 21)  # the generator's default last day, unless
 #: the stages reported, in pipeline order; "overhead" = process start, imports, Dagster bookkeeping outside steps.
 #: The ingest steps read, validate and write each batch in turn: "validate" is the time they report judging
 #: rows and waiting for great-expectations, "ingest" the rest of them.
-STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "overhead")
+STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "report", "overhead")
 STEP_STAGES = {
     "ingest_orders": "ingest",
     "ingest_profiles": "ingest",
@@ -50,7 +51,8 @@ STEP_STAGES = {
     "cluster_model": "models",
     "customer_segments": "segments",
     "current_segments": "publish",
-}  # every other step is a SQL mart
+    "segment_report": "report",
+}  # and the marts' steps, named after the SQL models of the run's SEG_SQL_DIR (_step_stages)
 #: (what, limit, unit) of issue 7's targets on a 2-core box at full size
 TARGETS = {
     "cold total": (60.0, "s"),
@@ -317,6 +319,12 @@ def _meminfo_kb(field: str) -> int:
     return 0
 
 
+def _step_stages(env: dict) -> dict[str, str]:
+    """STEP_STAGES and, as "marts", the SQL models of the settings in `env` (the materialize process's)."""
+    marts = load_sql_models(Path(PipelineSettings.from_env(env).sql_dir))
+    return {**STEP_STAGES, **{model.name: "marts" for model in marts}}
+
+
 def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) -> dict:
     """One `seg-pipeline materialize --as-of` process: wall time, peak memory, per-stage seconds and peak."""
     log = run_dir / f"materialize-{as_of}.log"
@@ -329,10 +337,12 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
             f"materialize --as-of {as_of} failed (exit {child.returncode}): {lines[-1] if lines else ''}; see {log}"
         )
     run_id, spans, validating = _step_spans(Path(env["DAGSTER_HOME"]), as_of)
+    step_stages = _step_stages(env)
     stage_spans: dict[str, list[tuple[float, float]]] = {stage: [] for stage in STAGES}
     steps: dict[str, dict[str, float]] = {stage: {} for stage in STAGES}
     for step, (start, end) in spans.items():
-        stage = STEP_STAGES.get(step, "marts")
+        if (stage := step_stages.get(step)) is None:
+            raise BenchmarkError(f"step {step} of run {run_id[:8]} belongs to no stage: add it to STEP_STAGES")
         stage_spans[stage].append((start, end))
         steps[stage][step] = round(end - start, 3)
     for step, step_spans in validating.items():  # carved out of the ingest steps
