@@ -116,7 +116,7 @@ def demo_versions(cache_dir: Path, as_of: list[date], horizon: int, contact_cost
     import dagster as dg
     import duckdb
 
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
     from seg_pipeline.landing import scan
     from seg_pipeline.runs import materialize_as_of
     from seg_pipeline.settings import PipelineSettings

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.runs import RunFailed
-from seg_pipeline.settings import PipelineSettings, SettingsError
+from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings, SettingsError
 from seg_pipeline.warehouse import WarehouseBusy
 
 SAMPLE_QUERY = (
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "--retrain-every-days",
         type=_positive,
         default=RETRAIN_EVERY_DAYS,
-        help="SEG_RETRAIN_EVERY_DAYS of the runs (default 7)",
+        help=f"SEG_RETRAIN_EVERY_DAYS of the runs (default {RETRAIN_EVERY_DAYS})",
     )
     bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)
@@ -141,7 +140,7 @@ def _crash_log(error: BaseException) -> Path:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
 
     if args.campaign_lift:
         return _plant_campaigns(args)
@@ -160,7 +159,7 @@ def _plant_campaigns(args: argparse.Namespace) -> int:
     import polars as pl
 
     from seg_pipeline.audiences import file_stem
-    from seg_pipeline.core.demo_data import plant_campaign
+    from seg_pipeline.devtools.demo_data import plant_campaign
 
     if args.campaign_as_of is None:
         raise SettingsError("--campaign-lift needs --campaign-as-of: the version whose audiences were acted on")
@@ -186,7 +185,7 @@ def _plant_campaigns(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     import json
 
-    from seg_pipeline.bench import BenchmarkError, format_report, run_benchmark
+    from seg_pipeline.devtools.bench import BenchmarkError, format_report, run_benchmark
 
     sizes = {name: value for name in ("orders", "customers") if (value := getattr(args, name)) is not None}
     try:
@@ -238,7 +237,7 @@ def _rollback(settings: PipelineSettings) -> int:
 
 
 def _demo(settings: PipelineSettings, verbose: bool) -> int:
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
     from seg_pipeline.landing import scan
 
     if not scan(settings.landing_dir, "orders"):

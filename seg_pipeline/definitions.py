@@ -1,12 +1,11 @@
-"""The Dagster code location (`dagster dev` loads it through workspace.yaml)."""
+"""The Dagster code location (`dagster dev` loads it through workspace.yaml): the `dg` project's defs folder."""
+
+from pathlib import Path
 
 import dagster as dg
-
-from seg_pipeline.defs import build_definitions
-from seg_pipeline.settings import PipelineSettings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """Settings are read from the environment when the code location loads, not at import."""
-    return build_definitions(PipelineSettings.from_env())
+    """Everything under `seg_pipeline/defs` (see `seg_pipeline.defs.location`), loaded when the location loads."""
+    return dg.load_from_defs_folder(path_within_project=Path(__file__).parent)

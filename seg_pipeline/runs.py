@@ -28,8 +28,8 @@ from dagster._core.workspace.load import location_origin_from_module_name
 
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.automation import SEGMENTS_JOB, error_line
-from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.partitions import daily_partitions
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.landing import scan
 from seg_pipeline.run_processes import process_tags, recover_dead_runs, slot_holders
 from seg_pipeline.settings import PipelineSettings

@@ -16,6 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dagster as dg
 
+#: SEG_RETRAIN_EVERY_DAYS unset: weekly (the benchmark runs this cadence too)
+RETRAIN_EVERY_DAYS = 7
+
 #: variable -> (default, one-line description); the README's settings table is generated from it.
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_LANDING_DIR": ("./data/landing", "landing directory with `orders/` and `profiles/`"),
@@ -57,7 +60,7 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "is below it gets the action table's `below_cost_action` (\"No action\" for lapsed customers)",
     ),
     "SEG_RETRAIN_EVERY_DAYS": (
-        "7",
+        str(RETRAIN_EVERY_DAYS),
         "retrain churn and cluster models when the last is this many days old (1: daily), "
         "or its training data or settings changed",
     ),
@@ -75,6 +78,10 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_EXPORT_DIR": ("./data/exports", "audience files, one folder per version: `<as_of>/<action>.csv|.parquet`"),
     "SEG_SCHEDULE_CRON": ("0 6 * * *", "when the daily schedule runs yesterday's partition"),
     "SEG_SCHEDULE_TIMEZONE": ("UTC", "timezone of the schedule"),
+    "SEG_SQL_DIR": (
+        "dbt_like_sql/ (shipped)",
+        "folder of the SQL marts: each `.sql` file in it is one mart asset",
+    ),
 }
 
 
@@ -106,6 +113,7 @@ class PipelineSettings(dg.ConfigurableResource):
     export_dir: str
     schedule_cron: str
     schedule_timezone: str
+    sql_dir: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -183,6 +191,7 @@ class PipelineSettings(dg.ConfigurableResource):
             export_dir=str(Path(raw("SEG_EXPORT_DIR")).expanduser().resolve()),
             schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),
             schedule_timezone=_timezone(raw("SEG_SCHEDULE_TIMEZONE")),
+            sql_dir=_sql_dir(env.get("SEG_SQL_DIR")),
         )
 
     @property
@@ -196,6 +205,15 @@ def _first_landed_day(landing: Path) -> str:
     from seg_pipeline.landing import scan
 
     return min(scan(landing, "orders"), default=date(2024, 1, 1)).isoformat()
+
+
+def _sql_dir(text: str | None) -> str:
+    from seg_pipeline.sql_models import SQL_DIR
+
+    path = Path(text).expanduser().resolve() if text else SQL_DIR
+    if not path.is_dir():
+        raise SettingsError(f"SEG_SQL_DIR: {path} is not a folder of .sql marts")
+    return str(path)
 
 
 def _file_path(name: str, text: str) -> Path:

@@ -9,7 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from seg_pipeline.core.demo_data import generate_landing
+from seg_pipeline.devtools.demo_data import generate_landing
 from seg_pipeline.settings import PipelineSettings
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")

@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seg_pipeline import bench
-from seg_pipeline.bench import STAGES, format_report, run_benchmark
 from seg_pipeline.cli import main
+from seg_pipeline.devtools import bench
+from seg_pipeline.devtools.bench import STAGES, format_report, run_benchmark
 
 
 def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

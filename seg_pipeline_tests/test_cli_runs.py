@@ -19,7 +19,7 @@ import dagster as dg
 import pytest
 
 import seg_pipeline
-from seg_pipeline.core.demo_data import generate_landing
+from seg_pipeline.devtools.demo_data import generate_landing
 from seg_pipeline.sql_models import SQL_DIR
 from seg_pipeline.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings

@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from seg_pipeline.core.demo_data import (
+from seg_pipeline.devtools.demo_data import (
     DIRTY_ORDER_KINDS,
     ORDER_COLUMNS,
     PROFILE_COLUMNS,

@@ -21,7 +21,7 @@ STORAGE_MODULES = {
     "defs/warehouse.py",
     "defs/marts.py",
     "report.py",
-    "bench.py",
+    "devtools/bench.py",
 }
 
 #: module -> constants holding SQL that is shown to people, never run by the pipeline

@@ -3,7 +3,7 @@
 import dagster as dg
 import pytest
 
-from seg_pipeline.bench import RETRAIN_EVERY_DAYS
+from seg_pipeline.devtools.bench import RETRAIN_EVERY_DAYS
 from seg_pipeline.settings import SETTINGS_DOC, PipelineSettings, SettingsError
 
 

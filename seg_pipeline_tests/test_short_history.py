@@ -16,7 +16,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline.core.demo_data import generate_landing
+from seg_pipeline.devtools.demo_data import generate_landing
 from seg_pipeline.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, SMALL, make_settings
 

@@ -133,7 +133,8 @@ def compose_version(
         ],
         how="horizontal",
     )
-    segments = segments.with_columns(actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action"))
+    action = actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action")
+    segments = segments.with_columns(action)
     segment_version = version_id(as_of, churn_entry, cluster_entry, policy, data_key)
     segments = segments.with_columns(
         pl.lit(segment_version).alias("segment_version"),

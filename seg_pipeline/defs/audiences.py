@@ -6,8 +6,8 @@ import dagster as dg
 
 from seg_pipeline import audiences
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
-from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import markdown_table
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 
@@ -16,7 +16,6 @@ def audience_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefini
     @dg.asset(
         name="audiences",
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         deps=["customer_segments"],
         group_name="warehouse",

@@ -7,37 +7,12 @@ import polars as pl
 
 from seg_pipeline import __version__, ingest
 from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
-from seg_pipeline.core.schemas import ORDERS, PERSONAL_COLUMNS, PROFILES
-from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
-
-#: what a version reads of the accepted orders: everything but the currency and where each came from
-ORDER_COLUMNS = tuple(c for c in ORDERS.names if c not in ("currency", "source_file", "source_row"))
-
-
-def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Accepted orders of every day <= `as_of` (the only orders a version may see), optionally of `customers` only."""
-    return store.read_parts("orders", ORDER_COLUMNS, until=as_of, semi=customers)
-
-
-def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
-    """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
-    snapshots = store.day_rows("profiles", until=as_of)
-    if snapshots.is_empty():
-        return None
-    snapshot = snapshots["day"].max()
-    # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
-    columns = [c for c in PROFILES.names if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
-    return store.read_parts("profiles", columns, day=snapshot, semi=customers)
-
-
-def features_at(store: WorkingStore, as_of: date) -> pl.DataFrame:
-    """The stored feature table of `as_of`, sorted by customer_id (as written: checked, re-sorted only if not)."""
-    features = store.read_parts("customer_features", list(FEATURE_COLUMNS), day=as_of)
-    return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")
 
 
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:
@@ -90,7 +65,6 @@ def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str,
 def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         deps=["orders", "profiles"],
         group_name="features",

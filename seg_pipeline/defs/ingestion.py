@@ -17,12 +17,10 @@ import polars as pl
 from seg_pipeline import ingest
 from seg_pipeline.core.personal_data import scrub_text
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.landing import Kind, LandingFileError, unused_files
 from seg_pipeline.settings import PipelineSettings
-
-STORE_POOL = "seg_store"  # every asset writing the working store; dagster.yaml limits it to 1
-TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
 class IngestConfig(dg.Config):
@@ -274,7 +272,6 @@ def ingestion_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefin
     """The orders and profiles ingestion multi-assets on the daily partitions."""
     common = dict(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         retry_policy=TRANSIENT_RETRY,
         can_subset=False,

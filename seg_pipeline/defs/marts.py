@@ -14,8 +14,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from seg_pipeline.defs.ingestion import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.sql_models import SqlModel, SqlModelError, build_sql_model, load_sql_models
 
@@ -54,9 +54,7 @@ def _mart_asset(
         deps=[dg.AssetKey(dep) for dep in model.deps],
         description=model.description or None,
         group_name="marts",
-        kinds={"duckdb", "sql"},
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         retry_policy=TRANSIENT_RETRY,
         code_version=hashlib.sha256(model.sql.encode()).hexdigest()[:16],

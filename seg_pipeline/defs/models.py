@@ -32,12 +32,12 @@ from seg_pipeline.core import (
 )  # fmt: skip
 from seg_pipeline.core.features import profile_snapshot
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
-from seg_pipeline.defs.features import features_at, orders_until, profiles_at
-from seg_pipeline.defs.ingestion import STORE_POOL
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
-from seg_pipeline.defs.prediction_checks import window_checks
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.model_store import ModelStore
+from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
+from seg_pipeline.services.prediction_checks import window_checks
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore, replace_rows
 
@@ -144,7 +144,6 @@ def _train_clusters(store: WorkingStore, registry: ModelStore, as_of: date) -> t
 def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     common = dict(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         group_name="models",
     )
@@ -371,7 +370,7 @@ def _prediction_windows(
 ) -> dict:  # fmt: skip
     """{"windows": the predictions' window checks, "checked_as_of": the version they were made at}.
 
-    The checks (``defs.prediction_checks``, several seconds at 1M customers) are made when the churn model in
+    The checks (``services.prediction_checks``, several seconds at 1M customers) are made when the churn model in
     force changes (a retrain: weekly by default), or when the previous version's are missing, older than
     SEG_RETRAIN_EVERY_DAYS, or cover fewer windows than are complete now; in between, a version carries the
     previous version's checks (each window names its cut)."""

@@ -17,7 +17,6 @@ def report_dir(settings: PipelineSettings) -> Path:
 def report_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         deps=["current_segments"],
         group_name="warehouse",
         kinds={"html", "plotly"},

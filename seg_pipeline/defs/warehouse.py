@@ -6,16 +6,17 @@ import dagster as dg
 
 from seg_pipeline import warehouse
 from seg_pipeline.core.schemas import CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
-from seg_pipeline.defs.ingestion import STORE_POOL
+from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.sql_models import SqlModel
 
 
 def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel]) -> list[dg.AssetsDefinition]:
+    """The analyst-file asset (its column comments from the schema registry)."""
+
     @dg.asset(
         partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
         pool=STORE_POOL,
         deps=["customer_features", "customer_segments", "quarantine_orders", "quarantine_profiles",
               *[m.name for m in marts]],

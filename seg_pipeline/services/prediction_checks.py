@@ -1,7 +1,7 @@
 """The version's predictions checked against what happened: for each window w of ``core.predictions.WINDOWS``
 whose start D - w has buyers, the same predictions made at D - w (features, the churn scorer in force then,
 BG/NBD refitted there) on a seeded sample of today's buyers, against their completed orders in (D - w, D].
-``defs.models`` makes them when the churn model in force changes and carries them to the versions in between.
+The segments service makes them when the churn model in force changes and carries them to the versions in between.
 """
 
 from datetime import date, timedelta
@@ -10,8 +10,8 @@ import polars as pl
 
 from seg_pipeline.core import bgnbd, churn_fallback, clv, predictions
 from seg_pipeline.core.features import compute_customer_features
-from seg_pipeline.defs.features import orders_until, profiles_at
 from seg_pipeline.model_store import ModelStore
+from seg_pipeline.services.inputs import orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.store import WorkingStore
 

@@ -31,18 +31,18 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.landing import COLUMNS
+from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
+from seg_pipeline.sql_models import load_sql_models
 
 FULL_SIZE = {"orders": 10_000_000, "customers": 1_000_000}
 QUICK_SIZE = {"orders": 300_000, "customers": 20_000}
 PROFILE_SNAPSHOT_EVERY_DAYS = 28  # fewer snapshots to write; only the one in force at D is ingested
 LATEST_END_DATE = date(2026, 11, 21)  # the generator's default last day, unless that is not a partition yet
-#: SEG_RETRAIN_EVERY_DAYS of the runs: its default, weekly, so the next day reuses the cold run's models
-RETRAIN_EVERY_DAYS = 7
 
 #: the stages reported, in pipeline order; "overhead" = process start, imports, Dagster bookkeeping outside steps.
 #: The ingest steps read, validate and write each batch in turn: "validate" is the time they report judging
 #: rows and waiting for great-expectations, "ingest" the rest of them.
-STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "overhead")
+STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "report", "overhead")
 STEP_STAGES = {
     "ingest_orders": "ingest",
     "ingest_profiles": "ingest",
@@ -51,7 +51,8 @@ STEP_STAGES = {
     "cluster_model": "models",
     "customer_segments": "segments",
     "current_segments": "publish",
-}  # every other step is a SQL mart
+    "segment_report": "report",
+}  # and the marts' steps, named after the SQL models of the run's SEG_SQL_DIR (_step_stages)
 #: (what, limit, unit) of issue 7's targets on a 2-core box at full size
 TARGETS = {
     "cold total": (60.0, "s"),
@@ -186,7 +187,7 @@ def _landing(work_dir: Path, params: dict, progress: Callable[[str], None]) -> d
         if stored["params"] == params and (work_dir / "landing" / "orders").is_dir():
             progress(f"reusing landing data in {work_dir / 'landing'} ({stored['landing']['orders']:,} order rows)")
             return stored["landing"]
-    from seg_pipeline.core.demo_data import generate_landing
+    from seg_pipeline.devtools.demo_data import generate_landing
 
     marker.unlink(missing_ok=True)
     shutil.rmtree(work_dir / "landing", ignore_errors=True)
@@ -247,7 +248,7 @@ def _floor(landing: Path, as_of: date, run_dir: Path) -> dict:
     files = sorted(str(p) for p in (landing / "orders").glob("*.csv") if p.name[:10] <= as_of.isoformat())
     args = json.dumps({"files": files, "as_of": as_of.isoformat()})
     out = run_dir / "floor.json"
-    code = "import sys; from seg_pipeline.bench import floor_process; floor_process(sys.argv[1], sys.argv[2])"
+    code = "import sys; from seg_pipeline.devtools.bench import floor_process; floor_process(sys.argv[1], sys.argv[2])"
     child = _run([sys.executable, "-c", code, args, str(out)], run_dir / "floor.log", run_dir, None)
     if child.returncode:
         raise BenchmarkError(f"the floor query failed (exit {child.returncode}); see {run_dir / 'floor.log'}")
@@ -318,6 +319,12 @@ def _meminfo_kb(field: str) -> int:
     return 0
 
 
+def _step_stages(env: dict) -> dict[str, str]:
+    """STEP_STAGES and, as "marts", the SQL models of the settings in `env` (the materialize process's)."""
+    marts = load_sql_models(Path(PipelineSettings.from_env(env).sql_dir))
+    return {**STEP_STAGES, **{model.name: "marts" for model in marts}}
+
+
 def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) -> dict:
     """One `seg-pipeline materialize --as-of` process: wall time, peak memory, per-stage seconds and peak."""
     log = run_dir / f"materialize-{as_of}.log"
@@ -330,10 +337,12 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
             f"materialize --as-of {as_of} failed (exit {child.returncode}): {lines[-1] if lines else ''}; see {log}"
         )
     run_id, spans, validating = _step_spans(Path(env["DAGSTER_HOME"]), as_of)
+    step_stages = _step_stages(env)
     stage_spans: dict[str, list[tuple[float, float]]] = {stage: [] for stage in STAGES}
     steps: dict[str, dict[str, float]] = {stage: {} for stage in STAGES}
     for step, (start, end) in spans.items():
-        stage = STEP_STAGES.get(step, "marts")
+        if (stage := step_stages.get(step)) is None:
+            raise BenchmarkError(f"step {step} of run {run_id[:8]} belongs to no stage: add it to STEP_STAGES")
         stage_spans[stage].append((start, end))
         steps[stage][step] = round(end - start, 3)
     for step, step_spans in validating.items():  # carved out of the ingest steps

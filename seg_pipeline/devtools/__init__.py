@@ -1,0 +1,1 @@
+"""Developer tools, not part of the pipeline's runtime: the benchmark and the seeded demo-data generator."""

@@ -1,0 +1,1 @@
+"""Services: what the assets do with the working store, without Dagster."""

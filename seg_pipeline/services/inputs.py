@@ -1,0 +1,33 @@
+"""What a version of as-of date D may read from the working store: orders and profiles up to D, features of D."""
+
+from datetime import date
+
+import polars as pl
+
+from seg_pipeline.core.features import FEATURE_COLUMNS
+from seg_pipeline.landing import PERSONAL_COLUMNS
+from seg_pipeline.store import PART_TABLES, WorkingStore
+
+ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category")
+
+
+def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Accepted orders of every day <= `as_of` (the only orders a version may see), optionally of `customers` only."""
+    return store.read_parts("orders", ORDER_COLUMNS, until=as_of, semi=customers)
+
+
+def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
+    """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
+    snapshots = store.day_rows("profiles", until=as_of)
+    if snapshots.is_empty():
+        return None
+    snapshot = snapshots["day"].max()
+    # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
+    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
+    return store.read_parts("profiles", columns, day=snapshot, semi=customers)
+
+
+def features_at(store: WorkingStore, as_of: date) -> pl.DataFrame:
+    """The stored feature table of `as_of`, sorted by customer_id (as written: checked, re-sorted only if not)."""
+    features = store.read_parts("customer_features", list(FEATURE_COLUMNS), day=as_of)
+    return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")
