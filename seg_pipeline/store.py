@@ -485,6 +485,39 @@ class WorkingStore:
         row = rows.row(0, named=True)
         return {**row, "metrics": json.loads(row["metrics"])}
 
+    def completed_buyers(self, until: date) -> pl.Series:
+        """The distinct customer_id with a completed accepted order on or before `until`."""
+        return self.frame(
+            "select distinct customer_id from orders where order_day <= ? and status = 'completed'", [until]
+        ).to_series()
+
+    def landed_through(self, kind: Kind, until: date) -> date | None:
+        """The last day <= `until` with a landed `kind` file, or None."""
+        return self.scalar("select max(day) from landing_files where kind = ? and day <= ?", [kind, until])
+
+    def quarantined_rows(self, kind: Kind, until: date) -> int:
+        """Quarantined `kind` rows of the landed days <= `until`."""
+        day = schemas.DAY_COLUMN[kind]
+        return int(self.scalar(f"select count(*) from quarantine_{kind} where {day} <= ?", [until]))
+
+    def previous_version(self, before: date) -> date | None:
+        """The as-of date of the newest segment version before `before`, or None."""
+        return self.scalar("select max(as_of) from segment_versions where as_of < ?", [before])
+
+    def version_metrics(self, as_of: date, churn_model_version: str) -> dict | None:
+        """The metrics of version `as_of` if the churn model `churn_model_version` made it, else None."""
+        stored = self.scalar(
+            "select metrics from segment_versions where as_of = ? and churn_model_version = ?",
+            [as_of, churn_model_version],
+        )
+        return json.loads(stored) if stored else None
+
+    def replace_segment_version(self, as_of: date, segments: pl.DataFrame, version_row: pl.DataFrame) -> None:
+        """Write version `as_of`: its customer_segments rows and its segment_versions row, atomically."""
+        with self.transaction() as con:
+            self.replace_parts(con, "customer_segments", [as_of], segments)
+            _replace_matching(con, schemas.SEGMENT_VERSIONS, version_row, {"as_of": as_of})
+
     def version_summary(self, as_of: date) -> dict | None:
         """segment_version, customers, prospects, orders_accepted and orders_quarantined of version `as_of`."""
         rows = self.frame(
@@ -543,23 +576,5 @@ def _replace_matching(
     try:
         con.execute(f"delete from {table.name} where {where}", list(match.values()))
         con.execute(f"insert into {table.name} by name select * from _incoming")
-    finally:
-        con.unregister("_incoming")
-
-
-# TODO issue 16: takes an SQL fragment; kept only for defs/models.py (segment_versions) until it moves here
-def replace_rows(
-    con: duckdb.DuckDBPyConnection, table: str, where: str, params: Sequence[object], rows: pl.DataFrame
-) -> None:
-    """Delete the rows of `table` matching `where` and insert `rows` by column name.
-
-    Creates `table` from the frame's schema when it does not exist yet. Call inside
-    `WorkingStore.transaction()` so the delete and the insert commit together.
-    """
-    con.register("_incoming", rows)
-    try:
-        con.execute(f"create table if not exists {table} as select * from _incoming limit 0")
-        con.execute(f"delete from {table} where {where}", list(params))
-        con.execute(f"insert into {table} by name select * from _incoming")
     finally:
         con.unregister("_incoming")

@@ -153,32 +153,25 @@ def test_window_check_against_a_hand_made_outcome() -> None:
     assert check["clv_interval_coverage"] == 1.0
 
 
-def test_window_checks_are_carried_between_retrains_and_remade_on_a_new_model(monkeypatch) -> None:
+def test_window_checks_are_carried_between_retrains_and_remade_on_a_new_model(tmp_path) -> None:
     import json
-    from datetime import date
-    from types import SimpleNamespace
 
-    import polars as pl
+    from seg_pipeline.core.predictions import carried_checks
+    from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
+    from seg_pipeline.store import WorkingStore
 
-    from seg_pipeline.defs import models
-
-    made = []
-    monkeypatch.setattr(models, "window_checks", lambda *args: made.append(args[2]) or [{"window_days": 30}])
     stored = {"predictions": {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"}}
-
-    class Store:
-        def scalar(self, sql, params):  # the previous version's metrics if it had the same churn model
-            return json.dumps(stored) if params[1] == "m1" else None
-
-    settings = SimpleNamespace(retrain_every_days=7)
-    buyers = pl.DataFrame({"T": [20]})  # first purchase 20 days ago: no window complete yet
-    day = date(2024, 3, 3)
-
-    def windows(version, as_of=day):
-        return models._prediction_windows(Store(), settings, as_of, buyers, 0.0, {"version": version}, date(2024, 3, 2))
-
-    assert windows("m1") == {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"} and made == []
-    assert windows("m2")["checked_as_of"] == "2024-03-03" and made == [day]  # a new model: checked again
-    assert windows("m1", date(2024, 3, 9))["checked_as_of"] == "2024-03-09"  # older than the retrain interval
-    buyers = pl.DataFrame({"T": [400]})  # every window complete now: the carried single window is not enough
-    assert windows("m1")["checked_as_of"] == "2024-03-03"
+    previous, day = date(2024, 3, 2), date(2024, 3, 3)
+    store = WorkingStore(tmp_path / "store.duckdb")
+    row = {c: None for c in SEGMENT_VERSIONS.names} | {
+        "as_of": previous, "churn_model_version": "m1", "metrics": json.dumps(stored)
+    }
+    version_row = pl.DataFrame([row], schema=SEGMENT_VERSIONS.polars)
+    store.replace_segment_version(previous, CUSTOMER_SEGMENTS.empty(), version_row)
+    # the previous version's metrics only when the same churn model made it
+    assert store.version_metrics(previous, "m1") == stored and store.version_metrics(previous, "m2") is None
+    # first purchase 20 days ago: no window complete yet, so the single carried window is enough
+    assert carried_checks(stored, day, 20, 7) == {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"}
+    assert carried_checks(None, day, 20, 7) is None  # a new model: checked again
+    assert carried_checks(stored, date(2024, 3, 9), 20, 7) is None  # older than the retrain interval
+    assert carried_checks(stored, day, 400, 7) is None  # every window complete now: one carried window is not enough

@@ -272,3 +272,25 @@ def window_check(scored: pl.DataFrame, realized: pl.DataFrame, window: int) -> d
     actual_days = summary["actual_purchase_days"]
     summary["purchase_ratio"] = summary["predicted_purchase_days"] / actual_days if actual_days else None
     return {"window_days": window, **summary}
+
+
+def carried_checks(
+    previous: dict | None, as_of: date, longest_tenure_days: int | None, max_age_days: int
+) -> dict | None:
+    """The previous version's window checks (``{"windows", "checked_as_of"}``) if version `as_of` may carry them.
+
+    `previous`: that version's metrics when the same churn model made it (else None). They are carried while
+    younger than `max_age_days` (SEG_RETRAIN_EVERY_DAYS) and covering every window complete now (a window is
+    complete when the oldest buyer, `longest_tenure_days` old, bought before it began); otherwise None: check
+    again.
+    """
+    carried = (previous or {}).get("predictions", {})
+    checked = carried.get("checked_as_of")
+    complete = 0
+    if longest_tenure_days is not None:
+        complete = sum(w <= longest_tenure_days for w in WINDOWS)
+    if checked and len(carried.get("windows", [])) >= complete and (
+        (as_of - date.fromisoformat(checked)).days < max_age_days
+    ):
+        return {"windows": carried["windows"], "checked_as_of": checked}
+    return None
