@@ -20,7 +20,7 @@ STORAGE_MODULES = {
     "defs/models.py",
     "defs/warehouse.py",
     "defs/marts.py",
-    "report.py",
+    "report/page.py",
     "bench.py",
 }
 
