@@ -18,9 +18,9 @@ from plotly.offline import get_plotlyjs
 from seg_pipeline.report import figures
 from seg_pipeline.report.data import RFM_ORDER, VersionData, load_version, segment_rows
 
-#: the id of every chart div a full report holds (migration only when there is a previous version)
 #: the campaign-tracking chart, shown once a version has been measured (so not in every report)
 LIFT_CHART_ID = "chart-action-lift"
+#: the id of every chart div a full report holds (migration only when there is a previous version)
 CHART_IDS = (
     "chart-segment-sizes",
     "chart-cluster-sizes",
