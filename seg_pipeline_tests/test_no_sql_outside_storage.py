@@ -15,11 +15,11 @@ STORAGE_MODULES = {
     # package once the part of issue 16 editing them lands
     "warehouse.py",
     "sql_models.py",
+    "analyst_file.py",  # the reading half of the analyst file (warehouse.py publishes it)
     # TODO issue 16: still send SQL to the store (being reworked by another part of issue 16); drop each line as
     # its module goes through named store methods
     "defs/warehouse.py",
     "defs/marts.py",
-    "report.py",
     "devtools/bench.py",
 }
 
