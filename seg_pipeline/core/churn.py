@@ -470,9 +470,10 @@ def train_churn_model(
     holdout_date = as_of - h
     eval_dates = [holdout_date - h - k * s for k in range(n_snapshots)]
     final_dates = [holdout_date - k * s for k in range(n_snapshots)]
-    frames: dict[date, pl.DataFrame] = {}
-    for t in sorted({holdout_date, *eval_dates, *final_dates}, reverse=True):
-        frames[t] = _snapshot(sample_orders, sample_profiles, t, horizon_days)
+    frames = {
+        t: _snapshot(sample_orders, sample_profiles, t, horizon_days)
+        for t in sorted({holdout_date, *eval_dates, *final_dates}, reverse=True)
+    }
 
     def rows(dates: list[date]) -> list[pl.DataFrame]:
         chosen = [frames[d] for d in dates]
@@ -493,6 +494,27 @@ def train_churn_model(
     with ThreadPoolExecutor(2) as pool, threadpool_limits(limits=_OMP_THREADS, user_api="openmp"):
         fits = [pool.submit(_fit, chosen, horizon_days, as_of, seed) for chosen in (eval_rows, final_rows)]
         eval_model, model = (fit.result() for fit in fits)
+    metrics: dict[str, Any] = {
+        "trained_as_of": as_of.isoformat(),
+        "horizon_days": horizon_days,
+        "holdout_as_of": holdout_date.isoformat(),
+        "eval_snapshots": [d.isoformat() for d in eval_dates],
+        "final_snapshots": [d.isoformat() for d in final_dates],
+        "customer_sample_fraction": fraction,
+        **_holdout_metrics(eval_model, eval_rows, holdout, horizon_days),
+        "n_final_train": sum(f.height for f in final_rows),
+        "bgnbd_params": model.bgnbd.to_dict(),
+        "booster_iterations": int(model.booster.n_iter_),
+        "model_hash": model.content_hash(),
+    }
+    return ChurnTrainingResult(model=model, metrics=metrics)
+
+
+def _holdout_metrics(
+    eval_model: ChurnModel, eval_rows: list[pl.DataFrame], holdout: pl.DataFrame, horizon_days: int
+) -> dict[str, Any]:
+    """The evaluation model against the recency-only and BG/NBD baselines (each isotonic-calibrated on the
+    evaluation rows) on the holdout snapshot: sizes, calibration and scores."""
     train = pl.concat(eval_rows, how="vertical_relaxed")
     y_train, y = train[LABEL].to_numpy(), holdout[LABEL].to_numpy()
     p_model = eval_model.predict_risk(holdout)
@@ -505,16 +527,9 @@ def train_churn_model(
 
     p_bgnbd = _isotonic(bg_score(train), y_train, bg_score(holdout))
     deciles = _deciles(y, p_model)
-    metrics: dict[str, Any] = {
-        "trained_as_of": as_of.isoformat(),
-        "horizon_days": horizon_days,
-        "holdout_as_of": holdout_date.isoformat(),
-        "eval_snapshots": [d.isoformat() for d in eval_dates],
-        "final_snapshots": [d.isoformat() for d in final_dates],
-        "customer_sample_fraction": fraction,
+    return {
         "n_train": train.height,
         "n_holdout": holdout.height,
-        "n_final_train": sum(f.height for f in final_rows),
         "holdout_churn_rate": float(y.mean()),
         "holdout_mean_predicted": float(p_model.mean()),
         "calibration_error": float(abs(p_model.mean() - y.mean())),
@@ -523,8 +538,4 @@ def train_churn_model(
         "recency": _scores(y, p_recency),
         "bgnbd": _scores(y, p_bgnbd),
         "calibration_deciles": deciles,
-        "bgnbd_params": model.bgnbd.to_dict(),
-        "booster_iterations": int(model.booster.n_iter_),
-        "model_hash": model.content_hash(),
     }
-    return ChurnTrainingResult(model=model, metrics=metrics)

@@ -140,23 +140,35 @@ def compose_version(
         pl.lit(segment_version).alias("segment_version"),
         control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
     ).select(CUSTOMER_SEGMENTS.names)
+    checks = {**prediction_checks(buyers, penalizer), "churn_drivers": drivers}
+    metrics = _metrics(segments, features, tiers, (churn_entry, cluster_entry), policy, previous_labels,
+                       {"prospects": prospect_metrics, "bgnbd": params.to_dict(), "predictions": checks})  # fmt: skip
+    return Version(segments, segment_version, metrics, buyers, penalizer)
+
+
+def _metrics(
+    segments: pl.DataFrame, features: pl.DataFrame, tiers: pl.DataFrame, entries: tuple[ModelInForce, ModelInForce],
+    policy: Policy, previous_labels: pl.DataFrame, fitted: dict,
+) -> dict:  # fmt: skip
+    """The version's metrics (segment_versions.metrics): the models' (`entries`: churn, clusters), what was
+    fitted and checked for the version (`fitted`: prospects, bgnbd, predictions) and the segments' shares."""
+    churn_entry, cluster_entry = entries
     keep_share = clusters.label_keep_share(previous_labels, segments.select("customer_id", "cluster_label"))
-    metrics = {
+    return {
         "churn": churn_entry.metrics,
         "clusters": cluster_entry.metrics,
-        "prospects": prospect_metrics,
+        "prospects": fitted["prospects"],
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
         "value_tiers": value_tiers.tier_revenue_shares(
             tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
         ),
-        "bgnbd": params.to_dict(),
-        "predictions": {**prediction_checks(buyers, penalizer), "churn_drivers": drivers},
-        "rfm": {"churn_horizon_days": horizon},
+        "bgnbd": fitted["bgnbd"],
+        "predictions": fitted["predictions"],
+        "rfm": {"churn_horizon_days": policy.churn_horizon_days},
         "actions": {"contact_cost": policy.contact_cost, "save_rate": actions.ASSUMED_SAVE_RATE,
                     "by_action": actions.action_shares(segments)},
         "control_group": control_group.settings_key(policy.control_share, policy.control_salt),
     }  # fmt: skip
-    return Version(segments, segment_version, metrics, buyers, penalizer)
 
 
 def version_id(

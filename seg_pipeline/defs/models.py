@@ -20,7 +20,10 @@ from seg_pipeline.settings import PipelineSettings
 
 def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     common = dict(partitions_def=partitions, pool=STORE_POOL, group_name="models")
+    return [_churn_model_asset(common), _cluster_model_asset(common), _segments_asset(common)]
 
+
+def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
     @dg.asset(
         deps=["customer_features"],
         check_specs=[dg.AssetCheckSpec("churn_method", asset="churn_model", description=_CHURN_CHECK)],
@@ -55,6 +58,10 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             ],
         )  # fmt: skip
 
+    return churn_model
+
+
+def _cluster_model_asset(common: dict) -> dg.AssetsDefinition:
     @dg.asset(deps=["customer_features"], **common)
     def cluster_model(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """K-means needs-based buyer personas with names matched to the previous version's."""
@@ -67,6 +74,10 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
                                        [(day, v[:12], r, m["k"]) for day, (v, m, r) in trained])}
         )  # fmt: skip
 
+    return cluster_model
+
+
+def _segments_asset(common: dict) -> dg.AssetsDefinition:
     @dg.asset(
         deps=["churn_model", "cluster_model", "customer_features"],
         check_specs=[dg.AssetCheckSpec("data_through", asset="customer_segments", description=_DATA_THROUGH_CHECK)],
@@ -103,7 +114,7 @@ def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinitio
             },
         )
 
-    return [churn_model, cluster_model, customer_segments]
+    return customer_segments
 
 
 def _models_for_run(

@@ -5,10 +5,11 @@ from datetime import date
 import polars as pl
 
 from seg_pipeline.core.features import FEATURE_COLUMNS
-from seg_pipeline.landing import PERSONAL_COLUMNS
-from seg_pipeline.store import PART_TABLES, WorkingStore
+from seg_pipeline.core.schemas import ORDERS, PERSONAL_COLUMNS, PROFILES
+from seg_pipeline.store import WorkingStore
 
-ORDER_COLUMNS = ("order_id", "customer_id", "order_ts", "order_day", "amount", "status", "channel", "category")
+#: what a version reads of the accepted orders: everything but the currency and where each came from
+ORDER_COLUMNS = tuple(c for c in ORDERS.names if c not in ("currency", "source_file", "source_row"))
 
 
 def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame:
@@ -23,7 +24,7 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
         return None
     snapshot = snapshots["day"].max()
     # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
-    columns = [c for c in PART_TABLES["profiles"][1] if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
+    columns = [c for c in PROFILES.names if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 
