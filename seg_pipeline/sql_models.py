@@ -26,10 +26,13 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
+
+from seg_pipeline.store import WorkingStore
 
 #: The shipped marts; the caller may point elsewhere (SEG_SQL_DIR).
 SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
@@ -159,3 +162,17 @@ def build_sql_model(
     except duckdb.Error as error:
         raise _error(model.label, error) from None
     return rows
+
+
+def run_sql_model(
+    store: WorkingStore, model: SqlModel, as_of: date, variables: Mapping[str, int] | None = None
+) -> tuple[int, pl.DataFrame]:
+    """Build version `as_of` of the model's table in one transaction of the working store (`build_sql_model`);
+    returns the rows written and the model's newest version on or before `as_of`."""
+    with store.transaction() as con:
+        written = build_sql_model(con, model, as_of, variables)
+        latest = con.sql(
+            f"select * from {model.name} where as_of = (select max(as_of) from {model.name} where as_of <= ?)",
+            params=[as_of],
+        ).pl()
+    return written, latest

@@ -312,6 +312,16 @@ class WorkingStore:
             self.replace_parts(con, table, dropped, pl.DataFrame(schema=PART_TABLES[table][1]))
         return dropped
 
+    def keep_versions(self, keep: int, unmeasured_days: int) -> list[date]:
+        """Keep the newest `keep` versions (0: all) of customer_features (and their sources) and of
+        customer_segments, whose versions of the last `unmeasured_days` days also stay (action_lift has yet to
+        measure them); returns the feature versions dropped."""
+        with self.transaction() as con:
+            self.keep_newest(con, "customer_segments", keep, unmeasured_days)
+            gone = self.keep_newest(con, "customer_features", keep)
+            _replace_matching(con, schemas.FEATURE_SOURCES, schemas.FEATURE_SOURCES.empty(), {"as_of": list(gone)})
+        return gone
+
     def read_parts(
         self,
         table: str,

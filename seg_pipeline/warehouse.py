@@ -32,8 +32,9 @@ from typing import NamedTuple
 import duckdb
 
 from seg_pipeline.core.personal_data import publishable
+from seg_pipeline.core.schemas import CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
 from seg_pipeline.landing import PERSONAL_COLUMNS, Kind
-from seg_pipeline.store import shared_file_mode, sql_literal
+from seg_pipeline.store import WorkingStore, shared_file_mode, sql_literal
 
 #: the analyst file's storage format: DuckDB 1.2 and later read it (the library's newest format only itself)
 STORAGE_VERSION = "v1.2.0"
@@ -68,6 +69,21 @@ class Published(NamedTuple):
 
     counts: dict[str, int]  # rows per table
     dropped: list[date]  # versions not (or no longer) in the per-customer tables: older than the newest kept
+
+
+def publish_from(
+    store: WorkingStore,
+    warehouse_path: str | Path,
+    as_of_dates: Sequence[date],
+    marts: Mapping[str, str],
+    *,
+    keep_versions: int = 0,
+) -> Published:
+    """`publish` from the working store: `marts` maps each mart table to its description; the column comments
+    are the schema registry's docs."""
+    comments = {t.name: t.docs for t in (CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS)}
+    with store.connect() as con:
+        return publish(con, warehouse_path, as_of_dates, list(marts), comments, marts, keep_versions=keep_versions)
 
 
 def publish(

@@ -8,16 +8,16 @@ Each materialization shows the model's newest version; `action_lift` adds its li
 
 import hashlib
 from collections.abc import Mapping
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.sql_models import SqlModel, SqlModelError, build_sql_model, load_sql_models
+from seg_pipeline.sql_models import SqlModel, SqlModelError, load_sql_models, run_sql_model
 
 
 def _sql_markdown(model: SqlModel) -> dg.MetadataValue:
@@ -61,20 +61,14 @@ def _mart_asset(
         metadata={"sql_file": model.label, "sql": _sql_markdown(model)},
     )
     def _mart(context: dg.AssetExecutionContext, store: StoreResource) -> dg.MaterializeResult:
+        written = 0
         with store.open() as working:
-            written = 0
-            for key in context.partition_keys:
-                as_of = date.fromisoformat(key)
-                with working.transaction() as con:
-                    try:
-                        written += build_sql_model(con, model, as_of, variables)
-                    except SqlModelError as error:
-                        raise dg.Failure(description=str(error), allow_retries=False) from None
-                    latest = con.sql(
-                        f"select * from {model.name} where as_of = (select max(as_of) from {model.name} "
-                        "where as_of <= ?)",
-                        params=[as_of],
-                    ).pl()
+            for as_of in as_of_dates(context):
+                try:
+                    rows, latest = run_sql_model(working, model, as_of, variables)
+                except SqlModelError as error:
+                    raise dg.Failure(description=str(error), allow_retries=False) from None
+                written += rows
                 context.log.info(f"{model.name} as_of {as_of}: {latest.height} rows")
         # One result covers every partition of the run: the latest version's shape and preview.
         return dg.MaterializeResult(

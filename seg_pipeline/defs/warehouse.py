@@ -1,11 +1,11 @@
 """The analyst file: the final asset publishes each version atomically (see seg_pipeline.warehouse)."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
 from seg_pipeline import warehouse
-from seg_pipeline.core.schemas import CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
+from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
@@ -33,26 +33,17 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments (the store
         also the versions action_lift has yet to measure).
         """
-        days = [date.fromisoformat(key) for key in context.partition_keys]
+        days = as_of_dates(context)
         with store.open() as working:
-            with working.connect() as con:
-                try:
-                    counts, dropped = warehouse.publish(
-                        con,
-                        settings.warehouse_path,
-                        days,
-                        [m.name for m in marts],
-                        {t.name: t.docs for t in (CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS)},
-                        {m.name: m.description for m in marts},
-                        keep_versions=settings.keep_versions,
-                    )
-                except warehouse.WarehouseBusy as error:
-                    raise dg.Failure(description=str(error), allow_retries=False) from None
-            with working.transaction() as con:
-                # a version stays until action_lift has measured it, SEG_CHURN_HORIZON_DAYS later
-                working.keep_newest(con, "customer_segments", settings.keep_versions, settings.churn_horizon_days + 1)
-                gone = working.keep_newest(con, "customer_features", settings.keep_versions)
-                con.execute("delete from feature_sources where as_of in (select unnest(?::date[]))", [gone])
+            try:
+                counts, dropped = warehouse.publish_from(
+                    working, settings.warehouse_path, days, {m.name: m.description for m in marts},
+                    keep_versions=settings.keep_versions,
+                )  # fmt: skip
+            except warehouse.WarehouseBusy as error:
+                raise dg.Failure(description=str(error), allow_retries=False) from None
+            # a version stays until action_lift has measured it, SEG_CHURN_HORIZON_DAYS later
+            working.keep_versions(settings.keep_versions, settings.churn_horizon_days + 1)
         if too_old := [str(day) for day in days if day in dropped]:
             context.log.warning(
                 f"version(s) {', '.join(too_old)} are older than the newest "
