@@ -175,3 +175,14 @@ def test_window_checks_are_carried_between_retrains_and_remade_on_a_new_model(tm
     assert carried_checks(None, day, 20, 7) is None  # a new model: checked again
     assert carried_checks(stored, date(2024, 3, 9), 20, 7) is None  # older than the retrain interval
     assert carried_checks(stored, day, 400, 7) is None  # every window complete now: one carried window is not enough
+
+
+def test_a_degenerate_bootstrap_fit_leaves_the_parameter_spread_finite() -> None:
+    good = [BgNbdParams(0.5, 30.0, 0.8, 2.0), BgNbdParams(0.6, 28.0, 0.7, 2.2), BgNbdParams(0.55, 32.0, 0.9, 1.9)]
+    x, t = np.array([0.0, 2.0, 5.0]), np.array([100.0, 200.0, 300.0])
+    clean = predictions.parameter_log_sd(predictions.ParamDraws(tuple(good), 100, 400), x, t, 365, 90)
+    spoilt = predictions.ParamDraws((*good, BgNbdParams(float("nan"), 30.0, 0.8, 2.0)), 100, 400)
+    assert np.isfinite(clean).all() and (clean > 0).all()
+    assert np.array_equal(predictions.parameter_log_sd(spoilt, x, t, 365, 90), clean)  # the NaN fit is left out
+    lone = predictions.ParamDraws((good[0], BgNbdParams(0.5, float("inf"), 0.8, 2.0)), 100, 400)
+    assert (predictions.parameter_log_sd(lone, x, t, 365, 90) == 0).all()  # fewer than two usable fits: no spread

@@ -133,7 +133,8 @@ def parameter_log_sd(
         - np.log(np.maximum(1.0 - probability_no_purchase_if_alive(p, churn_horizon_days, gx, gt), 1e-300))
         for p in draws.fits
     ])  # fmt: skip
-    return logs.std(axis=0) * draws.scale
+    logs = logs[np.isfinite(logs).all(axis=1)]  # a degenerate resample fit (a short history) tells nothing
+    return logs.std(axis=0) * draws.scale if len(logs) >= 2 else np.zeros(gx.shape)
 
 
 def clv_interval(
