@@ -117,10 +117,10 @@ def demo_versions(cache_dir: Path, as_of: list[date], horizon: int, contact_cost
     import duckdb
 
     from seg_pipeline.devtools.demo_data import generate_landing
-    from seg_pipeline.landing import scan
-    from seg_pipeline.runs import materialize_as_of
+    from seg_pipeline.launch.runs import materialize_as_of
     from seg_pipeline.settings import PipelineSettings
-    from seg_pipeline.store import WorkingStore
+    from seg_pipeline.storage.landing import scan
+    from seg_pipeline.storage.store import WorkingStore
 
     landing, work = cache_dir / "demo" / "landing", cache_dir / "demo" / "work"
     if not (landing / "orders").exists():

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from seg_pipeline.runs import RunFailed
+from seg_pipeline.launch.runs import RunFailed
 from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings, SettingsError
-from seg_pipeline.warehouse import WarehouseBusy
+from seg_pipeline.storage.warehouse import WarehouseBusy
 
 SAMPLE_QUERY = (
     "select rfm_segment, count(*) as customers, round(avg(churn_risk), 3) as churn_risk "
@@ -158,8 +158,8 @@ def _plant_campaigns(args: argparse.Namespace) -> int:
     """Extra orders in `--out` for the audiences of version `--campaign-as-of` (see `plant_campaign`)."""
     import polars as pl
 
-    from seg_pipeline.audiences import file_stem
     from seg_pipeline.devtools.demo_data import plant_campaign
+    from seg_pipeline.storage.audiences import file_stem
 
     if args.campaign_as_of is None:
         raise SettingsError("--campaign-lift needs --campaign-as-of: the version whose audiences were acted on")
@@ -204,7 +204,7 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _materialize(settings: PipelineSettings, as_of: date, verbose: bool) -> int:
     """One run for `as_of`; warnings go to stderr before the summary (or the error) line."""
-    from seg_pipeline.runs import materialize_as_of
+    from seg_pipeline.launch.runs import materialize_as_of
 
     outcome = materialize_as_of(
         settings, as_of, dagster_instance(), log_level="DEBUG" if verbose else "CRITICAL",
@@ -229,7 +229,7 @@ def _report(settings: PipelineSettings, as_of: date | None, out: Path | None) ->
 
 
 def _rollback(settings: PipelineSettings) -> int:
-    from seg_pipeline.warehouse import rollback
+    from seg_pipeline.storage.warehouse import rollback
 
     rollback(settings.warehouse_path)
     print(f"rolled {settings.warehouse_path} back to the previously published file")
@@ -238,7 +238,7 @@ def _rollback(settings: PipelineSettings) -> int:
 
 def _demo(settings: PipelineSettings, verbose: bool) -> int:
     from seg_pipeline.devtools.demo_data import generate_landing
-    from seg_pipeline.landing import scan
+    from seg_pipeline.storage.landing import scan
 
     if not scan(settings.landing_dir, "orders"):
         print(f"generating demo landing data in {settings.landing_dir} ...")

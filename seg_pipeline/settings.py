@@ -202,13 +202,13 @@ class PipelineSettings(dg.ConfigurableResource):
 
 
 def _first_landed_day(landing: Path) -> str:
-    from seg_pipeline.landing import scan
+    from seg_pipeline.storage.landing import scan
 
     return min(scan(landing, "orders"), default=date(2024, 1, 1)).isoformat()
 
 
 def _sql_dir(text: str | None) -> str:
-    from seg_pipeline.sql_models import SQL_DIR
+    from seg_pipeline.storage.sql_models import SQL_DIR
 
     path = Path(text).expanduser().resolve() if text else SQL_DIR
     if not path.is_dir():

@@ -64,7 +64,7 @@ def settings(tmp_path: Path, landing: Path) -> PipelineSettings:
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory, small_landing: Path):
     """Two consecutive versions (END - 1 day, END) made by the segments job, and their Dagster instance."""
-    from seg_pipeline.runs import materialize_as_of
+    from seg_pipeline.launch.runs import materialize_as_of
 
     tmp = tmp_path_factory.mktemp("published")
     # daily retraining: the second version's cluster model is fitted against the first one's labels

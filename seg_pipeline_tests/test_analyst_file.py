@@ -15,8 +15,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from seg_pipeline import warehouse
-from seg_pipeline.runs import RunFailed, materialize_as_of
+from seg_pipeline.launch.runs import RunFailed, materialize_as_of
+from seg_pipeline.storage import warehouse
 from seg_pipeline_tests.conftest import END, make_settings
 
 README = (Path(__file__).parents[1] / "README.md").read_text()

@@ -8,7 +8,7 @@ import pytest
 
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.automation import run_failure_summary
-from seg_pipeline.runs import RunFailed, materialize_as_of
+from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, make_settings
 
 

@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 
 from seg_pipeline import cli, report
-from seg_pipeline.audiences import COLUMNS, OPTIONAL_COLUMNS, file_stem
 from seg_pipeline.defs import build_definitions
 from seg_pipeline.devtools.demo_data import generate_landing, plant_campaign
-from seg_pipeline.runs import materialize_as_of
+from seg_pipeline.launch.runs import materialize_as_of
+from seg_pipeline.storage.audiences import COLUMNS, OPTIONAL_COLUMNS, file_stem
 from seg_pipeline_tests.conftest import END, make_settings
 from seg_pipeline_tests.test_control_group import reference_hash
 

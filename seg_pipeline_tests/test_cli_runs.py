@@ -20,8 +20,8 @@ import pytest
 
 import seg_pipeline
 from seg_pipeline.devtools.demo_data import generate_landing
-from seg_pipeline.sql_models import SQL_DIR
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.sql_models import SQL_DIR
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 from seg_pipeline_tests.test_pipeline import analyst, cli, cli_env
 

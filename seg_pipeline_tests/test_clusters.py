@@ -10,8 +10,8 @@ import pytest
 from seg_pipeline.core import clusters
 from seg_pipeline.core.clusters import ClusterModel, label_keep_share
 from seg_pipeline.core.features import compute_customer_features
-from seg_pipeline.model_store import ModelStore
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import ORDER_SCHEMA
 from seg_pipeline_tests.ml_synth import simulate_orders
 

@@ -12,7 +12,7 @@ from seg_pipeline.defs.features import feature_assets, orders_until, profiles_at
 from seg_pipeline.defs.ingestion import ingestion_assets
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END
 
 

@@ -9,14 +9,15 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from seg_pipeline import ingest, landing
 from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for, snapshot_size
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
-from seg_pipeline.landing import scan
-from seg_pipeline.runs import RunFailed, failure_line, materialize_as_of
+from seg_pipeline.launch.runs import RunFailed, failure_line, materialize_as_of
+from seg_pipeline.services import ingest
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage import landing
+from seg_pipeline.storage.landing import scan
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from seg_pipeline import landing
+from seg_pipeline.storage import landing
 
 HEADER = "order_id,customer_id,order_ts,amount"
 

@@ -8,8 +8,8 @@ import dagster as dg
 import polars as pl
 
 from seg_pipeline.devtools.demo_data import generate_landing
-from seg_pipeline.runs import materialize_as_of
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.launch.runs import materialize_as_of
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
 

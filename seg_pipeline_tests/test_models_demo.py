@@ -13,13 +13,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seg_pipeline import landing
 from seg_pipeline.core import prospects
 from seg_pipeline.core.churn import ChurnTrainingResult, train_churn_model
 from seg_pipeline.core.clusters import ClusterModel, fit_clusters, label_keep_share
 from seg_pipeline.core.features import compute_customer_features, profile_snapshot
 from seg_pipeline.core.validation import validate_orders, validate_profiles
 from seg_pipeline.devtools.demo_data import generate_landing
+from seg_pipeline.storage import landing
 from seg_pipeline_tests.conftest import ORDER_SCHEMA
 
 # 8,000 customers is the smallest size at which the model beat both baselines for every one of 16 demo

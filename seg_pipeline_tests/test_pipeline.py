@@ -19,9 +19,9 @@ from seg_pipeline.core.clusters import label_keep_share
 from seg_pipeline.core.rfm import ACTIVE_SEGMENTS
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs import build_definitions
-from seg_pipeline.runs import materialize_as_of
-from seg_pipeline.store import PART_TABLES, WorkingStore
-from seg_pipeline.warehouse import personal_columns_in
+from seg_pipeline.launch.runs import materialize_as_of
+from seg_pipeline.storage.store import PART_TABLES, WorkingStore
+from seg_pipeline.storage.warehouse import personal_columns_in
 from seg_pipeline_tests.conftest import END, make_settings
 
 ASSET_KEYS = [

@@ -158,7 +158,7 @@ def test_window_checks_are_carried_between_retrains_and_remade_on_a_new_model(tm
 
     from seg_pipeline.core.predictions import carried_checks
     from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
-    from seg_pipeline.store import WorkingStore
+    from seg_pipeline.storage.store import WorkingStore
 
     stored = {"predictions": {"windows": [{"window_days": 30}], "checked_as_of": "2024-03-01"}}
     previous, day = date(2024, 3, 2), date(2024, 3, 3)

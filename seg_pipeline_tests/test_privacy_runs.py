@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from seg_pipeline.defs.report import report_dir
-from seg_pipeline.runs import RunFailed, materialize_as_of
+from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, make_settings
 
 EMAIL = "jane.doe@example.com"

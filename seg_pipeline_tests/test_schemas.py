@@ -6,9 +6,9 @@ import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline import landing
 from seg_pipeline.core import schemas
-from seg_pipeline.store import PART_TABLES, WorkingStore, duckdb_type
+from seg_pipeline.storage import landing
+from seg_pipeline.storage.store import PART_TABLES, WorkingStore, duckdb_type
 
 STORED = [t for t in schemas.TABLES.values() if t.storage != "landing"]
 

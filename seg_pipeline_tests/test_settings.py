@@ -66,7 +66,7 @@ def test_partitions_start_at_the_first_landed_order_day_unless_set(tmp_path):
 def test_a_missing_landing_directory_is_an_error_not_an_empty_success(tmp_path):
     from datetime import date
 
-    from seg_pipeline.runs import RunFailed, materialize_as_of
+    from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 
     settings = PipelineSettings.from_env({"SEG_LANDING_DIR": str(tmp_path / "nowhere"),
                                           "SEG_WAREHOUSE_PATH": str(tmp_path / "segments.duckdb")})  # fmt: skip

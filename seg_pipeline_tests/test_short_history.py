@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 
 from seg_pipeline.devtools.demo_data import generate_landing
-from seg_pipeline.runs import RunFailed, materialize_as_of
+from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 from seg_pipeline_tests.conftest import END, SMALL, make_settings
 
 REPO = Path(__file__).resolve().parents[1]

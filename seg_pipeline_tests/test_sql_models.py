@@ -10,14 +10,14 @@ from seg_pipeline.core.value_tiers import assign_value_tiers, tier_revenue_share
 from seg_pipeline.defs.marts import mart_assets
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.sql_models import (
+from seg_pipeline.storage.sql_models import (
     SQL_DIR,
     SqlModelError,
     build_sql_model,
     load_sql_models,
     sql_dependencies,
 )
-from seg_pipeline.store import PART_TABLES, WorkingStore
+from seg_pipeline.storage.store import PART_TABLES, WorkingStore
 
 D1, D2 = date(2024, 3, 1), date(2024, 3, 2)
 

@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from seg_pipeline.store import PART_TABLES, StoreError, WorkingStore
+from seg_pipeline.storage.store import PART_TABLES, StoreError, WorkingStore
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 
@@ -132,7 +132,7 @@ def test_a_moved_store_still_reads_its_parts(store: WorkingStore, tmp_path) -> N
 
 def test_a_session_holds_the_store_for_its_whole_block(store: WorkingStore) -> None:
     probe = (
-        "import sys\nfrom seg_pipeline.store import StoreBusy, WorkingStore\n"
+        "import sys\nfrom seg_pipeline.storage.store import StoreBusy, WorkingStore\n"
         "try:\n    WorkingStore(sys.argv[1], wait=False)\n    print('open')\nexcept StoreBusy:\n    print('busy')"
     )
 
@@ -160,7 +160,7 @@ def test_a_profile_snapshot_just_written_reads_back_from_memory_as_from_disk(sto
     columns = ["customer_id", "birth_year", "is_member", "snapshot_date"]
     semi = pl.DataFrame({"customer_id": ["c3", "c2"]})
     from_memory = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
-    monkeypatch.setattr("seg_pipeline.store._last_written", {})
+    monkeypatch.setattr("seg_pipeline.storage.store._last_written", {})
     from_disk = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
     for memory, disk in zip(from_memory, from_disk, strict=True):
         assert memory.schema == disk.schema

@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from seg_pipeline import warehouse
+from seg_pipeline.storage import warehouse
 
 DAYS = [date(2026, 1, 1) + timedelta(days=n) for n in range(8)]
 MART = "segment_summary"

@@ -2,7 +2,7 @@
 
 Pure (no Dagster, no DuckDB): `core/` uses it as it is, the landing reader takes its column lists
 from it, and the store derives its DuckDB DDL, its part views and the migrations of older stores
-from it (`seg_pipeline.store`). A `Table` is one of three kinds: `landing` (the files of CONTRACT
+from it (`seg_pipeline.storage.store`). A `Table` is one of three kinds: `landing` (the files of CONTRACT
 §1, read as text), `part` (day-keyed Parquet parts of the working store, `day` naming the key) or
 `table` (a DuckDB table of the working store).
 """

@@ -20,7 +20,7 @@ from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
 from seg_pipeline.defs.warehouse import warehouse_assets
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.sql_models import load_sql_models
+from seg_pipeline.storage.sql_models import load_sql_models
 
 
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:

@@ -1,15 +1,15 @@
-"""The audiences asset: each version's treated customers per action as files (see seg_pipeline.audiences)."""
+"""The audiences asset: each version's treated customers per action as files (see seg_pipeline.storage.audiences)."""
 
 from datetime import date
 
 import dagster as dg
 
-from seg_pipeline import audiences
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs.metadata import markdown_table
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.storage import audiences
 
 
 def audience_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:

@@ -6,11 +6,11 @@ from typing import Any
 
 import dagster as dg
 
-from seg_pipeline import ingest
-from seg_pipeline.landing import scan
-from seg_pipeline.run_processes import recover_dead_runs
+from seg_pipeline.launch.processes import recover_dead_runs
+from seg_pipeline.services import ingest
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import StoreBusy, WorkingStore
+from seg_pipeline.storage.landing import scan
+from seg_pipeline.storage.store import StoreBusy, WorkingStore
 
 SEGMENTS_JOB = "segments_job"
 

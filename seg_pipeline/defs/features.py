@@ -12,7 +12,7 @@ from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 
 
 def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: date) -> None:

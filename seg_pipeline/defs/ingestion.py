@@ -14,13 +14,13 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from seg_pipeline import ingest
 from seg_pipeline.core.personal_data import scrub_text
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.landing import Kind, LandingFileError, unused_files
+from seg_pipeline.services import ingest
 from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.storage.landing import Kind, LandingFileError, unused_files
 
 
 class IngestConfig(dg.Config):

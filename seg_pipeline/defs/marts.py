@@ -1,6 +1,6 @@
 """Mart assets: every `.sql` file of the SQL folder becomes one partitioned asset.
 
-The logic lives in `seg_pipeline.sql_models`; this module only wraps each model as an
+The logic lives in `seg_pipeline.storage.sql_models`; this module only wraps each model as an
 asset (key = file stem, deps = the tables it reads, description = its header comment,
 code version = a hash of its SQL), so a new `.sql` file is a new asset with no Python change.
 Each materialization shows the model's newest version; `action_lift` adds its lifts as a table.
@@ -17,7 +17,7 @@ from seg_pipeline.defs.metadata import frame_metadata, markdown_table
 from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.sql_models import SqlModel, SqlModelError, load_sql_models, run_sql_model
+from seg_pipeline.storage.sql_models import SqlModel, SqlModelError, load_sql_models, run_sql_model
 
 
 def _sql_markdown(model: SqlModel) -> dg.MetadataValue:

@@ -1,15 +1,15 @@
-"""The analyst file: the final asset publishes each version atomically (see seg_pipeline.warehouse)."""
+"""The analyst file: the final asset publishes each version atomically (see seg_pipeline.storage.warehouse)."""
 
 from datetime import timedelta
 
 import dagster as dg
 
-from seg_pipeline import warehouse
 from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.sql_models import SqlModel
+from seg_pipeline.storage import warehouse
+from seg_pipeline.storage.sql_models import SqlModel
 
 
 def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel]) -> list[dg.AssetsDefinition]:

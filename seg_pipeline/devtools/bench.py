@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from seg_pipeline.landing import COLUMNS
 from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
-from seg_pipeline.sql_models import load_sql_models
+from seg_pipeline.storage.landing import COLUMNS
+from seg_pipeline.storage.sql_models import load_sql_models
 
 FULL_SIZE = {"orders": 10_000_000, "customers": 1_000_000}
 QUICK_SIZE = {"orders": 300_000, "customers": 20_000}

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from seg_pipeline.landing import COLUMNS
+from seg_pipeline.storage.landing import COLUMNS
 
 ORDER_COLUMNS = COLUMNS["orders"]
 PROFILE_COLUMNS = COLUMNS["profiles"]

@@ -1,6 +1,6 @@
 """The HTML report of one segment version: who the customers are, what they are worth, how they move.
 
-Reads only the analyst DuckDB file (read-only, like any analyst, through `seg_pipeline.analyst_file`) and
+Reads only the analyst DuckDB file (read-only, like any analyst, through `seg_pipeline.storage.analyst_file`) and
 writes ONE self-contained HTML file. `data` loads a version, `figures` draws its plotly charts, `page` lays out
 the HTML around them; for the Dagster UI, which cannot run JavaScript, `images` draws the two headline charts
 as small PNG data-URI markdown images.

@@ -10,8 +10,8 @@ from typing import Any
 
 import polars as pl
 
-from seg_pipeline import analyst_file
 from seg_pipeline.core.rfm import PROSPECT_SEGMENT, RFM_SEGMENTS
+from seg_pipeline.storage import analyst_file
 
 RFM_ORDER = (*RFM_SEGMENTS, PROSPECT_SEGMENT)
 CHURN_BIN = 0.05  # width of the churn-risk histogram bins

@@ -6,7 +6,7 @@ import polars as pl
 
 from seg_pipeline.core.features import FEATURE_COLUMNS
 from seg_pipeline.core.schemas import ORDERS, PERSONAL_COLUMNS, PROFILES
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 
 #: what a version reads of the accepted orders: everything but the currency and where each came from
 ORDER_COLUMNS = tuple(c for c in ORDERS.names if c not in ("currency", "source_file", "source_row"))

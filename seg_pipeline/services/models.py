@@ -10,10 +10,10 @@ from functools import partial
 from seg_pipeline import __version__
 from seg_pipeline.core import churn, churn_fallback, clusters
 from seg_pipeline.core.segments import digest
-from seg_pipeline.model_store import ModelStore
 from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.store import WorkingStore
 
 
 class NothingToSegment(ValueError):

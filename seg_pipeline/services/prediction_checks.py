@@ -10,10 +10,10 @@ import polars as pl
 
 from seg_pipeline.core import bgnbd, churn_fallback, clv, predictions
 from seg_pipeline.core.features import compute_customer_features
-from seg_pipeline.model_store import ModelStore
 from seg_pipeline.services.inputs import orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.store import WorkingStore
 
 CHECK_SAMPLE = 20_000  # buyers: the sums and errors of a sample this size are within about 1% of the base's
 

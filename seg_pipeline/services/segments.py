@@ -11,11 +11,11 @@ from seg_pipeline.core import predictions, prospects
 from seg_pipeline.core.features import profile_snapshot
 from seg_pipeline.core.schemas import SEGMENT_VERSIONS
 from seg_pipeline.core.segments import ModelInForce, Policy, Version, compose_version
-from seg_pipeline.model_store import ModelStore
 from seg_pipeline.services.inputs import features_at, profiles_at
 from seg_pipeline.services.prediction_checks import window_checks
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.store import WorkingStore
 
 
 class ModelsMissing(LookupError):

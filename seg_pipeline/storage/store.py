@@ -18,7 +18,7 @@ faster too. A file is written under a fresh name and switched in by the same tra
 that updates the quarantine and the manifest, so a day is still replaced whole or not at
 all; superseded files are deleted after the commit, files of a rolled-back one straight away.
 
-Analysts never open this file: `seg_pipeline.warehouse` publishes a separate analyst file. The store
+Analysts never open this file: `seg_pipeline.storage.warehouse` publishes a separate analyst file. The store
 holds personal data, so while it is held the process creates files owner-only (0600 files, 0700
 folders), whatever the umask: DuckDB creates its file and write-ahead log with the process umask.
 """

@@ -18,11 +18,11 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
-from seg_pipeline import landing
 from seg_pipeline.core import schemas, validation
 from seg_pipeline.core.personal_data import publishable
-from seg_pipeline.landing import DAY_COLUMN, Kind, LandingFile
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage import landing
+from seg_pipeline.storage.landing import DAY_COLUMN, Kind, LandingFile
+from seg_pipeline.storage.store import WorkingStore
 
 #: a batch holds at most this many bytes of landed files (about 1.7M CSV order rows), which
 #: bounds memory per batch (validation holds a few copies of it)

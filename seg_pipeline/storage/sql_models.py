@@ -32,10 +32,10 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 from sqlglot.optimizer.scope import traverse_scope
 
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 
 #: The shipped marts; the caller may point elsewhere (SEG_SQL_DIR).
-SQL_DIR = Path(__file__).resolve().parents[1] / "dbt_like_sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 _LINE = re.compile(r"^LINE (\d+):", re.MULTILINE)

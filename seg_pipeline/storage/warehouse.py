@@ -33,8 +33,8 @@ import duckdb
 
 from seg_pipeline.core.personal_data import publishable
 from seg_pipeline.core.schemas import CUSTOMER_FEATURES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS
-from seg_pipeline.landing import PERSONAL_COLUMNS, Kind
-from seg_pipeline.store import WorkingStore, shared_file_mode, sql_literal
+from seg_pipeline.storage.landing import PERSONAL_COLUMNS, Kind
+from seg_pipeline.storage.store import WorkingStore, shared_file_mode, sql_literal
 
 #: the analyst file's storage format: DuckDB 1.2 and later read it (the library's newest format only itself)
 STORAGE_VERSION = "v1.2.0"

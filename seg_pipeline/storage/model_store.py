@@ -12,7 +12,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 
 
 class ModelStore:

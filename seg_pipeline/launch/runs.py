@@ -30,10 +30,10 @@ from seg_pipeline.defs import build_definitions
 from seg_pipeline.defs.automation import SEGMENTS_JOB, error_line
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.policy import STORE_POOL
-from seg_pipeline.landing import scan
-from seg_pipeline.run_processes import process_tags, recover_dead_runs, slot_holders
+from seg_pipeline.launch.processes import process_tags, recover_dead_runs, slot_holders
 from seg_pipeline.settings import PipelineSettings
-from seg_pipeline.store import WorkingStore
+from seg_pipeline.storage.landing import scan
+from seg_pipeline.storage.store import WorkingStore
 
 #: the code location of workspace.yaml, whose runs the UI re-executes
 CODE_LOCATION_MODULE = "seg_pipeline.definitions"
