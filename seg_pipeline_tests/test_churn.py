@@ -9,13 +9,14 @@ import pytest
 
 from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.churn import (
-    ChurnModel,
     ChurnTrainingResult,
     InsufficientHistoryError,
     train_churn_model,
     training_sample,
 )
 from seg_pipeline.core.features import compute_customer_features
+from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.ml_synth import simulate_orders
 
 AS_OF = date(2024, 6, 30)
@@ -128,10 +129,11 @@ def test_training_on_the_sampled_customers_orders_only_gives_the_same_model(
     assert from_sample.metrics == from_all.metrics
 
 
-def test_save_and_load_roundtrip(result: ChurnTrainingResult, features_today: pl.DataFrame, tmp_path: Path) -> None:
-    path = result.model.save(tmp_path)
-    assert path.name == f"churn_model-{result.model.content_hash()[:16]}.pkl"
-    loaded = ChurnModel.load(path)
+def test_model_store_round_trip(result: ChurnTrainingResult, features_today: pl.DataFrame, tmp_path: Path) -> None:
+    registry = ModelStore(tmp_path / "models", WorkingStore(tmp_path / "store.duckdb"))
+    path = registry.save("churn", result.model.content_hash(), result.model, AS_OF, {}, "inputs")
+    assert path.name == f"churn-{result.model.content_hash()}.pkl"
+    loaded = ModelStore.load(registry.in_force("churn", AS_OF))
     assert loaded.content_hash() == result.model.content_hash()
     np.testing.assert_array_equal(loaded.predict_risk(features_today), result.model.predict_risk(features_today))
     assert set(loaded.feature_names) >= {"frequency", "recency", "T", "days_since_last_order", "bgnbd_p_alive"}

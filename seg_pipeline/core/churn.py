@@ -40,7 +40,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -255,21 +254,6 @@ class ChurnModel:
         """
         canonical = pickle.loads(pickle.dumps(self, protocol=5))
         return hashlib.sha256(pickle.dumps(canonical, protocol=5)).hexdigest()
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``churn_model-<hash16>.pkl`` (pickle, so a loaded model keeps its hash) into ``directory``."""
-        path = Path(directory) / f"churn_model-{self.content_hash()[:16]}.pkl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(self, protocol=5))
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> "ChurnModel":
-        """Load a model written by ``save``."""
-        model = pickle.loads(Path(path).read_bytes())
-        if not isinstance(model, cls):
-            raise TypeError(f"{path} does not hold a {cls.__name__}")
-        return model
 
 
 @dataclass(frozen=True)
