@@ -5,11 +5,12 @@ from datetime import date, timedelta
 import dagster as dg
 import polars as pl
 
-from seg_pipeline import __version__, ingest
+from seg_pipeline import __version__
 from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
 from seg_pipeline.defs.metadata import frame_metadata
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
+from seg_pipeline.services import ingest
 from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.storage.store import WorkingStore
