@@ -47,6 +47,19 @@ def _spend_change() -> pl.Expr:
     )  # fmt: skip
 
 
+def _categories() -> pl.Expr:
+    """'bought from N categories', with the main category's share of spend when known."""
+    counted = (
+        pl.when(pl.col("distinct_categories") == 1).then(pl.lit("bought from 1 category"))
+        .otherwise(pl.format("bought from {} categories", "distinct_categories"))
+    )  # fmt: skip
+    share = (pl.col("main_category_share") * 100).round(0).cast(pl.Int64)
+    return (
+        pl.when(pl.col("main_category").is_null() | pl.col("main_category_share").is_null()).then(counted)
+        .otherwise(pl.format("{}, {}% of spend in {}", counted, share, "main_category"))
+    )  # fmt: skip
+
+
 #: reason -> (features it sums, its phrase from the customer's values)
 REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
     "silence": (
@@ -80,7 +93,12 @@ REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
         ("main_channel", "main_channel_share"),
         lambda: pl.format("buys mostly via {}", pl.col("main_channel").fill_null("no single channel")),
     ),
-    "categories": (("distinct_categories",), lambda: pl.format("bought from {} categories", "distinct_categories")),
+    "categories": (("distinct_categories", "main_category_share"), _categories),
+    "basket": (
+        ("items_per_order",),
+        lambda: pl.when(pl.col("items_per_order").is_null()).then(pl.lit("items per order unknown"))
+        .otherwise(pl.format("{} items per order on average", pl.col("items_per_order").round(1))),
+    ),  # fmt: skip
     "membership": (
         ("is_member",),
         lambda: pl.when(pl.col("is_member")).then(pl.lit("loyalty member"))

@@ -128,7 +128,7 @@ def compute_clv(
     columns = {name: np.full(features.height, np.nan) for name in ("expected_purchases_12m", "clv", "clv_low",
                                                                     "clv_high")}  # fmt: skip
     if buyers.any():
-        b = features.filter(pl.Series(buyers))
+        b = features.select("frequency", "recency", "T", "monetary_value", "total_spend").filter(pl.Series(buyers))
         x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
         (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
         horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)

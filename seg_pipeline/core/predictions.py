@@ -207,8 +207,8 @@ def predict(
     ``churn_risk`` is aligned with ``features`` (NaN for prospects); prospects get nulls.
     """
     buyers = features["frequency"].is_not_null().to_numpy()
-    b = features.filter(pl.Series(buyers))
-    x, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "T"))
+    b = features.select(pl.col("frequency", "T").cast(pl.Float64)).filter(pl.Series(buyers))
+    x, t_obs = b["frequency"].to_numpy(), b["T"].to_numpy()
     (gx, gt), grid, _ = _unique_rows(x, t_obs)  # BG/NBD's terms once per distinct (x, T)
     q = np.asarray(churn_risk, dtype=np.float64)[buyers]
     alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
@@ -224,7 +224,7 @@ def predict(
     windows = {f"expected_purchases_{w}d": full(purchases[k]) for k, w in enumerate(WINDOWS)}
     frame = pl.DataFrame({"customer_id": features["customer_id"], "p_alive": full(p_alive), **windows,
                           "_days": full(days)})  # fmt: skip
-    due = pl.lit(as_of, dtype=pl.Date) + pl.duration(days=pl.col("_days").cast(pl.Int64))
+    due = (pl.col("_days").cast(pl.Int32) + (as_of - date(1970, 1, 1)).days).cast(pl.Date)  # a Date counts days
     return frame.select("customer_id", "p_alive", *windows, due.alias("next_order_date"))
 
 
