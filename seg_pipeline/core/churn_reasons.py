@@ -166,16 +166,18 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
 def _top_codes(summed: np.ndarray) -> np.ndarray:
     """Per row, the up to ``MAX_REASONS`` reason columns that move the logit most the way it leaves the base
     (up for a risk above it, down below it), by more than ``MIN_CONTRIBUTION``, strongest first (ties: the
-    first column); -1 = none."""
+    first column); -1 = none. Only the columns that move some row by more than that are searched."""
     height, width = summed.shape
-    toward = np.empty(summed.shape)  # row-major: the row-wise passes below read rows
-    np.multiply(summed, np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0), out=toward)
-    flat, row_start = toward.ravel(), np.arange(height) * width
+    movers = np.flatnonzero((summed.max(axis=0, initial=0.0) > MIN_CONTRIBUTION)
+                            | (summed.min(axis=0, initial=0.0) < -MIN_CONTRIBUTION))  # fmt: skip
+    toward = np.empty((height, movers.size))  # row-major: the row-wise passes below read rows
+    np.multiply(summed[:, movers], np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0), out=toward)
+    flat, row_start = toward.ravel(), np.arange(height) * movers.size
     codes = np.full((height, min(MAX_REASONS, width)), -1, dtype=np.int64)
-    for k in range(codes.shape[1]):
+    for k in range(min(codes.shape[1], movers.size)):
         best = toward.argmax(axis=1)
         at = row_start + best
-        codes[:, k] = np.where(flat[at] > MIN_CONTRIBUTION, best, -1)
+        codes[:, k] = np.where(flat[at] > MIN_CONTRIBUTION, movers[best], -1)
         flat[at] = -np.inf
     return codes
 
