@@ -24,9 +24,14 @@ import numpy as np
 import polars as pl
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
-from threadpoolctl import threadpool_limits
 
-from seg_pipeline.core.bgnbd import BgNbdParams, _unique_rows, expected_purchases_if_alive, probability_alive
+from seg_pipeline.core.bgnbd import (
+    BgNbdParams,
+    _unique_rows,
+    expected_purchases_if_alive,
+    one_blas_thread,
+    probability_alive,
+)
 from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -67,7 +72,7 @@ def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> tuple[float, float, float]
         x, m = x[chosen], m[chosen]
     scale = float(m.mean())
     ux, counts = np.unique(x, return_counts=True)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         res = minimize(
             _gamma_gamma_nll,
             x0=np.zeros(3),
