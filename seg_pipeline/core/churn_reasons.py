@@ -136,13 +136,13 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
     its phrases from that small table, and the slots are joined in one ``concat_str``.
     """
     height = reason_codes.shape[0]
-    codes = reason_codes if reason_codes.shape[1] else np.full((height, 1), -1)
+    codes = reason_codes if reason_codes.shape[1] else np.full((height, 1), -1, dtype=np.int16)
     width = codes.shape[1]
-    flat = codes.astype(np.int16).ravel()
+    flat = codes.ravel()
     order = np.argsort(flat, kind="stable")  # each code's slots together (a radix sort), rows ascending
     bounds = np.concatenate([[0], np.cumsum(np.bincount(flat + 1, minlength=len(names) + 1))])
-    index = np.full(flat.size, -1, dtype=np.int64)  # each slot's phrase in the table
-    pieces, offset = [], 0
+    index = np.zeros(flat.size, dtype=np.int64)  # each slot's phrase in the table: 0 none, 1 TYPICAL_RISK
+    pieces, offset = [pl.Series("p", [None, TYPICAL_RISK], dtype=pl.String)], 2
     for code in np.flatnonzero(np.diff(bounds)[1:]):
         slots = order[bounds[code + 1] : bounds[code + 2]]
         phrase = _phrase(names[code])
@@ -155,9 +155,8 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
     index = index.reshape(height, width)
     named = (codes >= 0).any(axis=1)
     typical = ~named & (risk >= 0.5)
-    index[typical, 0] = offset  # TYPICAL_RISK, then a null for "none"
-    index[index < 0] = offset + 1
-    table = pl.concat([*pieces, pl.Series("p", [TYPICAL_RISK, None], dtype=pl.String)]).rechunk()
+    index[typical, 0] = 1
+    table = pl.concat(pieces).rechunk()
     joined = pl.concat_str([table.gather(index[:, k]).alias(f"s{k}") for k in range(width)], separator="; ",
                            ignore_nulls=True)  # fmt: skip
     return pl.select(pl.when(pl.Series(named | typical)).then(joined).alias("churn_reasons")).to_series()
@@ -173,7 +172,7 @@ def _top_codes(summed: np.ndarray) -> np.ndarray:
     toward = np.empty((height, movers.size))  # row-major: the row-wise passes below read rows
     np.multiply(summed[:, movers], np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0), out=toward)
     flat, row_start = toward.ravel(), np.arange(height) * movers.size
-    codes = np.full((height, min(MAX_REASONS, width)), -1, dtype=np.int64)
+    codes = np.full((height, min(MAX_REASONS, width)), -1, dtype=np.int16)
     for k in range(min(codes.shape[1], movers.size)):
         best = toward.argmax(axis=1)
         at = row_start + best
@@ -221,7 +220,7 @@ def churn_reasons(
         codes = fallback_codes(b["frequency"].to_numpy(), b["days_since_last_order"].to_numpy())
         names = FALLBACK_REASONS
         drivers = [{"reason": name, "mean_abs_logit": None} for name in names]
-    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int64)
+    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int16)
     every[buyers] = codes
     read = set().union(*(_phrase(name).meta.root_names() for name in names))
     phrased_from = features.select(c for c in features.columns if c in read)

@@ -152,6 +152,5 @@ def compute_clv(
         total = total[grid]
         for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
             columns[name][buyers] = values
-    return pl.DataFrame(
-        {"customer_id": features["customer_id"], **{k: pl.Series(v).fill_nan(None) for k, v in columns.items()}}
-    )
+    published = {k: pl.Series(values=v, nan_to_null=True) for k, v in columns.items()}
+    return pl.DataFrame({"customer_id": features["customer_id"], **published})

@@ -219,7 +219,7 @@ def predict(
     def full(values: np.ndarray) -> pl.Series:
         out = np.full(features.height, np.nan)
         out[buyers] = values
-        return pl.Series(out).fill_nan(None)
+        return pl.Series(values=out, nan_to_null=True)
 
     windows = {f"expected_purchases_{w}d": full(purchases[k]) for k, w in enumerate(WINDOWS)}
     frame = pl.DataFrame({"customer_id": features["customer_id"], "p_alive": full(p_alive), **windows,
