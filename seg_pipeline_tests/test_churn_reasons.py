@@ -76,6 +76,29 @@ def test_reasons_are_the_largest_contributions_phrased_from_the_customers_values
     assert {"silence", "purchases"} <= {d["reason"] for d in drivers[:6]}
 
 
+def test_every_model_feature_reads_as_a_listed_reason_basket_and_category_share_included(scored) -> None:
+    model, _, _ = scored
+    assert {"items_per_order", "main_category_share"} <= set(model.feature_names)
+    listed = {f for features, _ in churn_reasons.REASONS.values() for f in features}
+    assert set(model.feature_names) <= listed  # none reads as its bare name and value
+    assert churn_reasons.reason_of("items_per_order") == "basket"
+    assert churn_reasons.reason_of("main_category_share") == "categories"
+    customers = pl.DataFrame({
+        "items_per_order": [1.75, 3.0, None],
+        "distinct_categories": [3, 1, 2],
+        "main_category": ["books", "toys", None],
+        "main_category_share": [0.6249, 1.0, None],
+    })  # fmt: skip
+    phrased = customers.select(
+        churn_reasons.REASONS["basket"][1]().alias("basket"), churn_reasons.REASONS["categories"][1]().alias("mix")
+    )
+    assert phrased.rows() == [
+        ("1.8 items per order on average", "bought from 3 categories, 62% of spend in books"),
+        ("3.0 items per order on average", "bought from 1 category, 100% of spend in toys"),
+        ("items per order unknown", "bought from 2 categories"),
+    ]
+
+
 def test_fallback_reasons_come_from_days_silent_and_one_time_buying(scored) -> None:
     _, features, _ = scored
     fallback = fallback_churn(features, AS_OF, 90)

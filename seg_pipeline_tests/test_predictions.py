@@ -5,6 +5,7 @@ from datetime import date, timedelta
 import numpy as np
 import polars as pl
 import pytest
+from scipy.special import gammaincinv
 
 from seg_pipeline.core import predictions
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_no_purchase
@@ -128,6 +129,18 @@ def test_clv_interval_covers_about_80_percent_of_simulated_customers(simulated: 
     assert np.all(low <= clv) and np.all(clv <= high)
     coverage = np.mean((realized >= low - 1e-9) & (realized <= high + 1e-9))
     assert 0.75 <= coverage <= 0.93  # 0.90 with this seed; 0.70 without the continuity correction
+
+
+def test_whole_purchase_counts_equal_the_rounded_gamma_quantile() -> None:
+    rng = np.random.default_rng(3)
+    shape = np.concatenate([rng.uniform(0.2, 40.0, 60), [2.0, 3.0]])
+    per_quantile = np.concatenate([rng.uniform(0.05, 30.0, 60), [0.0, 400.0]])  # no purchases; past _MAX_EDGES
+    grid = rng.integers(0, shape.size, 5000)
+    level = np.where(rng.random(grid.size) < 0.3, 0.0, rng.uniform(0.0, 0.999, grid.size))
+    counts = predictions._whole_purchases(shape, per_quantile, grid, level)
+    expected = np.where(level > 0, np.round(per_quantile[grid] * gammaincinv(shape[grid], level)), 0.0)
+    assert (per_quantile[grid] * gammaincinv(shape[grid], level) > predictions._MAX_EDGES).any()
+    np.testing.assert_array_equal(counts, expected)
 
 
 def test_window_check_against_a_hand_made_outcome() -> None:

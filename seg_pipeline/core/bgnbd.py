@@ -16,12 +16,14 @@ purchase rate still shrinks with T, so ``expected_purchases`` and
 ``probability_no_purchase`` do fall for long-silent one-time buyers.
 """
 
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
+from functools import cache
 
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 ArrayLike = np.ndarray | float | int
 
@@ -138,6 +140,17 @@ def _neg_ll_and_grad(
     return float(value), grad
 
 
+@cache
+def _blas_libraries() -> ThreadpoolController:
+    """The process's thread pools, found once (a fresh ``threadpool_limits`` scans the loaded libraries again)."""
+    return ThreadpoolController()
+
+
+def one_blas_thread() -> AbstractContextManager:
+    """Context limiting BLAS to one thread: for tiny BLAS calls thread wake-ups cost more than they save."""
+    return _blas_libraries().limit(limits=1, user_api="blas")
+
+
 def fit_bgnbd(
     frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0, *, start: BgNbdParams | None = None
 ) -> BgNbdParams:
@@ -151,7 +164,7 @@ def fit_bgnbd(
     x0 = np.zeros(4) if start is None else np.clip(
         np.log([start.r, start.alpha * scale, start.a, start.b]), -12.0, 12.0
     )
-    with threadpool_limits(limits=1, user_api="blas"):  # tiny BLAS calls: thread wake-ups cost more than they save
+    with one_blas_thread():
         res = minimize(
             _neg_ll_and_grad,
             x0=x0,

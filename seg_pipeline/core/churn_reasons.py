@@ -47,6 +47,19 @@ def _spend_change() -> pl.Expr:
     )  # fmt: skip
 
 
+def _categories() -> pl.Expr:
+    """'bought from N categories', with the main category's share of spend when known."""
+    counted = (
+        pl.when(pl.col("distinct_categories") == 1).then(pl.lit("bought from 1 category"))
+        .otherwise(pl.format("bought from {} categories", "distinct_categories"))
+    )  # fmt: skip
+    share = (pl.col("main_category_share") * 100).round(0).cast(pl.Int64)
+    return (
+        pl.when(pl.col("main_category").is_null() | pl.col("main_category_share").is_null()).then(counted)
+        .otherwise(pl.format("{}, {}% of spend in {}", counted, share, "main_category"))
+    )  # fmt: skip
+
+
 #: reason -> (features it sums, its phrase from the customer's values)
 REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
     "silence": (
@@ -80,7 +93,12 @@ REASONS: dict[str, tuple[tuple[str, ...], Callable[[], pl.Expr]]] = {
         ("main_channel", "main_channel_share"),
         lambda: pl.format("buys mostly via {}", pl.col("main_channel").fill_null("no single channel")),
     ),
-    "categories": (("distinct_categories",), lambda: pl.format("bought from {} categories", "distinct_categories")),
+    "categories": (("distinct_categories", "main_category_share"), _categories),
+    "basket": (
+        ("items_per_order",),
+        lambda: pl.when(pl.col("items_per_order").is_null()).then(pl.lit("items per order unknown"))
+        .otherwise(pl.format("{} items per order on average", pl.col("items_per_order").round(1))),
+    ),  # fmt: skip
     "membership": (
         ("is_member",),
         lambda: pl.when(pl.col("is_member")).then(pl.lit("loyalty member"))
@@ -110,53 +128,56 @@ def reason_of(feature: str) -> str:
 
 
 def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], risk: np.ndarray) -> pl.Series:
-    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none).
+    """'; '-joined phrases of each row's reason codes (columns of ``reason_codes``, -1 = none); a row naming none
+    reads ``TYPICAL_RISK`` when its risk is >= 0.5, else null.
 
-    Each reason is phrased (one Polars expression) only on the rows that name it; every slot then gathers its
-    phrases from those by position, and the slots are joined in one ``concat_str``.
+    Each reason is phrased once per distinct value of the columns it reads among the rows that name it (a few
+    hundred phrases for up to a million rows), found by one stable sort of the codes; every slot then gathers
+    its phrases from that small table, and the slots are joined in one ``concat_str``.
     """
-    height, width = reason_codes.shape
-    positions = [np.full(height, -1, dtype=np.int64) for _ in range(width)]
-    pieces, offset = [], 0
-    named = np.bincount(reason_codes.ravel() + 1, minlength=len(names) + 1)[1:]
-    for index in np.flatnonzero(named):
-        hit = reason_codes == index
-        naming = hit.any(axis=1)
-        rows = np.flatnonzero(naming)
-        rank = np.cumsum(naming) - 1 + offset  # a row's position among all phrases
-        for k in range(width):
-            positions[k][hit[:, k]] = rank[hit[:, k]]
-        phrase = _phrase(names[index])
+    height = reason_codes.shape[0]
+    codes = reason_codes if reason_codes.shape[1] else np.full((height, 1), -1, dtype=np.int16)
+    width = codes.shape[1]
+    flat = codes.ravel()
+    order = np.argsort(flat, kind="stable")  # each code's slots together (a radix sort), rows ascending
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(flat + 1, minlength=len(names) + 1))])
+    index = np.zeros(flat.size, dtype=np.int64)  # each slot's phrase in the table: 0 none, 1 TYPICAL_RISK
+    pieces, offset = [pl.Series("p", [None, TYPICAL_RISK], dtype=pl.String)], 2
+    for code in np.flatnonzero(np.diff(bounds)[1:]):
+        slots = order[bounds[code + 1] : bounds[code + 2]]
+        phrase = _phrase(names[code])
         columns = list(dict.fromkeys(phrase.meta.root_names()))  # gather only what the phrase reads
-        pieces.append(frame.select(columns)[rows].select(phrase.cast(pl.String).alias("p")).to_series())
-        offset += rows.size
-    phrases = pl.concat(pieces) if pieces else pl.Series("p", [], dtype=pl.String)
-    at = pl.DataFrame({f"s{k}": position for k, position in enumerate(positions)}).select(
-        pl.when(pl.col(c) >= 0).then(pl.col(c)) for c in (f"s{k}" for k in range(width))
-    )
-    slots = [phrases.gather(at[c]).alias(c) if phrases.len() else pl.repeat(None, height, dtype=pl.String,
-                                                                            eager=True).alias(c)
-             for c in at.columns]  # fmt: skip
-    joined = pl.select(pl.concat_str(slots, separator="; ", ignore_nulls=True)).to_series() if slots else (
-        pl.repeat("", height, dtype=pl.String, eager=True)
-    )  # fmt: skip
-    typical = pl.when(pl.Series(risk >= 0.5)).then(pl.lit(TYPICAL_RISK))
-    return pl.select(pl.when(joined != "").then(joined).otherwise(typical).alias("churn_reasons")).to_series()
+        groups = frame.select(columns)[slots // width].with_row_index("_r").group_by(columns).agg("_r")
+        members = groups["_r"].explode().to_numpy()
+        index[slots[members]] = offset + np.repeat(np.arange(groups.height), groups["_r"].list.len().to_numpy())
+        pieces.append(groups.select(phrase.cast(pl.String).alias("p")).to_series())
+        offset += groups.height
+    index = index.reshape(height, width)
+    named = (codes >= 0).any(axis=1)
+    typical = ~named & (risk >= 0.5)
+    index[typical, 0] = 1
+    table = pl.concat(pieces).rechunk()
+    joined = pl.concat_str([table.gather(index[:, k]).alias(f"s{k}") for k in range(width)], separator="; ",
+                           ignore_nulls=True)  # fmt: skip
+    return pl.select(pl.when(pl.Series(named | typical)).then(joined).alias("churn_reasons")).to_series()
 
 
 def _top_codes(summed: np.ndarray) -> np.ndarray:
     """Per row, the up to ``MAX_REASONS`` reason columns that move the logit most the way it leaves the base
     (up for a risk above it, down below it), by more than ``MIN_CONTRIBUTION``, strongest first (ties: the
-    first column); -1 = none."""
-    sign = np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0)
-    toward = np.empty(summed.shape)  # row-major: the row-wise passes below read rows
-    np.multiply(summed, sign, out=toward)
-    rows = np.arange(summed.shape[0])
-    codes = np.full((summed.shape[0], min(MAX_REASONS, summed.shape[1])), -1, dtype=np.int64)
-    for k in range(codes.shape[1]):
+    first column); -1 = none. Only the columns that move some row by more than that are searched."""
+    height, width = summed.shape
+    movers = np.flatnonzero((summed.max(axis=0, initial=0.0) > MIN_CONTRIBUTION)
+                            | (summed.min(axis=0, initial=0.0) < -MIN_CONTRIBUTION))  # fmt: skip
+    toward = np.empty((height, movers.size))  # row-major: the row-wise passes below read rows
+    np.multiply(summed[:, movers], np.where(summed.sum(axis=1, keepdims=True) >= 0, 1.0, -1.0), out=toward)
+    flat, row_start = toward.ravel(), np.arange(height) * movers.size
+    codes = np.full((height, min(MAX_REASONS, width)), -1, dtype=np.int16)
+    for k in range(min(codes.shape[1], movers.size)):
         best = toward.argmax(axis=1)
-        codes[:, k] = np.where(toward[rows, best] > MIN_CONTRIBUTION, best, -1)
-        toward[rows, best] = -np.inf
+        at = row_start + best
+        codes[:, k] = np.where(flat[at] > MIN_CONTRIBUTION, movers[best], -1)
+        flat[at] = -np.inf
     return codes
 
 
@@ -199,7 +220,7 @@ def churn_reasons(
         codes = fallback_codes(b["frequency"].to_numpy(), b["days_since_last_order"].to_numpy())
         names = FALLBACK_REASONS
         drivers = [{"reason": name, "mean_abs_logit": None} for name in names]
-    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int64)
+    every = np.full((features.height, codes.shape[1]), -1, dtype=np.int16)
     every[buyers] = codes
     read = set().union(*(_phrase(name).meta.root_names() for name in names))
     phrased_from = features.select(c for c in features.columns if c in read)

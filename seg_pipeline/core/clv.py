@@ -24,9 +24,14 @@ import numpy as np
 import polars as pl
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
-from threadpoolctl import threadpool_limits
 
-from seg_pipeline.core.bgnbd import BgNbdParams, _unique_rows, expected_purchases_if_alive, probability_alive
+from seg_pipeline.core.bgnbd import (
+    BgNbdParams,
+    _unique_rows,
+    expected_purchases_if_alive,
+    one_blas_thread,
+    probability_alive,
+)
 from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -67,7 +72,7 @@ def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> tuple[float, float, float]
         x, m = x[chosen], m[chosen]
     scale = float(m.mean())
     ux, counts = np.unique(x, return_counts=True)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with one_blas_thread():
         res = minimize(
             _gamma_gamma_nll,
             x0=np.zeros(3),
@@ -128,7 +133,7 @@ def compute_clv(
     columns = {name: np.full(features.height, np.nan) for name in ("expected_purchases_12m", "clv", "clv_low",
                                                                     "clv_high")}  # fmt: skip
     if buyers.any():
-        b = features.filter(pl.Series(buyers))
+        b = features.select("frequency", "recency", "T", "monetary_value", "total_spend").filter(pl.Series(buyers))
         x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
         (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
         horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
@@ -147,6 +152,5 @@ def compute_clv(
         total = total[grid]
         for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
             columns[name][buyers] = values
-    return pl.DataFrame(
-        {"customer_id": features["customer_id"], **{k: pl.Series(v).fill_nan(None) for k, v in columns.items()}}
-    )
+    published = {k: pl.Series(values=v, nan_to_null=True) for k, v in columns.items()}
+    return pl.DataFrame({"customer_id": features["customer_id"], **published})

@@ -167,29 +167,36 @@ _MAX_EDGES = 256  # grid rows needing more whole-purchase edges invert the Gamma
 def _whole_purchases(shape: np.ndarray, per_quantile: np.ndarray, grid: np.ndarray, level: np.ndarray) -> np.ndarray:
     """round(per_quantile[g] x Q(shape[g], level)) per customer (g = its ``grid`` row, Q the unit-scale Gamma
     quantile, 0 at level 0): k >= j exactly when level >= P(shape, (j - 1/2) / per_quantile), so k is the number of
-    those edges at or below the level, found by a binary search over each grid row's edges (up to the count at the
-    highest level of the row's customers)."""
-    top = np.zeros(shape.size)
-    np.maximum.at(top, grid, level)  # each row's highest level
-    most = np.where(top > 0, np.round(per_quantile * gammaincinv(shape, top)), 0.0)
+    those edges at or below the level. Customers at a level above 0 find it by a binary search over their grid row's
+    edges between the counts at the lowest and the highest such level of the row's customers (those below are
+    reached by all of them; a margin of one each way covers the rounding)."""
+    searched = np.flatnonzero(level > 0)
+    g, at = grid[searched], level[searched]
+    top, bottom = np.zeros(shape.size), np.ones(shape.size)
+    np.maximum.at(top, g, at)
+    np.minimum.at(bottom, g, at)
+    used = top > 0
+    most = np.where(used, np.round(per_quantile * gammaincinv(shape, np.where(used, top, 0.0))), 0.0)
+    least = np.where(used, np.round(per_quantile * gammaincinv(shape, np.minimum(bottom, top))), 0.0)
     direct = most > _MAX_EDGES
-    n_edges = np.where(direct | (per_quantile == 0), 0, most + 1).astype(np.intp)  # + 1: a margin for rounding
+    skipped = np.maximum(least - 1, 0).astype(np.intp)  # edges every searched customer of the row reaches
+    n_edges = np.where(direct | (per_quantile == 0), 0, most + 1 - skipped).astype(np.intp)  # + 1: the margin
     starts = np.concatenate([[0], np.cumsum(n_edges)])
     row = np.repeat(np.arange(shape.size), n_edges)
-    j = np.arange(row.size) - starts[row] + 1
+    j = np.arange(row.size) - starts[row] + 1 + skipped[row]
     edges = np.concatenate([[np.inf], gammainc(shape[row], (j - 0.5) / per_quantile[row])])  # [0]: "no edge"
-    count = np.zeros(grid.size, dtype=np.intp)
-    n, start = n_edges[grid], starts[grid]
+    n, start = n_edges[g], starts[g]
+    count = np.zeros(searched.size, dtype=np.intp)
     step = 1 << int(n_edges.max(initial=0)).bit_length()
     while step:
         trial = count + step
         within = trial <= n
-        count = np.where(within & (edges[np.where(within, start + trial, 0)] <= level), trial, count)
+        count = np.where(within & (edges[np.where(within, start + trial, 0)] <= at), trial, count)
         step >>= 1
-    out = count.astype(np.float64)
-    slow = np.flatnonzero(direct[grid] & (level > 0))
-    g = grid[slow]
-    out[slow] = np.round(per_quantile[g] * gammaincinv(shape[g], level[slow]))
+    out = np.zeros(grid.size)
+    out[searched] = count + skipped[g]
+    slow = searched[direct[g]]
+    out[slow] = np.round(per_quantile[grid[slow]] * gammaincinv(shape[grid[slow]], level[slow]))
     return out
 
 
@@ -201,8 +208,8 @@ def predict(
     ``churn_risk`` is aligned with ``features`` (NaN for prospects); prospects get nulls.
     """
     buyers = features["frequency"].is_not_null().to_numpy()
-    b = features.filter(pl.Series(buyers))
-    x, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "T"))
+    b = features.select(pl.col("frequency", "T").cast(pl.Float64)).filter(pl.Series(buyers))
+    x, t_obs = b["frequency"].to_numpy(), b["T"].to_numpy()
     (gx, gt), grid, _ = _unique_rows(x, t_obs)  # BG/NBD's terms once per distinct (x, T)
     q = np.asarray(churn_risk, dtype=np.float64)[buyers]
     alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
@@ -213,12 +220,12 @@ def predict(
     def full(values: np.ndarray) -> pl.Series:
         out = np.full(features.height, np.nan)
         out[buyers] = values
-        return pl.Series(out).fill_nan(None)
+        return pl.Series(values=out, nan_to_null=True)
 
     windows = {f"expected_purchases_{w}d": full(purchases[k]) for k, w in enumerate(WINDOWS)}
     frame = pl.DataFrame({"customer_id": features["customer_id"], "p_alive": full(p_alive), **windows,
                           "_days": full(days)})  # fmt: skip
-    due = pl.lit(as_of, dtype=pl.Date) + pl.duration(days=pl.col("_days").cast(pl.Int64))
+    due = (pl.col("_days").cast(pl.Int32) + (as_of - date(1970, 1, 1)).days).cast(pl.Date)  # a Date counts days
     return frame.select("customer_id", "p_alive", *windows, due.alias("next_order_date"))
 
 
