@@ -7,7 +7,8 @@ import polars as pl
 
 from seg_pipeline import __version__
 from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
-from seg_pipeline.defs.metadata import frame_metadata
+from seg_pipeline.defs.metadata import frame_metadata, per_partition
+from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.services import ingest
@@ -72,14 +73,16 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
     )
     def customer_features(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Point-in-time customer features (RFM, BTYD summary, rhythm, mix, profile) per as-of date."""
+        built = []
         with store.open() as working:
-            for key in context.partition_keys:
-                as_of = date.fromisoformat(key)
+            for as_of in as_of_dates(context):
                 ensure_not_blocked(working, settings, as_of)
                 features, state, how = build_features(working, as_of)
                 working.replace_feature_version(as_of, features, state)
+                built.append((as_of, features.height, how))
                 context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
-        metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": key, "computed": how}
+        metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": str(as_of), "computed": how,
+                    **per_partition(["customers", "computed"], built)}  # fmt: skip
         return dg.MaterializeResult(metadata=metadata)
 
     return [customer_features]

@@ -9,13 +9,13 @@ check blocks). The checks report the landed files that cannot be used, great-exp
 results, the no-loss invariant, the quarantine share and, for profiles, a shrinking snapshot.
 """
 
-from datetime import date
 
 import dagster as dg
 import polars as pl
 
 from seg_pipeline.core.personal_data import scrub_text
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.services import ingest
@@ -81,7 +81,7 @@ def _run_ingest(
     store: StoreResource,
     force: bool,
 ):
-    partition_days = [date.fromisoformat(key) for key in context.partition_keys]
+    partition_days = as_of_dates(context)
     raw, accepted, quarantine = ingest.TABLES[kind]
     with store.open() as working:
         report = ingest.ingest(

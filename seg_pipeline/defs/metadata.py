@@ -39,3 +39,11 @@ def frame_metadata(frame: pl.DataFrame, descriptions: dict[str, str] | None = No
         "dagster/column_schema": column_schema(frame, descriptions),
         "preview": dg.MetadataValue.md(markdown_table(preview.columns, preview.rows())),
     }
+
+
+def per_partition(header: Sequence[str], rows: Sequence[Sequence[object]]) -> dict:
+    """A metadata table of a backfill's as-of dates, one row (as_of, *values) each (nothing for one partition):
+    a single-run backfill reports once for all its partitions."""
+    if len(rows) < 2:
+        return {}
+    return {"per as-of date": dg.MetadataValue.md(markdown_table(["as_of", *header], rows))}

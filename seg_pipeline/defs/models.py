@@ -10,7 +10,7 @@ from datetime import date
 import dagster as dg
 
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
-from seg_pipeline.defs.metadata import frame_metadata, markdown_table
+from seg_pipeline.defs.metadata import frame_metadata, markdown_table, per_partition
 from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
@@ -42,7 +42,7 @@ def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
         described = _churn_metadata(metrics) if method == "model" else {"fallback reason": metrics["reason"]}
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "churn method": method, **described,
-                      **_per_partition(["model_version", "reused", "churn method"],
+                      **per_partition(["model_version", "reused", "churn method"],
                                        [(day, v[:12], r, models.churn_method(m)) for day, (v, m, r) in trained])},
             check_results=[
                 dg.AssetCheckResult(
@@ -70,7 +70,7 @@ def _cluster_model_asset(common: dict) -> dg.AssetsDefinition:
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "k": metrics["k"], "why k": metrics.get("choice", ""),
                       "silhouette": metrics["silhouette"], "labels": ", ".join(metrics["labels"]),
-                      **_per_partition(["model_version", "reused", "k"],
+                      **per_partition(["model_version", "reused", "k"],
                                        [(day, v[:12], r, m["k"]) for day, (v, m, r) in trained])}
         )  # fmt: skip
 
@@ -107,7 +107,7 @@ def _segments_asset(common: dict) -> dg.AssetsDefinition:
                 "tier revenue shares": dg.MetadataValue.md(_tier_table(metrics["value_tiers"])),
                 "top 20% revenue share": metrics["value_tiers"]["top20_revenue_share"],
                 "cluster label keep share": metrics["cluster_label_keep_share"],
-                **_per_partition(
+                **per_partition(
                     ["segment_version", "customers", "data_through"],
                     [(day, row["segment_version"], row["customers"], row["data_through"]) for day, row in built],
                 ),
@@ -126,13 +126,6 @@ def _models_for_run(
             return [(day, models.train_or_reuse(working, settings, kind, day)) for day in as_of_dates(context)]
         except models.NothingToSegment as error:
             raise dg.Failure(description=str(error), allow_retries=False) from None
-
-
-def _per_partition(header: list[str], rows: list[tuple]) -> dict:
-    """A metadata table of a backfill's as-of dates, one row (as_of, *values) each (nothing for one partition)."""
-    if len(rows) < 2:
-        return {}
-    return {"per as-of date": dg.MetadataValue.md(markdown_table(["as_of", *header], rows))}
 
 
 def _data_through_check(built: list[tuple[date, dict]], allowed: int) -> dg.AssetCheckResult:

@@ -1,11 +1,11 @@
 """The HTML report of each version, written next to the analyst file after it is published."""
 
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
 from seg_pipeline import report
+from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.settings import PipelineSettings
 
 
@@ -30,14 +30,13 @@ def report_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefiniti
         """
         published = set(report.published_versions(settings.warehouse_path))
         data = None
-        for key in context.partition_keys:
-            day = date.fromisoformat(key)
+        for day in as_of_dates(context):
             if day not in published:
-                context.log.warning(f"segment_report {key}: no report, an older version than SEG_KEEP_VERSIONS keeps")
+                context.log.warning(f"segment_report {day}: no report, an older version than SEG_KEEP_VERSIONS keeps")
                 continue
             data = report.load_version(settings.warehouse_path, day)
             path = report.write_html(data, report_dir(settings))
-            context.log.info(f"segment_report {key}: {path}")
+            context.log.info(f"segment_report {day}: {path}")
         if data is None:
             return dg.MaterializeResult(metadata={"reports written": 0})
         return dg.MaterializeResult(
