@@ -47,3 +47,24 @@ def test_features_roll_forward_until_an_old_day_is_redelivered(settings, instanc
     changed.write_csv(path)  # a corrected file for an old day: the earlier versions' orders are stale now
     assert features_run(settings, instance, END) == "from all orders"
     assert_equals_full_computation(settings, END)
+
+
+def test_a_backfill_reports_every_as_of_date(settings, instance):
+    partitions = daily_partitions(settings.partition_start)
+    first, last = END - timedelta(days=2), END
+    result = dg.materialize(
+        [*ingestion_assets(partitions), *feature_assets(partitions)],
+        resources=build_resources(settings),
+        instance=instance,
+        tags={"dagster/asset_partition_range_start": first.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()},
+    )  # fmt: skip
+    assert result.success and len(instance.get_run_records()) == 1
+    # one materialization per partition, each with the run's metadata
+    events = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("customer_features")]
+    assert len(events) == 3
+    table = events[-1].materialization.metadata["per as-of date"].value
+    rows = table.splitlines()[2:]
+    days = [(first + timedelta(days=i)).isoformat() for i in range(3)]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == days
+    assert "from all orders" in rows[0] and all("rolled forward" in row for row in rows[1:])
