@@ -42,7 +42,7 @@ LATEST_END_DATE = date(2026, 11, 21)  # the generator's default last day, unless
 #: the stages reported, in pipeline order; "overhead" = process start, imports, Dagster bookkeeping outside steps.
 #: The ingest steps read, validate and write each batch in turn: "validate" is the time they report judging
 #: rows and waiting for great-expectations, "ingest" the rest of them.
-STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "report", "overhead")
+STAGES = ("ingest", "validate", "features", "models", "segments", "marts", "publish", "report", "exports", "overhead")
 STEP_STAGES = {
     "ingest_orders": "ingest",
     "ingest_profiles": "ingest",
@@ -52,6 +52,7 @@ STEP_STAGES = {
     "customer_segments": "segments",
     "current_segments": "publish",
     "segment_report": "report",
+    "audiences": "exports",
 }  # and the marts' steps, named after the SQL models of the run's SEG_SQL_DIR (_step_stages)
 #: (what, limit, unit) of issue 7's targets on a 2-core box at full size
 TARGETS = {
