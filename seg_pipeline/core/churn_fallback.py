@@ -63,6 +63,11 @@ class ChurnFallback:
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+def churn_method(metrics: dict) -> str:
+    """'model', 'bgnbd' or 'prior': where the churn scores of a registered model's `metrics` come from."""
+    return metrics.get("method", "model")
+
+
 def prior_risk(
     frequency: np.ndarray, T: np.ndarray, days_since_last_order: np.ndarray, horizon_days: int
 ) -> np.ndarray:

@@ -62,7 +62,7 @@ class ModelInForce:
     @property
     def churn_method(self) -> str:
         """'model', 'bgnbd' or 'prior': where churn scores of this entry come from."""
-        return self.metrics.get("method", "model")
+        return churn_fallback.churn_method(self.metrics)
 
 
 @dataclass(frozen=True)

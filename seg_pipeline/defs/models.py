@@ -9,6 +9,7 @@ from datetime import date
 
 import dagster as dg
 
+from seg_pipeline.core.churn_fallback import churn_method
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table, per_partition
 from seg_pipeline.defs.partitions import as_of_dates
@@ -37,20 +38,20 @@ def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
         """
         trained = _models_for_run(context, settings, store, "churn")
         version, metrics, reused = trained[-1][1]
-        method = models.churn_method(metrics)
-        fallbacks = [(day, m) for day, (_, m, _) in trained if models.churn_method(m) != "model"]
+        method = churn_method(metrics)
+        fallbacks = [(day, m) for day, (_, m, _) in trained if churn_method(m) != "model"]
         described = _churn_metadata(metrics) if method == "model" else {"fallback reason": metrics["reason"]}
         return dg.MaterializeResult(
             metadata={"model_version": version, "reused": reused, "churn method": method, **described,
                       **per_partition(["model_version", "reused", "churn method"],
-                                       [(day, v[:12], r, models.churn_method(m)) for day, (v, m, r) in trained])},
+                                       [(day, v[:12], r, churn_method(m)) for day, (v, m, r) in trained])},
             check_results=[
                 dg.AssetCheckResult(
                     check_name="churn_method",
                     passed=not fallbacks,
                     severity=dg.AssetCheckSeverity.WARN,
                     description="churn_risk comes from the trained churn model" if not fallbacks else "; ".join(
-                        f"churn_risk of {day} comes from the '{models.churn_method(m)}' fallback, not the churn "
+                        f"churn_risk of {day} comes from the '{churn_method(m)}' fallback, not the churn "
                         f"model: {m['reason']}" for day, m in fallbacks
                     ),
                     metadata={"churn method": method},

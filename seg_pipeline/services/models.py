@@ -52,15 +52,11 @@ def model_inputs(store: WorkingStore, settings: PipelineSettings, kind: str, tra
     return digest(depends)
 
 
-def churn_method(metrics: dict) -> str:
-    """'model', 'bgnbd' or 'prior': where the registered churn scores of `metrics` come from."""
-    return metrics.get("method", "model")
-
-
 def _stand_in(metrics: dict) -> bool:
     """Whether a registered model only stands in for a short history (a churn fallback, fewer clusters than
     k_range asks): never reused, so the full model takes over as soon as the history allows."""
-    return churn_method(metrics) != "model" or metrics.get("k", clusters.K_RANGE[0]) < clusters.K_RANGE[0]
+    fewer_clusters = metrics.get("k", clusters.K_RANGE[0]) < clusters.K_RANGE[0]
+    return churn_fallback.churn_method(metrics) != "model" or fewer_clusters
 
 
 def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
