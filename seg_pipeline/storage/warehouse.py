@@ -260,7 +260,7 @@ def _build(
         if not (folder / name).exists():
             raise FileNotFoundError(
                 f"{folder / name}: version {day} of {table} is missing; the {folder.name} folder must stay beside "
-                "the analyst file (restore it, or re-publish that version)"
+                "the analyst file (restore it, or delete the analyst file and re-publish the versions wanted)"
             )
     listed = pl.DataFrame(
         [(table, day, name) for (table, day), name in sorted(files.items())],
@@ -366,8 +366,9 @@ def _opened(path: Path) -> Iterator[duckdb.DuckDBPyConnection | None]:
 def _turn(folder: Path) -> Iterator[None]:
     """Hold the analyst file's publishing lock (a file in its versions folder) across processes."""
     _shared_dir(folder)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, shared_file_mode())
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT)
     try:
+        os.fchmod(fd, shared_file_mode())
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
