@@ -159,9 +159,8 @@ def _metrics(
         "clusters": cluster_entry.metrics,
         "prospects": fitted["prospects"],
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
-        "value_tiers": value_tiers.tier_revenue_shares(
-            tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
-        ),
+        # tiers are in the row order of features: side by side, no join
+        "value_tiers": value_tiers.tier_revenue_shares(tiers.with_columns(features["spend_365d"]), "spend_365d"),
         "bgnbd": fitted["bgnbd"],
         "predictions": fitted["predictions"],
         "rfm": {"churn_horizon_days": policy.churn_horizon_days},
