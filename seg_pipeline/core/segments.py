@@ -111,7 +111,7 @@ def compose_version(
     scored = features.with_columns(
         pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
         propensity,
-        pl.lit(cluster_entry.model.predict_labels(features)).fill_null(prospects.persona_expr()).alias("cluster_label"),
+        prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
