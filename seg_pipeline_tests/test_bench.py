@@ -29,6 +29,10 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
         steps = {step for stage in run["stages"].values() for step in stage["steps"]}
         assert {"ingest_orders", "ingest_profiles", "customer_features", "churn_model", "cluster_model",
                 "customer_segments", "segment_summary", "current_segments"} <= steps  # fmt: skip
+        # the segments step reports issue 18's share of it from inside the real step
+        parts = run["stages"]["segments"]["parts"]
+        assert 0 < parts["predictions"] < run["stages"]["segments"]["seconds"] and parts["rest"] > 0
+        assert parts["predictions_share_of_rest"] == pytest.approx(parts["predictions"] / parts["rest"], abs=1e-3)
     # weekly retraining (the default): the next day reused the cold run's models
     store = duckdb.connect(str(tmp_path / "run" / "segments_store.duckdb"), read_only=True)
     trained = store.sql("select kind, trained_as_of::varchar from model_registry order by kind").fetchall()
@@ -37,6 +41,7 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
     assert set(result["targets"]) == {"cold total", "cold peak memory", "next-day total", "cold features vs floor"}
     report = format_report(result)
     assert all(stage in report for stage in STAGES) and "floor" in report
+    assert "issue 18's predictions" in report
     json.dumps(result)
 
     # the CLI passes its sizes on and writes the JSON file (a second real run would double the test's time)

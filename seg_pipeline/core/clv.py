@@ -20,6 +20,9 @@
 - Prospects (no completed order): null.
 """
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
@@ -119,13 +122,14 @@ def compute_clv(
     *,
     churn_horizon_days: int = 90,
     param_draws: ParamDraws | None = None,
+    timed: Callable[[], AbstractContextManager] = nullcontext,
 ) -> pl.DataFrame:
     """(customer_id, expected_purchases_12m, clv, clv_low, clv_high) in ``features`` row order; null for prospects.
 
     ``churn_risk`` is aligned with the rows of ``features`` (NaN for prospects) and refers to
     ``churn_horizon_days``; None keeps BG/NBD's own P(alive). ``param_draws`` (bootstrap fits, see
     ``core.predictions``) add the parameter uncertainty to the interval; ``expected_purchases_12m`` is over
-    the ``horizon_months``.
+    the ``horizon_months``. ``timed()``: the context the interval is worked out in.
     """
     if horizon_months < 1 or monthly_discount < 0:
         raise ValueError("need horizon_months >= 1 and monthly_discount >= 0")
@@ -147,8 +151,9 @@ def compute_clv(
         p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
         spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
         value = p_alive * discounted[grid] * spend
-        log_sd = parameter_log_sd(param_draws, gx, gt, horizons[-1], churn_horizon_days)
-        low, high = clv_interval(value, p_alive, grid, total, params.r + gx, spend_cv2, log_sd)
+        with timed():
+            log_sd = parameter_log_sd(param_draws, gx, gt, horizons[-1], churn_horizon_days)
+            low, high = clv_interval(value, p_alive, grid, total, params.r + gx, spend_cv2, log_sd)
         total = total[grid]
         for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
             columns[name][buyers] = values
