@@ -12,9 +12,9 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from functools import partial
 
 import numpy as np
 import polars as pl
@@ -103,13 +103,12 @@ def compose_version(
     The work done only for the predictions (``PREDICTIONS``) is timed apart: ``Version.seconds``.
     """
     started, watch = time.perf_counter(), Stopwatch()
-    predicting = partial(watch.part, PREDICTIONS)
     buyers = features.filter(pl.col("frequency").is_not_null())
     horizon = policy.churn_horizon_days
     scorer = churn_entry.model
-    contributions = None  # the churn model's own, worked out with its scores, for the reasons
+    explain = None  # the churn model's own contributions, for the reasons
     if isinstance(scorer, churn.ChurnModel):
-        risk, contributions = scorer.risk_and_contributions(features, churn_reasons.reason_of, predicting)
+        risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of)
     else:
         risk = scorer.predict_risk(features)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
@@ -125,15 +124,13 @@ def compose_version(
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
-    with predicting():
-        draws = predictions.bootstrap_params(*btyd, penalizer, start=params)
-    value = clv.compute_clv(
-        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon,
-        param_draws=draws, timed=predicting,
-    )  # fmt: skip
-    with predicting():
-        reasons, drivers = churn_reasons.churn_reasons(scorer, features, risk, contributions)
-        predicted = predictions.predict(features, params, risk, as_of, horizon).drop("customer_id")
+    value, interval = clv.clv_and_interval(
+        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon
+    )
+    with watch.part(PREDICTIONS):
+        predicted, reasons, drivers = _predictions(
+            features, as_of, horizon, risk, (btyd, params, penalizer), interval, (scorer, explain)
+        )
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
@@ -154,12 +151,36 @@ def compose_version(
         pl.lit(segment_version).alias("segment_version"),
         control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
     ).select(CUSTOMER_SEGMENTS.names)
-    with predicting():
+    with watch.part(PREDICTIONS):
         checks = {**prediction_checks(buyers, penalizer), "churn_drivers": drivers}
     metrics = _metrics(segments, features, tiers, (churn_entry, cluster_entry), policy, previous_labels,
                        {"prospects": prospect_metrics, "bgnbd": params.to_dict(), "predictions": checks})  # fmt: skip
     seconds = {"composing": time.perf_counter() - started, **watch.seconds}
     return Version(segments, segment_version, metrics, buyers, penalizer, seconds)
+
+
+def _predictions(
+    features: pl.DataFrame, as_of: date, horizon: int, risk: np.ndarray,
+    btyd: tuple[tuple[np.ndarray, ...], bgnbd.BgNbdParams, float],
+    interval: Callable[[predictions.ParamDraws | None], pl.DataFrame], churn_scorer: tuple[object, Callable | None],
+) -> tuple[pl.DataFrame, pl.Series, list[dict]]:  # fmt: skip
+    """(the CLV interval beside p_alive, the windows and next_order_date; churn_reasons; churn drivers) in the row
+    order of `features`: the reasons (from the churn model's contributions, `churn_scorer` = (scorer, a function
+    giving them or None)) are worked out on a second thread while the bootstrap fits, the interval and the
+    predictions are on this one (numpy and Polars release the GIL)."""
+    (frequency, recency, T), params, penalizer = btyd
+    scorer, explain = churn_scorer
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reasons = pool.submit(
+            lambda: churn_reasons.churn_reasons(scorer, features, risk, None if explain is None else explain())
+        )
+        draws = predictions.bootstrap_params(frequency, recency, T, penalizer, start=params)
+        predicted = pl.concat(
+            [interval(draws), predictions.predict(features, params, risk, as_of, horizon).drop("customer_id")],
+            how="horizontal",
+        )
+        phrased, drivers = reasons.result()
+    return predicted, phrased, drivers
 
 
 def _metrics(
