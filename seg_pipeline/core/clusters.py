@@ -103,8 +103,11 @@ class ClusterModel:
         return len(self.centroids)
 
     def transform(self, features: pl.DataFrame) -> np.ndarray:
-        """Standardised feature matrix (rows as given)."""
-        return (_raw_matrix(features, self.features) - np.asarray(self.mean)) / np.asarray(self.scale)
+        """Standardised feature matrix (rows as given), standardised in place (no matrix-sized temporaries)."""
+        matrix = _raw_matrix(features, self.features)
+        matrix -= np.asarray(self.mean)
+        matrix /= np.asarray(self.scale)
+        return matrix
 
     def predict_index(self, features: pl.DataFrame) -> np.ndarray:
         """Nearest-centroid index per row (rows must be buyers)."""
