@@ -266,7 +266,7 @@ class ChurnModel:
         worked out once for both, and the contributions only when asked for."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
-        rows = features.filter(pl.Series(buyers))
+        rows = features.filter(pl.col("frequency").is_not_null())
         prepared = self._prepared(rows)
         if buyers.any():
             out[buyers] = np.clip(expit(self._logit(rows, prepared)), _P_MIN, _P_MAX)
@@ -277,7 +277,8 @@ class ChurnModel:
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            out[buyers] = np.clip(expit(self._logit(features.filter(pl.Series(buyers)))), _P_MIN, _P_MAX)
+            rows = features.filter(pl.col("frequency").is_not_null())
+            out[buyers] = np.clip(expit(self._logit(rows)), _P_MIN, _P_MAX)
         return out
 
     def content_hash(self) -> str:

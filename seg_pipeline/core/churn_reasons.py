@@ -229,7 +229,7 @@ def churn_reasons(
     buyers = features["frequency"].is_not_null().to_numpy()
     if isinstance(model, ChurnModel):
         if contributions is None:
-            contributions = model.contributions(features.filter(pl.Series(buyers)), reason_of)
+            contributions = model.contributions(features.filter(pl.col("frequency").is_not_null()), reason_of)
         codes, names, drivers = model_reasons(contributions)
     else:
         b = features.select("frequency", "days_since_last_order").filter(pl.Series(buyers))

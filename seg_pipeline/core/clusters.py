@@ -118,7 +118,7 @@ class ClusterModel:
         index = np.full(features.height, self.k)  # k: the null label, after the clusters' own
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            index[buyers] = self.predict_index(features.filter(pl.Series(buyers)))
+            index[buyers] = self.predict_index(features.filter(pl.col("frequency").is_not_null()))
         return pl.Series("cluster_label", [*self.labels, None], dtype=pl.Utf8).gather(index)
 
     def to_json(self) -> str:
