@@ -35,7 +35,7 @@ def build_version(
     store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The customer_segments rows and the segment_versions row of version `as_of` (not yet stored)."""
-    registry = ModelStore(settings.model_dir, store)
+    registry = ModelStore(store)
     churn_entry, cluster_entry = (_in_force(registry, kind, as_of) for kind in ("churn", "clusters"))
     features = features_at(store, as_of)
     previous_as_of = store.previous_version(as_of)
@@ -60,7 +60,7 @@ def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
         raise ModelsMissing(
             f"no {kind} model registered for {as_of}: materialize churn_model and cluster_model first"
         )
-    return ModelInForce(entry["version"], ModelStore.load(entry), entry["metrics"])
+    return ModelInForce(entry["version"], registry.load(entry), entry["metrics"])
 
 
 def _version_row(
