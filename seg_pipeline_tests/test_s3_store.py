@@ -1,6 +1,10 @@
 """The working store on object storage: the whole pipeline against an S3 API served on the loopback address."""
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -8,7 +12,7 @@ import boto3
 import dagster as dg
 import duckdb
 import pytest
-from moto.server import ThreadedMotoServer
+from botocore.exceptions import EndpointConnectionError
 
 from seg_pipeline.launch.runs import materialize_as_of
 from seg_pipeline.storage.store import WorkingStore
@@ -17,21 +21,38 @@ from seg_pipeline_tests.conftest import END, make_settings
 BUCKET = "seg-store"
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture
 def s3(monkeypatch) -> str:
-    """An S3 API (moto in server mode) on 127.0.0.1 with an empty bucket; the AWS_* variables delta-rs and
-    Polars read point at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    """An S3 API (moto in server mode, its own process) on 127.0.0.1 with an empty bucket; the AWS_* variables
+    delta-rs and Polars read point at it."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
     env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
            "AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true"}  # fmt: skip
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=BUCKET)
+            break
+        except EndpointConnectionError:
+            assert time.monotonic() < deadline and server.poll() is None, "moto_server did not start"
+            time.sleep(0.2)
     yield endpoint
-    server.stop()
+    server.terminate()
+    server.wait(timeout=30)
 
 
 def _segments(path: str) -> list[tuple]:

@@ -164,7 +164,7 @@ class WorkingStore:
             )
         uri, where = self.table_uri(table), predicate(match)
         for attempt in range(COMMIT_ATTEMPTS):
-            before = self.delta(table)
+            before = self.delta(table) if table in KEPT_IN_MEMORY else None
             try:
                 with _owner_only() if self.local else nullcontext():
                     write_deltalake(
