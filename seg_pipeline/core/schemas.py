@@ -26,12 +26,14 @@ _TEXT, _COUNT, _FLOAT = pl.String(), pl.Int64(), pl.Float64()
 class Column:
     """One column: its name, Polars dtype and meaning.
 
-    `required`: a landing column a file must have.
+    `sql`: the DuckDB type SQL over the store sees where it is not the dtype's own (e.g. `json`); `required`: a
+    landing column a file must have.
     """
 
     name: str
     dtype: pl.DataType
     doc: str
+    sql: str | None = None
     required: bool = False
 
 
@@ -252,7 +254,7 @@ MODEL_REGISTRY = Table("model_registry", "every saved model and the as-of date i
     _c("version", _TEXT, "content hash of the model"),
     _c("trained_as_of", pl.Date(), "the as-of date it was trained for"),
     _c("path", _TEXT, "where its pickle is: `model_files/<kind>-<version>` (a row of the model_files table)"),
-    _c("metrics", _TEXT, "training metrics"),
+    _c("metrics", _TEXT, "training metrics", sql="json"),
     _c("created_at", pl.Datetime("us"), "when it was registered (UTC)"),
     _c("inputs", _TEXT, "what it was trained from (data, settings, code): reused only while unchanged"),
 ))  # fmt: skip
@@ -348,7 +350,7 @@ SEGMENT_VERSIONS = Table("segment_versions", "one row per version: what made it 
        "predictions: per window (30/90/365 days) the predictions made at as_of - window against what happened "
        "(expected vs actual purchase days, next-order error of the model and of the rhythm baseline, CLV interval "
        "coverage; made when the churn model in force changes, carried by the versions in between: checked_as_of) "
-       "and churn_drivers (reasons by mean absolute contribution)"),
+       "and churn_drivers (reasons by mean absolute contribution)", sql="json"),
     _c("customers", _COUNT,
        "customer_segments rows of the version (known customers)"),
     _c("prospects", _COUNT,

@@ -228,10 +228,14 @@ class WorkingStore:
             names = {*STORE_TABLES, *self.table_names()}
             for name in sorted(names):
                 snapshot = self.delta(name)
-                if snapshot is not None:
-                    con.register(name, snapshot.to_pyarrow_dataset())
+                rows = STORE_TABLES[name].empty().to_arrow() if snapshot is None else snapshot.to_pyarrow_dataset()
+                shape = STORE_TABLES.get(name)
+                typed = [f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql]
+                if typed:  # the registry's SQL types (json) over the stored text
+                    con.register(f"_delta_{name}", rows)
+                    con.execute(f"create temp view {name} as select * replace ({', '.join(typed)}) from _delta_{name}")
                 else:
-                    con.register(name, STORE_TABLES[name].empty().to_arrow())
+                    con.register(name, rows)
             yield con
         finally:
             con.close()
