@@ -165,7 +165,7 @@ def run_sql_model(
     """Build version `as_of` of the model's table (`build_sql_model`) and replace the versions it returns and
     version `as_of` in the store's Delta table (one commit); returns the rows written and the model's newest
     version on or before `as_of`."""
-    with store.connect() as con:
+    with store.connect(model.deps) as con:
         rows = build_sql_model(con, model, as_of, variables)
     store.replace_mart_versions(model.name, rows, [as_of, *rows["as_of"].unique().to_list()])
     return rows.height, store.mart_latest(model.name, as_of)

@@ -217,28 +217,42 @@ class WorkingStore:
         return sorted(info.base_name for info in listed if info.type == FileType.Directory)
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An in-memory DuckDB connection where every table of the store is readable by its name.
+    def connect(self, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection where every table of the store (or only `tables`) is readable by its name.
 
         Each is an Arrow dataset of the snapshot current when the connection opened (filters and projections
         are pushed into it); a store table never written is an empty relation of its registry schema.
         """
         con = duckdb.connect()
         try:
-            names = {*STORE_TABLES, *self.table_names()}
-            for name in sorted(names):
-                snapshot = self.delta(name)
-                rows = STORE_TABLES[name].empty().to_arrow() if snapshot is None else snapshot.to_pyarrow_dataset()
-                shape = STORE_TABLES.get(name)
-                typed = [f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql]
-                if typed:  # the registry's SQL types (json) over the stored text
-                    con.register(f"_delta_{name}", rows)
-                    con.execute(f"create temp view {name} as select * replace ({', '.join(typed)}) from _delta_{name}")
-                else:
-                    con.register(name, rows)
+            known = {*STORE_TABLES, *self.table_names()}
+            for name in sorted(known if tables is None else known.intersection(tables)):
+                self._register(con, name)
             yield con
         finally:
             con.close()
+
+    def _register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Make `name` readable in `con`: on a local disk a view over its snapshot's Parquet files (DuckDB's own
+        reader, several times faster than an Arrow dataset of hundreds of day partitions), elsewhere the
+        snapshot's Arrow dataset (DuckDB reads no object store offline)."""
+        shape, snapshot = STORE_TABLES.get(name), self.delta(name)
+        typed = {c.name: f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql}
+        files = snapshot.file_uris() if snapshot is not None and self.local else []
+        if files:
+            partitions = snapshot.metadata().partition_columns
+            hive = ", ".join(f"{sql_literal(c)}: 'date'" for c in partitions)
+            options = f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions else ""
+            source = f"read_parquet([{', '.join(map(sql_literal, files))}], union_by_name = true{options})"
+        else:
+            rows = STORE_TABLES[name].empty().to_arrow() if snapshot is None else snapshot.to_pyarrow_dataset()
+            if not typed:
+                con.register(name, rows)
+                return
+            con.register(f"_delta_{name}", rows)
+            source = f"_delta_{name}"
+        columns = ", ".join(typed.get(c, c) for c in (shape.names if shape else ["*"]))
+        con.execute(f"create temp view {name} as select {columns} from {source}")
 
     def vacuum(self, retention_hours: int = VACUUM_RETENTION_HOURS) -> int:
         """Delete the files of every table that commits removed more than `retention_hours` ago; returns how many."""
