@@ -35,6 +35,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, date, datetime
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import polars as pl
@@ -189,7 +190,21 @@ class WorkingStore:
         snapshot = self.delta(table)
         if snapshot is None:
             return STORE_TABLES[table].empty().lazy()
-        return pl.scan_delta(snapshot)
+        return self._scan(table, snapshot)
+
+    def _scan(self, table: str, snapshot: DeltaTable) -> pl.LazyFrame:
+        """The snapshot's rows; on a local disk from its files' real paths (delta-rs percent-encodes them)."""
+        files = self._files(snapshot)
+        if not self.local or not files:
+            return pl.scan_delta(snapshot)
+        partitions = snapshot.metadata().partition_columns
+        hive = dict.fromkeys(partitions, pl.Date())
+        rows = pl.scan_parquet(files, hive_partitioning=bool(partitions), hive_schema=hive or None)
+        shape = STORE_TABLES.get(table)
+        return rows.select(shape.names) if shape is not None else rows
+
+    def _files(self, snapshot: DeltaTable) -> list[str]:
+        return [unquote(uri) for uri in snapshot.file_uris()] if self.local else snapshot.file_uris()
 
     def read(self, table: str, where: pl.Expr | None = None) -> pl.DataFrame:
         rows = self.scan(table)
@@ -238,7 +253,7 @@ class WorkingStore:
         snapshot's Arrow dataset (DuckDB reads no object store offline)."""
         shape, snapshot = STORE_TABLES.get(name), self.delta(name)
         typed = {c.name: f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql}
-        files = snapshot.file_uris() if snapshot is not None and self.local else []
+        files = self._files(snapshot) if snapshot is not None and self.local else []
         if files:
             partitions = snapshot.metadata().partition_columns
             hive = ", ".join(f"{sql_literal(c)}: 'date'" for c in partitions)
@@ -328,7 +343,7 @@ class WorkingStore:
             return pl.DataFrame(schema=schema if list(columns) == ["*"] else {c: schema[c] for c in columns})
         rows = self._kept(table, snapshot, until, day)
         if rows is None:
-            rows = pl.scan_delta(snapshot)
+            rows = self._scan(table, snapshot)
         if until is not None:
             rows = rows.filter(pl.col(day_column) <= until)
         if day is not None:
