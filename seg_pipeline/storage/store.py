@@ -199,9 +199,12 @@ class WorkingStore:
             return pl.scan_delta(snapshot)
         partitions = snapshot.metadata().partition_columns
         hive = dict.fromkeys(partitions, pl.Date())
-        rows = pl.scan_parquet(files, hive_partitioning=bool(partitions), hive_schema=hive or None)
         shape = STORE_TABLES.get(table)
-        return rows.select(shape.names) if shape is not None else rows
+        if shape is None:  # a mart: files written before a column was added lack it
+            schema = {c: t for c, t in pl.scan_delta(snapshot).collect_schema().items() if c not in hive}
+            return pl.scan_parquet(files, schema=schema, missing_columns="insert")
+        rows = pl.scan_parquet(files, hive_partitioning=bool(partitions), hive_schema=hive or None)
+        return rows.select(shape.names)
 
     def _files(self, snapshot: DeltaTable) -> list[str]:
         return [unquote(uri) for uri in snapshot.file_uris()] if self.local else snapshot.file_uris()
