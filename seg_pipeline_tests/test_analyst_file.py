@@ -19,6 +19,7 @@ from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 from seg_pipeline.storage import warehouse
 from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
+from seg_pipeline_tests.versions import add_version, new_store
 
 README = (Path(__file__).parents[1] / "README.md").read_text()
 #: the CLI of the PyPI package duckdb-cli (dev extra), installed beside this interpreter
@@ -111,29 +112,17 @@ def test_a_run_publishing_under_a_read_write_connection_fails_in_one_line(crafte
     assert materialize_as_of(settings, END, instance).summary.startswith("published ")  # closed: the re-run publishes
 
 
-# publishing beside analysts' connections, on a working store like the one in test_warehouse.py
+# publishing beside analysts' connections, from a working store of small versions (as in test_warehouse.py)
 
 
 @pytest.fixture
-def store(tmp_path: Path):
-    con = duckdb.connect(str(tmp_path / "store.duckdb"))
-    for table, columns in {
-        "customer_features": "as_of date, customer_id varchar",
-        "customer_segments": "as_of date, customer_id varchar, segment_version varchar",
-        "segment_versions": "as_of date, segment_version varchar",
-        "quarantine_orders": "order_day date, reason varchar",
-        "quarantine_profiles": "snapshot_date date, reason varchar",
-    }.items():
-        con.execute(f"create table {table} ({columns})")
-    yield con
-    con.close()
+def store(tmp_path: Path) -> WorkingStore:
+    return new_store(tmp_path)
 
 
-def publish(store: duckdb.DuckDBPyConnection, path: Path, day: date) -> None:
-    store.execute("insert into customer_features select ?, 'c' || i from range(100) t(i)", [day])
-    store.execute("insert into customer_segments select ?, 'c' || i, ? from range(100) t(i)", [day, f"v{day}"])
-    store.execute("insert into segment_versions values (?, ?)", [day, f"v{day}"])
-    warehouse.publish(store, path, [day], [], {}, {})
+def publish(store: WorkingStore, path: Path, day: date) -> None:
+    add_version(store, day, customers=100)
+    warehouse.publish(store, path, [day], {})
 
 
 def latest(path: Path) -> str:
@@ -206,20 +195,22 @@ def test_a_file_published_in_a_newer_storage_format_with_a_foreign_log_is_migrat
     path = tmp_path / "segments.duckdb"
     publish(store, path, date(2026, 1, 1))
     newest = tmp_path / "newest.duckdb"  # the file an earlier release wrote: the library's newest format
-    store.execute("attach ? as newest", [str(newest)])
-    store.execute("attach ? as published (read_only)", [str(path)])
-    store.execute("copy from database published to newest")
-    store.execute("detach published")
-    store.execute("detach newest")
+    con = duckdb.connect()
+    con.execute("attach ? as newest", [str(newest)])
+    con.execute("attach ? as published (read_only)", [str(path)])
+    con.execute("copy from database published to newest")
+    con.execute("detach published")
+    con.execute("detach newest")
     newest.replace(path)
     assert duckdb_cli(path, "select 1", "-readonly").returncode != 0  # the CLI cannot read it
     writer = start_writer(path)  # ...then a killed read-write connection left its log, and that release
     writer.send_signal(signal.SIGKILL)  # published the next file beside it
     writer.wait(timeout=60)
     shutil.copyfile(path, tmp_path / "next.duckdb")
-    store.execute("attach ? as next", [str(tmp_path / "next.duckdb")])
-    store.execute("create table next.touched as select 1 as x")
-    store.execute("detach next")
+    con.execute("attach ? as next", [str(tmp_path / "next.duckdb")])
+    con.execute("create table next.touched as select 1 as x")
+    con.execute("detach next")
+    con.close()
     (tmp_path / "next.duckdb").replace(path)
     with pytest.raises(duckdb.Error, match="WAL"):
         duckdb.connect(str(path), read_only=True)  # the broken state of issue 15.6: nobody can open it

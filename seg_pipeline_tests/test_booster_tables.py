@@ -72,3 +72,22 @@ def test_inputs_are_the_columns_that_change_a_score() -> None:
         changed = x.copy()
         changed[:, c] = np.nan
         assert not np.allclose(booster.predict(changed), booster.predict(x))
+
+
+def test_merged_tables_score_and_split_contributions_as_the_tables_do() -> None:
+    rng = np.random.default_rng(6)
+    booster = _fit(rng, max_depth=2)
+    tables = BoosterTables.from_booster(booster, SIZES)
+    merged, starts = tables.merged()
+    assert sum(merged.sizes) < sum(SIZES) / 4  # a few split points per input, not every code
+    x = _discrete(rng, 20_000, SIZES, missing=0.2)
+    codes = _codes(x)
+    as_merged = np.column_stack([
+        np.where((codes[:, c] == size) | (len(run) == 0), len(run), np.searchsorted(run, codes[:, c], side="right") - 1)
+        for c, (run, size) in enumerate(zip(starts, SIZES, strict=True))
+    ])  # fmt: skip
+    np.testing.assert_allclose(merged.predict(as_merged), tables.predict(codes), rtol=0, atol=1e-12)
+    base, parts = tables.contributions(codes)
+    merged_base, merged_parts = merged.contributions(as_merged)
+    assert merged_base == pytest.approx(base, abs=1e-12)
+    np.testing.assert_allclose(merged_parts, parts, rtol=0, atol=1e-12)

@@ -182,8 +182,9 @@ def test_analyst_file_has_no_personal_data_and_explains_itself(published):
         "('customer_features', 'customer_segments') and comment is null",
     )
     assert undocumented == []
-    tables = dict(analyst(settings.warehouse_path, "select table_name, comment from duckdb_tables()"))
-    assert all(tables[t] for t in ("customer_features", "customer_segments", "segment_summary"))
+    sql = "select table_name, comment from duckdb_tables() union all select view_name, comment from duckdb_views()"
+    tables = dict(analyst(settings.warehouse_path, sql))
+    assert all(tables[t] for t in ("customer_features", "customer_segments", "current_segments", "segment_summary"))
 
 
 def test_rematerializing_a_version_is_identical_and_adds_no_rows(published):

@@ -12,6 +12,7 @@ import pytest
 
 from seg_pipeline.defs.report import report_dir
 from seg_pipeline.launch.runs import RunFailed, materialize_as_of
+from seg_pipeline.storage import warehouse
 from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
@@ -110,8 +111,12 @@ def test_personal_data_reaches_no_output_and_personal_files_are_owner_only(tmp_p
     assert any(p.suffix == ".parquet" for p in private) and any(p.parent.name == "model_files" for p in private)
     modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in private}
     assert {p: m for p, m in modes.items() if m != (0o700 if Path(p).is_dir() else 0o600)} == {}
-    # ...while the analyst file and the report follow the umask
+    # ...while the analyst file, its version files (read through its views above) and the report follow the umask
     assert stat.S_IMODE(Path(settings.warehouse_path).stat().st_mode) == 0o644
+    versions = warehouse.versions_dir(settings.warehouse_path)
+    shared = {str(p): stat.S_IMODE(p.stat().st_mode) for p in [versions, *versions.rglob("*")]}
+    assert any(p.endswith(".parquet") for p in shared)
+    assert {p: m for p, m in shared.items() if m != (0o755 if Path(p).is_dir() else 0o644)} == {}
     assert stat.S_IMODE(reports[0].stat().st_mode) == 0o644
 
 

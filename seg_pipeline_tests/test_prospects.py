@@ -94,3 +94,14 @@ def test_persona_from_the_profile():
         "prospect unknown types, membership unknown, signed up at an unknown date",
         "prospect government bodies, members, signed up a year ago or more",
     ]
+
+
+def test_with_personas_fills_only_the_prospects_labels():
+    features = pl.DataFrame({
+        "customer_type": ["business", "individual", None], "is_member": [True, False, None],
+        "days_since_signup": [10, 200, None],
+    })  # fmt: skip
+    labels = pl.Series("cluster_label", ["big-basket buyers", None, None], dtype=pl.String)
+    filled = prospects.with_personas(labels, features)
+    assert filled.to_list() == ["big-basket buyers", *features.select(prospects.persona_expr()).to_series()[1:]]
+    assert labels.null_count() == 2  # the labels given are left as they were

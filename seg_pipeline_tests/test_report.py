@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 from plotly.offline import get_plotlyjs
 
@@ -18,6 +17,9 @@ from seg_pipeline.cli import main
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.report import report_assets
 from seg_pipeline.defs.resources import build_resources
+from seg_pipeline.storage import warehouse
+from seg_pipeline.storage.sql_models import SQL_DIR, load_sql_models
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
 PREVIOUS = END - timedelta(days=1)
@@ -157,10 +159,9 @@ def test_segment_report_asset_writes_the_file_and_png_metadata(published):
 def test_a_backfill_reports_only_the_versions_the_file_keeps(published, tmp_path):
     """A version older than SEG_KEEP_VERSIONS keeps is left out of the file; its report is skipped, not failed."""
     settings = make_settings(tmp_path, Path(published[0].landing_dir))
-    Path(settings.warehouse_path).parent.mkdir(parents=True)
-    shutil.copyfile(published[0].warehouse_path, settings.warehouse_path)
-    with duckdb.connect(settings.warehouse_path) as con:  # as a publish with SEG_KEEP_VERSIONS=1 leaves it
-        con.execute("delete from customer_segments where as_of = ?", [PREVIOUS])
+    marts = {m.name: m.description for m in load_sql_models(SQL_DIR)}
+    store = WorkingStore.open_existing(published[0].store_uri)
+    warehouse.publish(store, settings.warehouse_path, [PREVIOUS, END], marts, keep_versions=1)
     assert report.published_versions(settings.warehouse_path) == [END]
     with dg.instance_for_test() as instance:
         result = dg.materialize(

@@ -6,6 +6,7 @@ one table per input or pair of inputs that some leaf tests:
 ``score = baseline + sum of table[code_i(, code_j)]``, a few dozen gathers per row instead of walking
 every tree per row. A leaf's table is its value times the indicator of its path over the inputs' codes,
 worked out from the trees' own split rules (thresholds, category bitsets, missing-value direction).
+``merged`` folds the codes no table tells apart, so that the tables are small and the codes cheap to find.
 """
 
 from __future__ import annotations
@@ -62,6 +63,27 @@ class BoosterTables:
     def inputs(self) -> frozenset[int]:
         """The input columns some table reads (the others never change a score)."""
         return frozenset(column for columns, _ in self.tables for column in columns)
+
+    def merged(self) -> tuple[BoosterTables, tuple[np.ndarray, ...]]:
+        """(the same tables over merged codes, per input column the first code of each merged code's run).
+
+        Adjacent codes of a column that every table reading it scores alike share one merged code, numbered in
+        code order (the booster splits a binned input at a few of its edges only: a handful of merged codes
+        instead of hundreds); missing stays a code of its own, the last. The merged tables hold the very same
+        numbers, so they score and split contributions on merged codes as these do on the codes merged. A column
+        no table reads has no run: missing (0) is its only merged code.
+        """
+        starts = []
+        for c, size in enumerate(self.sizes):
+            read = [np.moveaxis(t, cols.index(c), 0).reshape(size + 1, -1) for cols, t in self.tables if c in cols]
+            if not read or not size:
+                starts.append(np.zeros(0, dtype=np.intp))
+                continue
+            values = np.concatenate(read, axis=1)[:size]  # missing (the last code) apart
+            starts.append(np.concatenate([[0], 1 + np.flatnonzero((values[1:] != values[:-1]).any(axis=1))]))
+        kept = [np.append(run, size).astype(np.intp) for run, size in zip(starts, self.sizes, strict=True)]
+        tables = tuple((columns, table[np.ix_(*(kept[c] for c in columns))]) for columns, table in self.tables)
+        return BoosterTables(self.baseline, tuple(len(run) for run in starts), tables), tuple(starts)
 
     def predict(self, codes: np.ndarray) -> np.ndarray:
         """The booster's raw prediction (up to float rounding) for integer `codes` (missing = the column's size)."""

@@ -175,28 +175,63 @@ class ChurnModel:
         ).to_numpy()
         return np.column_stack([scores, terms, features["frequency"].to_numpy() == 0])
 
+    def _merged_codes(self, features: pl.DataFrame, scores: np.ndarray, starts: tuple[np.ndarray, ...]) -> np.ndarray:
+        """Booster input as the merged codes of ``BoosterTables.merged`` (Fortran order), found from the values:
+        a numeric column's by counting the few bin edges where its merged code changes that the value exceeds
+        (``starts``: the runs of its codes), a category's through its code. ``scores``: the rows' ``_bgnbd_scores``.
+        """
+        out = np.zeros((features.height, len(starts)), dtype=np.int32, order="F")  # 0: a column no table reads
+        n_numeric, n_features = len(self.bin_edges), len(self.numeric_features)
+        for k, run in enumerate(starts):
+            code = out[:, k]
+            if not len(run):
+                continue
+            if k >= n_numeric:
+                column, vocab = self.categories[k - n_numeric]
+                codes = features[column].replace_strict(
+                    {v: i for i, v in enumerate(vocab)}, default=len(vocab), return_dtype=pl.Int32
+                ).fill_null(len(vocab))
+                merged = np.append(np.searchsorted(run, np.arange(len(vocab)), side="right") - 1, len(run))
+                code[:] = merged[codes.to_numpy()]
+                continue
+            values = (
+                features[self.numeric_features[k]].cast(pl.Float64).to_numpy()
+                if k < n_features
+                else scores[:, k - n_features]
+            )
+            # merged code j starts at code run[j], the values above bin edge run[j] - 1; a handful of comparisons
+            # (one pass each) beat a binary search over all the edges
+            for edge in np.asarray(self.bin_edges[k])[run[1:] - 1]:
+                code += values > edge
+            code[np.isnan(values)] = len(run)
+        return out
+
     def _prepared(self, features: pl.DataFrame) -> tuple[np.ndarray, BoosterTables, np.ndarray, np.ndarray]:
-        """(BG/NBD scores, booster tables, codes, stage-1 inputs) of buyers' rows: what scoring and contributions
-        share, worked out once."""
+        """(BG/NBD scores, merged booster tables, their codes, stage-1 inputs) of buyers' rows: what scoring and
+        contributions share, worked out once (the tables checked against the booster on a few rows)."""
         scores = self._bgnbd_scores(features)
-        tables = BoosterTables.from_booster(self.booster, self.input_sizes)
-        return scores, tables, self._codes(features, scores, tables.inputs), self._base_inputs(features, scores)
+        tables, starts = BoosterTables.from_booster(self.booster, self.input_sizes).merged()
+        codes = self._merged_codes(features, scores, starts)
+        self._check_tables(tables, codes, features, scores)
+        return scores, tables, codes, self._base_inputs(features, scores)
 
     def _logit(self, features: pl.DataFrame, prepared: tuple | None = None) -> np.ndarray:
         """Stage-1 logit plus the boosted correction (scored through its lookup tables, checked on a few rows)."""
         _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
-        self._check_tables(tables, codes)
         return self.base.decision_function(inputs) + tables.predict(codes)
 
-    def _check_tables(self, tables: BoosterTables, codes: np.ndarray) -> None:
-        """Raise unless the tables score the first rows of ``codes`` as the booster does (checked once per loaded
-        model and process)."""
+    def _check_tables(
+        self, tables: BoosterTables, codes: np.ndarray, features: pl.DataFrame, scores: np.ndarray
+    ) -> None:
+        """Raise unless the (merged) tables score the first rows of ``codes`` as the booster scores those rows of
+        ``features`` (checked once per loaded model and process)."""
         if tables.same_as(_TABLES.get(self.booster)):
             return
-        head = codes[:_CHECKED_ROWS]
-        if not np.allclose(tables.predict(head), self.booster.predict(self._floats(head)), rtol=0, atol=1e-9):
+        head = features.head(_CHECKED_ROWS)
+        walked = self.booster.predict(self._floats(self._codes(head, scores[: head.height])))
+        if not np.allclose(tables.predict(codes[: head.height]), walked, rtol=0, atol=1e-9):
             raise RuntimeError(f"churn scoring tables disagree with the booster (scikit-learn {sklearn.__version__})")
-        if len(head):
+        if head.height:
             _TABLES[self.booster] = tables
 
     def contributions(
@@ -232,7 +267,6 @@ class ChurnModel:
         buyers = features["frequency"].is_not_null().to_numpy()
         rows = features.filter(pl.Series(buyers))
         prepared = self._prepared(rows)
-        self._check_tables(prepared[1], prepared[2])
         explained = self.contributions(rows, group, prepared)
         if buyers.any():
             out[buyers] = np.clip(expit(explained[0] + explained[2].sum(axis=1)), _P_MIN, _P_MAX)

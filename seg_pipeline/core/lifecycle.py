@@ -55,12 +55,16 @@ LIFECYCLE_RULES_MARKDOWN: str = "\n".join(
 
 
 def lifecycle_expr(churn_horizon_days: int = 90) -> pl.Expr:
-    """Expression for `lifecycle_stage`; a null condition (e.g. null churn_risk) counts as not matched."""
-    (first_stage, _, first_cond), *rest = LIFECYCLE_RULES
-    expr = pl.when(first_cond(churn_horizon_days)).then(pl.lit(first_stage))
-    for stage, _, cond in rest:
-        expr = expr.when(cond(churn_horizon_days)).then(pl.lit(stage))
-    return expr.alias("lifecycle_stage")
+    """Expression for `lifecycle_stage`; a null condition (e.g. null churn_risk) counts as not matched.
+
+    The rules pick the number of the stage, which is then looked up (string branches would copy text per rule).
+    """
+    (_, _, first_cond), *rest = LIFECYCLE_RULES
+    number = pl.when(first_cond(churn_horizon_days)).then(pl.lit(0, dtype=pl.UInt8))
+    for k, (_, _, cond) in enumerate(rest, start=1):
+        number = number.when(cond(churn_horizon_days)).then(pl.lit(k, dtype=pl.UInt8))
+    stages = pl.Series([stage for stage, _, _ in LIFECYCLE_RULES], dtype=pl.String)
+    return pl.lit(stages).gather(number).alias("lifecycle_stage")
 
 
 def assign_lifecycle(df: pl.DataFrame, churn_horizon_days: int = 90) -> pl.Series:

@@ -56,6 +56,15 @@ def persona_expr() -> pl.Expr:
     ).alias("cluster_label")
 
 
+def with_personas(labels: pl.Series, features: pl.DataFrame) -> pl.Series:
+    """``labels`` (aligned with ``features``) with each null, a prospect's, filled with its persona
+    (``persona_expr``), phrased on the prospects' rows only."""
+    missing = np.flatnonzero(labels.is_null().to_numpy())
+    if not missing.size:
+        return labels
+    return labels.clone().scatter(missing, features[missing].select(persona_expr()).to_series())
+
+
 def _design(frame: pl.DataFrame, levels: dict[str, list[str]]) -> np.ndarray:
     """One-hot profile columns (levels as given) and log1p(days_since_signup) with a missing flag."""
     cols = [

@@ -48,6 +48,9 @@ _GRID_LOOKUP: dict[int, str] = {
     10 * r + f: name for rs, fs, name in RFM_SEGMENT_GRID for r in rs for f in fs
 }
 _SCORED = pl.col("frequency").is_not_null()
+#: 'rfm' at (r * 6 + f) * 6 + m and the segment at r * 6 + f, for scores 1..5 (0: never a score)
+_SCORE_TEXTS = pl.Series([f"{r}{f}{m}" for r in range(6) for f in range(6) for m in range(6)], dtype=pl.String)
+_SEGMENT_TEXTS = pl.Series([_GRID_LOOKUP.get(10 * r + f) for r in range(6) for f in range(6)], dtype=pl.String)
 
 
 def rfm_segment_of(r: int, f: int) -> str:
@@ -80,10 +83,9 @@ def score_rfm(features: pl.DataFrame, churn_horizon_days: int = 90) -> pl.DataFr
         _tied_score(pl.col("order_count"), _SCORED, 5, higher_is_better=True).alias("f_score"),
         _tied_score(pl.col("total_spend"), _SCORED, 5, higher_is_better=True).alias("m_score"),
     )
+    # both texts are looked up by the scores' digits (a null score: a null digit, a null text)
+    r, f, m = (pl.col(c).cast(pl.Int32) for c in ("r_score", "f_score", "m_score"))
     return scores.with_columns(
-        pl.concat_str("r_score", "f_score", "m_score").alias("rfm_score"),
-        (pl.col("r_score").cast(pl.Int64) * 10 + pl.col("f_score"))
-        .replace_strict(_GRID_LOOKUP, return_dtype=pl.Utf8)
-        .fill_null(PROSPECT_SEGMENT)
-        .alias("rfm_segment"),
+        pl.lit(_SCORE_TEXTS).gather((r * 6 + f) * 6 + m).alias("rfm_score"),
+        pl.lit(_SEGMENT_TEXTS).gather(r * 6 + f).fill_null(PROSPECT_SEGMENT).alias("rfm_segment"),
     )

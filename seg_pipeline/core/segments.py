@@ -111,7 +111,7 @@ def compose_version(
     scored = features.with_columns(
         pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
         propensity,
-        pl.lit(cluster_entry.model.predict_labels(features)).fill_null(prospects.persona_expr()).alias("cluster_label"),
+        prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
@@ -159,9 +159,8 @@ def _metrics(
         "clusters": cluster_entry.metrics,
         "prospects": fitted["prospects"],
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
-        "value_tiers": value_tiers.tier_revenue_shares(
-            tiers.join(features.select("customer_id", "spend_365d"), on="customer_id"), "spend_365d"
-        ),
+        # tiers are in the row order of features: side by side, no join
+        "value_tiers": value_tiers.tier_revenue_shares(tiers.with_columns(features["spend_365d"]), "spend_365d"),
         "bgnbd": fitted["bgnbd"],
         "predictions": fitted["predictions"],
         "rfm": {"churn_horizon_days": policy.churn_horizon_days},

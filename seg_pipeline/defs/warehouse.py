@@ -27,16 +27,17 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
         ),
     )  # fmt: skip
     def current_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
-        """The analyst DuckDB file (SEG_WAREHOUSE_PATH), published whole by atomic rename.
+        """The analyst DuckDB file (SEG_WAREHOUSE_PATH), made new by each publish and swapped in by atomic rename.
 
-        Its `current_segments` view shows the latest version of `customer_segments`. Both it and the working
-        store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments (the store
-        also the versions action_lift has yet to measure).
+        Its `current_segments` view shows the latest version of `customer_segments`; each version of the
+        per-customer tables is one Parquet file, written once, in the `_versions` folder beside it. Both it and the
+        working store then keep the newest SEG_KEEP_VERSIONS versions of customer_features and customer_segments
+        (the store also the versions action_lift has yet to measure).
         """
         days = as_of_dates(context)
         with store.open() as working:
             try:
-                counts, dropped = warehouse.publish_from(
+                counts, dropped, written = warehouse.publish(
                     working, settings.warehouse_path, days, {m.name: m.description for m in marts},
                     keep_versions=settings.keep_versions,
                 )  # fmt: skip
@@ -55,6 +56,7 @@ def warehouse_assets(partitions: dg.PartitionsDefinition, marts: list[SqlModel])
                 "path": dg.MetadataValue.path(settings.warehouse_path),
                 **{f"rows {t}": n for t, n in counts.items()},
                 "versions dropped": len(dropped),
+                "bytes written": written,
             }
         )
 

@@ -43,7 +43,7 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from seg_pipeline.core import schemas
-from seg_pipeline.core.schemas import Kind, Table
+from seg_pipeline.core.schemas import Column, Kind, Table
 
 #: rows per Parquet row group: several per day of a large table, so both cores read at once
 PART_ROW_GROUP = 131_072
@@ -63,6 +63,17 @@ KEPT_IN_MEMORY = frozenset({"profiles", "customer_features"})
 VACUUM_RETENTION_HOURS = 1
 #: a write that delta-rs reports as conflicting with a concurrent commit is redone this many times
 COMMIT_ATTEMPTS = 6
+
+_DUCKDB_TYPES = {
+    pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
+    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp", pl.Binary: "blob",
+}  # fmt: skip
+
+
+def duckdb_type(column: Column) -> str:
+    """The DuckDB type of a registry column."""
+    return column.sql or _DUCKDB_TYPES[type(column.dtype)]
+
 
 _WRITER = WriterProperties(compression="LZ4_RAW", max_row_group_size=PART_ROW_GROUP)
 
