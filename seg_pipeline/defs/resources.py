@@ -33,8 +33,9 @@ class StoreResource(dg.ConfigurableResource):
 
     @contextmanager
     def open(self) -> Iterator[WorkingStore]:
-        """The store for one step's body."""
-        yield self._store
+        """The store for one step's body: a session, so each table's snapshot is loaded once per step."""
+        with self._store.session() as store:
+            yield store
 
 
 def build_resources(settings: PipelineSettings) -> dict[str, dg.ConfigurableResource]:

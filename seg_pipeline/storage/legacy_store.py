@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from seg_pipeline.core import schemas
-from seg_pipeline.storage.store import PART_TABLES, STORE_TABLES, StoreError, WorkingStore
+from seg_pipeline.storage.store import DAY_TABLES, PART_TABLES, STORE_TABLES, StoreError, WorkingStore
 
 
 def migrate_legacy_store(path: str | Path, store: WorkingStore) -> str | None:
@@ -36,8 +36,13 @@ def migrate_legacy_store(path: str | Path, store: WorkingStore) -> str | None:
         for table in PART_TABLES:
             _copy_parts(con, parts_dir, table, store)
         for table in tables:
-            if table not in ("parts", "landing_files", "model_registry", *PART_TABLES):
-                store.write(table, _frame(con, table), {})
+            if table in ("parts", "landing_files", "model_registry", *PART_TABLES):
+                continue
+            rows = _frame(con, table)
+            if table in DAY_TABLES:  # the quarantine tables, DuckDB tables in that layout
+                store.replace_days(table, rows[DAY_TABLES[table].day].unique().to_list(), rows)
+            else:
+                store.write(table, rows, {})
         registry = _frame(con, "model_registry")
         paths = [
             store.save_model(k, v, Path(p).read_bytes())
@@ -63,4 +68,4 @@ def _copy_parts(con: duckdb.DuckDBPyConnection, parts_dir: Path, table: str, sto
     day = schemas.TABLES[table].day
     for file in files:  # each day is in exactly one file: a commit per file bounds the memory used
         rows = pl.read_parquet(file)
-        store.write(table, rows, {day: sorted(set(rows[day].to_list()))})
+        store.replace_days(table, rows[day].unique().to_list(), rows)

@@ -1,27 +1,31 @@
 """The pipeline's working store: Delta Lake tables under SEG_STORE_URI (a local folder, or s3://, gs://, az://).
 
-Every table is a Delta table `<uri>/<table>`, written by delta-rs (`deltalake`) and read by Polars:
+Every table is a Delta table `<uri>/<table>` that any Delta reader can read:
 - the day-keyed tables (`raw_*`, `orders`, `profiles`, `quarantine_*`, and `customer_features` and
-  `customer_segments` keyed by as_of) are partitioned by their day, so replacing a day or a version is one
-  predicate overwrite on the partition column: ONE Delta commit, which readers see whole or not at all;
+  `customer_segments` keyed by as_of) hold one Parquet file per write of some days (an ingest batch, a
+  version), written by Polars and committed to the table's log by delta-rs with the day range in its
+  statistics. Replacing days is ONE Delta commit, which readers see whole or not at all: it adds the new file
+  and removes the files holding those days (their other days are carried over into the new file). They are
+  not partitioned: a day of orders is ~14k rows, and a partition per day made 730 small files per table;
 - the small bookkeeping tables (landing_files, feature_sources, model_registry, model_files with the model
-  pickles, segment_versions, the SQL marts) are Delta tables too, so nothing lives on a local disk and
-  several machines can share one store.
+  pickles, segment_versions, the SQL marts) are Delta tables written by delta-rs (a predicate overwrite), so
+  nothing lives on a local disk and several machines can share one store.
 
 Writers are serialised by Delta's commit protocol (an atomic put-if-absent of the next log entry: a hard
-link on a local disk, `If-None-Match` on S3); delta-rs retries a commit that lost the race when the winner
-touched other files, and a conflict it reports (two writers rewriting the same small table) retries the whole
-write a few times here. There is no lock: a reader never waits. A write that spans tables (a day's ingest,
-a version and its bookkeeping row) commits the bulk rows first and the bookkeeping row LAST, so a crash in
-between leaves the day stale (its `landing_files` row is missing or names the old file) and the next run
-redoes it.
+link on a local disk, `If-None-Match` on S3). A day-keyed commit is made against the snapshot its days were
+read from; if another writer committed first, it is planned again on the newer snapshot (the file written is
+reused when the files it replaces are the same), so two writers of different days both land. delta-rs
+retries a small table's commit that lost the race itself, and a conflict it reports retries the whole write.
+There is no lock: a reader never waits. A write that spans tables (a day's ingest, a version and its
+bookkeeping row) commits the bulk rows first and the bookkeeping row LAST, so a crash in between leaves the
+day stale (its `landing_files` row is missing or names the old file) and the next run redoes it.
 
-SQL over the store (the marts, the publish) runs in an in-memory DuckDB connection in which each table is
-an Arrow dataset of its current Delta snapshot (`connect()`): DuckDB pushes filters and projections into it.
-Files removed by a commit stay `VACUUM_RETENTION_HOURS`, so a reader still on an older snapshot keeps its
-files. Analysts never open this store: `seg_pipeline.storage.warehouse` publishes a separate analyst file. The
-store holds personal data, so on a local disk its files are owner-only (0600 files, 0700 folders), whatever
-the umask.
+Within a `session()` (one asset step) each table's snapshot is loaded once and advanced by the step's own
+commits. Reads pick the files whose day range can hold the days asked. SQL over the store (the marts, tests)
+runs in an in-memory DuckDB connection over the current snapshots (`connect()`). Files removed by a commit
+stay `VACUUM_RETENTION_HOURS`, so a reader still on an older snapshot keeps its files. Analysts never open
+this store: `seg_pipeline.storage.warehouse` publishes a separate analyst file. The store holds personal
+data, so on a local disk its files are owner-only (0600 files, 0700 folders), whatever the umask.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import json
 import os
 import threading
 import time
+import uuid
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -41,6 +47,9 @@ import duckdb
 import polars as pl
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction
+from pyarrow.fs import FileSelector, FileType, PyFileSystem
 
 from seg_pipeline.core import schemas
 from seg_pipeline.core.schemas import Column, Kind, Table
@@ -53,6 +62,8 @@ PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
 }
 #: every table of the store's own shape; the marts take their shape from the frames that fill them
 STORE_TABLES: dict[str, Table] = {t.name: t for t in schemas.TABLES.values() if t.storage != "landing"}
+#: the tables replaced by day: one Parquet file per write, written by Polars, committed by delta-rs
+DAY_TABLES: dict[str, Table] = {name: t for name, t in STORE_TABLES.items() if t.day}
 
 #: part tables the next step of a run reads back whole (a profile snapshot, a feature version): the
 #: process keeps the frame it last wrote of each, so that step takes it from memory, not from storage
@@ -61,8 +72,14 @@ KEPT_IN_MEMORY = frozenset({"profiles", "customer_features"})
 #: VACUUM deletes files a commit removed this long ago: a reader still on an older snapshot (a publish,
 #: a sensor tick, a long query) is far shorter, so none loses its files
 VACUUM_RETENTION_HOURS = 1
-#: a write that delta-rs reports as conflicting with a concurrent commit is redone this many times
+#: a write that lost the race for its commit to another writer is redone this many times
 COMMIT_ATTEMPTS = 6
+
+#: how the day-keyed tables' files are written (Polars): zstd level 1 (a fifth smaller than lz4, as fast)
+PARQUET = {"compression": "zstd", "compression_level": 1, "row_group_size": PART_ROW_GROUP}
+_WRITER = WriterProperties(compression="ZSTD", compression_level=1, max_row_group_size=PART_ROW_GROUP)
+#: a day-keyed table's data files: path (relative to the table), first and last day (null: no statistics), rows
+_FILES = {"path": pl.String, "first": pl.Date, "last": pl.Date, "rows": pl.Int64}
 
 _DUCKDB_TYPES = {
     pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
@@ -74,8 +91,6 @@ def duckdb_type(column: Column) -> str:
     """The DuckDB type of a registry column."""
     return column.sql or _DUCKDB_TYPES[type(column.dtype)]
 
-
-_WRITER = WriterProperties(compression="LZ4_RAW", max_row_group_size=PART_ROW_GROUP)
 
 _umask_guard = threading.Lock()
 _umask_state = [0, 0]  # sections open, the umask they replaced
@@ -138,6 +153,7 @@ class WorkingStore:
     def __init__(self, uri: str | Path, *, create: bool = True) -> None:
         self.uri = str(uri).rstrip("/")
         self.local = "://" not in self.uri
+        self._snapshots: dict[str, DeltaTable] | None = None  # within a session(): each table's snapshot
         if self.local and create:
             with _owner_only():
                 Path(self.uri).mkdir(parents=True, exist_ok=True)
@@ -148,109 +164,225 @@ class WorkingStore:
         """The store at `uri` for reading only; one that does not exist yet reads as one where nothing was ingested."""
         return cls(uri, create=False)
 
+    @contextmanager
+    def session(self) -> Iterator[WorkingStore]:
+        """Load each table's snapshot once until the block ends (one asset step; nested blocks share it).
+
+        Calls inside reuse it, and the block's own commits advance it; other writers' commits meanwhile are
+        seen by the next session (a commit of the block's own is still made against the newest snapshot).
+        """
+        if self._snapshots is not None:
+            yield self
+            return
+        self._snapshots = {}
+        try:
+            yield self
+        finally:
+            self._snapshots = None
+
     # --- the Delta layer --------------------------------------------------------------------------------------------
 
     def table_uri(self, table: str) -> str:
         return f"{self.uri}/{table}"
 
     def delta(self, table: str) -> DeltaTable | None:
-        """The current snapshot of `table`, or None while it was never written."""
+        """The current snapshot of `table` (within a session: the session's), or None while it was never written."""
+        if self._snapshots is not None and table in self._snapshots:
+            return self._snapshots[table]
         try:
-            return DeltaTable(self.table_uri(table))
+            snapshot = DeltaTable(self.table_uri(table))
         except TableNotFoundError:
             return None
+        if self._snapshots is not None:
+            self._snapshots[table] = snapshot
+        return snapshot
 
-    def write(
-        self, table: str, rows: pl.DataFrame, match: dict[str, object], *, keep: Sequence[date] = ()
-    ) -> None:
+    def _refresh(self, table: str) -> None:
+        """Bring the session's snapshot of `table` to the table's newest version."""
+        if self._snapshots is not None and table in self._snapshots:
+            self._snapshots[table].update_incremental()
+
+    def write(self, table: str, rows: pl.DataFrame, match: dict[str, object]) -> None:
         """Replace the rows of `table` matching `match` (see `predicate`) with `rows`: one Delta commit.
 
-        Every row must match. A store table is cast to its registry schema and partitioned by its day; other
-        tables (the marts) take the frame's columns, adding new ones. `keep`: the days of a KEPT_IN_MEMORY
-        table `rows` holds, kept in memory as that table's snapshot.
+        Every row must match. A day-keyed table takes `{day column: days}` only (as `replace_days`, unchecked).
+        A store table is cast to its registry schema; other tables (the marts) take the frame's columns, adding
+        new ones.
         """
         shape = STORE_TABLES.get(table)
         if shape is not None:
             rows = rows.select(
                 pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in shape.polars.items()
             )
-        uri, where = self.table_uri(table), predicate(match)
+        if table in DAY_TABLES:
+            if set(match) != {shape.day}:
+                raise ValueError(f"{table}: days are replaced by its column {shape.day}, not by {', '.join(match)}")
+            days = match[shape.day]
+            self._replace_files(table, sorted(set(days if isinstance(days, list | tuple | set) else [days])), rows)
+            return
         for attempt in range(COMMIT_ATTEMPTS):
-            before = self.delta(table) if table in KEPT_IN_MEMORY else None
             try:
                 with _owner_only() if self.local else nullcontext():
                     write_deltalake(
-                        uri, rows.to_arrow(), mode="overwrite", predicate=where,
-                        partition_by=[shape.day] if shape is not None and shape.day else None,
-                        schema_mode=None if shape is not None else "merge", writer_properties=_WRITER,
+                        self.delta(table) or self.table_uri(table), rows.to_arrow(), mode="overwrite",
+                        predicate=predicate(match), schema_mode=None if shape is not None else "merge",
+                        writer_properties=_WRITER,
                     )  # fmt: skip
-                break
+                return
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
+                self._refresh(table)
                 time.sleep(0.05 * 2**attempt)
-        if table in KEPT_IN_MEMORY:
-            after = self.delta(table)
-            if after is not None and after.version() == (-1 if before is None else before.version()) + 1:
-                _last_written[uri] = (after.version(), frozenset(keep), rows)  # only our commit came between
-            else:
-                _last_written.pop(uri, None)
+
+    def _replace_files(self, table: str, days: list[date], rows: pl.DataFrame) -> None:
+        """One commit adding a file of `rows` and removing the files that hold any of `days` (the new file also
+        gets their other days). Lost to another writer's commit, it is planned again on the newer snapshot."""
+        day = DAY_TABLES[table].day
+        written: tuple[frozenset[str], AddAction | None] | None = None  # (the files it replaces, the new file)
+        for attempt in range(COMMIT_ATTEMPTS):
+            snapshot = self.delta(table) or self._create(table)
+            touched = _touching(self._data_files(table, snapshot), days)
+            plan = frozenset(touched["path"])
+            if written is None or written[0] != plan:
+                if written is not None and written[1] is not None:
+                    self._delete_file(table, written[1].path)
+                carried = [
+                    self._scan_paths(table, [path]).filter(~pl.col(day).is_in(days)).collect()
+                    for path in _partly(touched, days)
+                ]
+                written = (plan, self._put(table, pl.concat([rows, *carried]).sort(day, maintain_order=True)))
+            now = int(time.time() * 1000)
+            actions = [RemoveAction(path, True, now) for path in sorted(plan)] + ([written[1]] if written[1] else [])
+            if not actions:
+                return
+            base = snapshot.version()
+            try:
+                snapshot.create_write_transaction(
+                    actions, "append", snapshot.schema(), commit_properties=CommitProperties(max_commit_retries=0)
+                )
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                self._refresh(table)
+                time.sleep(0.05 * 2**attempt)
+                continue
+            self._refresh(table)
+            if table in KEPT_IN_MEMORY:
+                if self.delta(table).version() == base + 1:  # only our commit came between
+                    _last_written[self.table_uri(table)] = (base + 1, frozenset(days), rows)
+                else:
+                    _last_written.pop(self.table_uri(table), None)
+            return
+
+    def _create(self, table: str) -> DeltaTable:
+        """Create the day-keyed `table`, empty, with its registry schema (unless another writer just did)."""
+        try:
+            with _owner_only() if self.local else nullcontext():
+                write_deltalake(self.table_uri(table), DAY_TABLES[table].empty().to_arrow(), mode="append")
+        except CommitFailedError:
+            pass
+        return self.delta(table)
+
+    def _put(self, table: str, rows: pl.DataFrame) -> AddAction | None:
+        """Write `rows` of the day-keyed `table` as a new Parquet file in its folder; the file's add action."""
+        if rows.is_empty():
+            return None
+        day = DAY_TABLES[table].day
+        first, last = rows[day].min(), rows[day].max()
+        name = f"{first.isoformat()}-{uuid.uuid4().hex}.parquet"
+        if self.local:
+            path = Path(self.table_uri(table)) / name
+            with _owner_only():
+                rows.write_parquet(path, **PARQUET)
+            size = path.stat().st_size
+        else:  # Polars reaches object storage with the same credentials from the environment
+            rows.write_parquet(f"{self.table_uri(table)}/{name}", **PARQUET)
+            size = self._fs().get_file_info(f"{table}/{name}").size
+        stats = {"numRecords": rows.height, "minValues": {day: str(first)}, "maxValues": {day: str(last)},
+                 "nullCount": {day: rows[day].null_count()}}  # fmt: skip
+        return AddAction(name, size, {}, int(time.time() * 1000), True, json.dumps(stats))
+
+    def _delete_file(self, table: str, path: str) -> None:
+        """Delete a file written for a commit that was then planned again (no commit names it)."""
+        if self.local:
+            (Path(self.table_uri(table)) / unquote(path)).unlink(missing_ok=True)
+        else:
+            self._fs().delete_file(f"{table}/{unquote(path)}")
+
+    def _fs(self) -> PyFileSystem:
+        """The store's object storage, as delta-rs reaches it (its credentials from the environment)."""
+        return PyFileSystem(DeltaStorageHandler(self.uri))
+
+    def _data_files(self, table: str, snapshot: DeltaTable) -> pl.DataFrame:
+        """(path, first, last, rows) of the day-keyed `table`'s files in `snapshot`, from its log (no data read)."""
+        actions = pl.DataFrame(snapshot.get_add_actions(flatten=True))
+        if actions.is_empty():
+            return pl.DataFrame(schema=_FILES)
+        day = DAY_TABLES[table].day
+        ends = {"first": f"min.{day}", "last": f"max.{day}"}
+        return actions.select(
+            "path",
+            *(pl.col(c).alias(e) if c in actions.columns else pl.lit(None, pl.Date).alias(e) for e, c in ends.items()),
+            pl.col("num_records").alias("rows"),
+        ).cast(_FILES)
+
+    def _scan_paths(self, table: str, paths: Sequence[str]) -> pl.LazyFrame:
+        """The rows of data files `paths` (relative to the day-keyed `table`, as its log names them)."""
+        shape = DAY_TABLES[table]
+        if not paths:
+            return shape.empty().lazy()
+        root = Path(self.table_uri(table)) if self.local else None
+        uris = [str(root / unquote(p)) if root else f"{self.table_uri(table)}/{unquote(p)}" for p in paths]
+        return pl.scan_parquet(uris, schema=shape.polars, missing_columns="insert").select(shape.names)
+
+    def _scan_days(
+        self, table: str, snapshot: DeltaTable, within: Sequence[tuple[date | None, date | None]] = ()
+    ) -> pl.LazyFrame:
+        """The rows of the files of `snapshot` whose days can fall within one of the (first, last) ranges (None:
+        open), or of every file; rows of other days in those files are not filtered out."""
+        files = self._data_files(table, snapshot)
+        if within:
+            files = files.filter(pl.any_horizontal(_overlaps_range(first, last) for first, last in within))
+        return self._scan_paths(table, files["path"].to_list())
 
     def scan(self, table: str) -> pl.LazyFrame:
         """`table` as of its current snapshot; a store table never written is empty with its registry schema."""
         snapshot = self.delta(table)
         if snapshot is None:
             return STORE_TABLES[table].empty().lazy()
-        return self._scan(table, snapshot)
-
-    def _scan(self, table: str, snapshot: DeltaTable) -> pl.LazyFrame:
-        """The snapshot's rows; on a local disk from its files' real paths (delta-rs percent-encodes them)."""
+        if table in DAY_TABLES:
+            return self._scan_days(table, snapshot)
         files = self._files(snapshot)
         if not self.local or not files:
             return pl.scan_delta(snapshot)
-        partitions = snapshot.metadata().partition_columns
-        hive = dict.fromkeys(partitions, pl.Date())
         shape = STORE_TABLES.get(table)
-        if shape is None:  # a mart: files written before a column was added lack it
-            schema = {c: t for c, t in pl.scan_delta(snapshot).collect_schema().items() if c not in hive}
-            return pl.scan_parquet(files, schema=schema, missing_columns="insert")
-        rows = pl.scan_parquet(files, hive_partitioning=bool(partitions), hive_schema=hive or None)
-        return rows.select(shape.names)
+        # a mart's files written before a column was added lack it
+        schema = shape.polars if shape else dict(pl.scan_delta(snapshot).collect_schema())
+        return pl.scan_parquet(files, schema=schema, missing_columns="insert")
 
     def _files(self, snapshot: DeltaTable) -> list[str]:
+        """The snapshot's data files; on a local disk their real paths (delta-rs percent-encodes them)."""
         return [unquote(uri) for uri in snapshot.file_uris()] if self.local else snapshot.file_uris()
 
     def read(self, table: str, where: pl.Expr | None = None) -> pl.DataFrame:
         rows = self.scan(table)
         return (rows if where is None else rows.filter(where)).collect()
 
-    def files_per_day(self, table: str) -> pl.DataFrame:
-        """(day, path, rows) of every data file of the day-partitioned `table` (from its log, no data read)."""
-        snapshot = self.delta(table)
-        if snapshot is None:
-            return pl.DataFrame(schema={"day": pl.Date, "path": pl.String, "rows": pl.Int64})
-        day = STORE_TABLES[table].day
-        return pl.DataFrame(snapshot.get_add_actions(flatten=True)).select(
-            pl.col(f"partition.{day}").alias("day"), "path", pl.col("num_records").alias("rows")
-        )
-
     def table_names(self) -> list[str]:
         """Every Delta table under the store's URI (the store's own and the marts)."""
         if self.local:
             root = Path(self.uri)
             return sorted(log.parent.name for log in root.glob("*/_delta_log"))
-        from deltalake.fs import DeltaStorageHandler
-        from pyarrow.fs import FileSelector, FileType, PyFileSystem
-
-        listed = PyFileSystem(DeltaStorageHandler(self.uri)).get_file_info(FileSelector("", allow_not_found=True))
+        listed = self._fs().get_file_info(FileSelector("", allow_not_found=True))
         return sorted(info.base_name for info in listed if info.type == FileType.Directory)
 
     @contextmanager
     def connect(self, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """An in-memory DuckDB connection where every table of the store (or only `tables`) is readable by its name.
 
-        Each is an Arrow dataset of the snapshot current when the connection opened (filters and projections
-        are pushed into it); a store table never written is an empty relation of its registry schema.
+        Each is the snapshot current when the connection opened (in a session: the session's); a store table
+        never written is an empty relation of its registry schema.
         """
         con = duckdb.connect()
         try:
@@ -263,16 +395,12 @@ class WorkingStore:
 
     def _register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
         """Make `name` readable in `con`: on a local disk a view over its snapshot's Parquet files (DuckDB's own
-        reader, several times faster than an Arrow dataset of hundreds of day partitions), elsewhere the
-        snapshot's Arrow dataset (DuckDB reads no object store offline)."""
+        reader), elsewhere the snapshot's Arrow dataset (DuckDB reads no object store offline)."""
         shape, snapshot = STORE_TABLES.get(name), self.delta(name)
         typed = {c.name: f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql}
         files = self._files(snapshot) if snapshot is not None and self.local else []
         if files:
-            partitions = snapshot.metadata().partition_columns
-            hive = ", ".join(f"{sql_literal(c)}: 'date'" for c in partitions)
-            options = f", hive_partitioning = true, hive_types = {{{hive}}}" if partitions else ""
-            source = f"read_parquet([{', '.join(map(sql_literal, files))}], union_by_name = true{options})"
+            source = f"read_parquet([{', '.join(map(sql_literal, files))}], union_by_name = true)"
         else:
             rows = STORE_TABLES[name].empty().to_arrow() if snapshot is None else snapshot.to_pyarrow_dataset()
             if not typed:
@@ -284,14 +412,18 @@ class WorkingStore:
         con.execute(f"create temp view {name} as select {columns} from {source}")
 
     def vacuum(self, retention_hours: int = VACUUM_RETENTION_HOURS) -> int:
-        """Delete the files of every table that commits removed more than `retention_hours` ago; returns how many."""
+        """Delete the files of every table that commits removed more than `retention_hours` ago, and those no
+        commit names (a crashed writer's) as old; returns how many."""
         deleted = 0
         for name in self.table_names():
             snapshot = self.delta(name)
             if snapshot is not None:
                 deleted += len(
-                    snapshot.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False)
+                    snapshot.vacuum(
+                        retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True
+                    )
                 )
+                self._refresh(name)
         return deleted
 
     # TODO issue 16: `frame` and `scalar` take SQL text; only tests still call them
@@ -315,12 +447,12 @@ class WorkingStore:
         if not outside.is_empty():
             raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
         if days:
-            self.write(table, rows, {day_column: days}, keep=days)
+            self.write(table, rows, {day_column: days})
 
     def keep_newest(self, table: str, keep: int, within_days: int = 0) -> list[date]:
         """Drop every day of the day-keyed `table` but the newest `keep` (0 keeps all) and those less than
         `within_days` before the newest (one commit). Returns the days dropped, oldest first."""
-        days = sorted(set(self.files_per_day(table)["day"].to_list()), reverse=True)
+        days = sorted(self.day_rows(table)["day"].to_list(), reverse=True)
         dropped = sorted(day for day in days[keep:] if (days[0] - day).days >= within_days) if keep else []
         if dropped:
             self.replace_days(table, dropped, STORE_TABLES[table].empty())
@@ -350,19 +482,18 @@ class WorkingStore:
 
         `semi`: a one-column frame (e.g. a customer sample); keep only rows whose value in that column occurs in it.
         """
-        day_column = PART_TABLES[table][0]
+        day_column, schema = PART_TABLES[table]
         snapshot = self.delta(table)
         if snapshot is None:
-            schema = PART_TABLES[table][1]
             return pl.DataFrame(schema=schema if list(columns) == ["*"] else {c: schema[c] for c in columns})
         rows = self._kept(table, snapshot, until, day)
         if rows is None:
-            rows = self._scan(table, snapshot)
+            rows = self._scan_days(table, snapshot, [(day, day or until)])
         if until is not None:
             rows = rows.filter(pl.col(day_column) <= until)
         if day is not None:
             rows = rows.filter(pl.col(day_column) == day)
-        rows = rows.select(list(PART_TABLES[table][1]) if list(columns) == ["*"] else columns)
+        rows = rows.select(list(schema) if list(columns) == ["*"] else columns)
         if semi is not None:
             [key] = semi.columns
             # a filter runs inside the Parquet scan (other columns are decoded for matching rows only); a join does not
@@ -374,23 +505,38 @@ class WorkingStore:
         version, days, rows = _last_written.get(self.table_uri(table), (-1, frozenset(), None))
         if rows is None or version != snapshot.version():
             return None
-        asked = {day} if day is not None else set(self.files_per_day(table)["day"].to_list())
-        asked = {d for d in asked if until is None or d <= until}
+        asked = {day} if day is not None else set(self.day_rows(table, until=until)["day"].to_list())
         return rows.lazy() if asked <= days else None
 
     def day_rows(self, table: str, *, until: date | None = None, days: Sequence[date] | None = None) -> pl.DataFrame:
-        """(day, rows) of the day-keyed `table`, every stored day (<= `until`, or in `days`), by day (from its log)."""
-        files = self.files_per_day(table)
+        """(day, rows) of the day-keyed `table`, every stored day (<= `until`, or in `days`), by day.
+
+        A file of one day is counted from the log; of the files of several days only the day column is read.
+        """
+        counted = pl.DataFrame(schema={"day": pl.Date, "rows": pl.Int64})
+        snapshot = self.delta(table)
+        if snapshot is not None:
+            files = self._data_files(table, snapshot).filter(_overlaps_range(None, until))
+            if days is not None:
+                files = _touching(files, sorted(days))
+            single = files.filter(pl.col("first") == pl.col("last"))
+            several = files.filter(~pl.col("path").is_in(single["path"].implode()))["path"].to_list()
+            read = self._scan_paths(table, several).group_by(pl.col(DAY_TABLES[table].day).alias("day")).len("rows")
+            counted = pl.concat(
+                [single.select(pl.col("first").alias("day"), "rows"), read.collect()], how="vertical_relaxed"
+            )
         if until is not None:
-            files = files.filter(pl.col("day") <= until)
+            counted = counted.filter(pl.col("day") <= until)
         if days is not None:
-            files = files.filter(pl.col("day").is_in(list(days)))
-        return files.group_by("day").agg(pl.col("rows").sum()).sort("day")
+            counted = counted.filter(pl.col("day").is_in(list(days)))
+        return counted.group_by("day").agg(pl.col("rows").sum().cast(pl.Int64)).sort("day")
 
     def fingerprint(self, table: str, until: date) -> str:
-        """A hash of the data files holding the days <= `until` of `table`: it changes when one is replaced."""
-        files = self.files_per_day(table).filter(pl.col("day") <= until).sort("day", "path")
-        return _md5(",".join(f"{path}@{day}" for day, path in files.select("day", "path").iter_rows()))
+        """A hash of the data files that can hold days <= `until` of `table`: it changes when one is replaced."""
+        snapshot = self.delta(table)
+        files = self._data_files(table, snapshot) if snapshot is not None else pl.DataFrame(schema=_FILES)
+        files = files.filter(_overlaps_range(None, until)).sort("path")
+        return _md5(",".join(f"{path}@{first}" for path, first in files.select("path", "first").iter_rows()))
 
     def landed_fingerprint(self, until: date) -> str:
         """A hash of the content of every landed file ingested for the days <= `until` (orders and profiles).
@@ -445,11 +591,12 @@ class WorkingStore:
 
     def latest_day_rows(self, table: str, limit: int = 5) -> pl.DataFrame:
         """Up to `limit` rows of the latest day stored in the day-keyed table `table` (raw, accepted, quarantine)."""
-        stored = self.files_per_day(table)
-        if stored.is_empty():
+        snapshot = self.delta(table)
+        latest = None if snapshot is None else self.day_rows(table)["day"].max()
+        if latest is None:
             return STORE_TABLES[table].empty()
-        day = STORE_TABLES[table].day
-        return self.scan(table).filter(pl.col(day) == stored["day"].max()).head(limit).collect()
+        rows = self._scan_days(table, snapshot, [(latest, latest)])
+        return rows.filter(pl.col(STORE_TABLES[table].day) == latest).head(limit).collect()
 
     # --- features ---------------------------------------------------------------------------------------------------
 
@@ -460,8 +607,11 @@ class WorkingStore:
 
     def customers_ordering(self, ranges: Sequence[tuple[date, date]]) -> pl.DataFrame:
         """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`."""
+        snapshot = self.delta("orders")
+        if snapshot is None or not ranges:
+            return pl.DataFrame(schema={"customer_id": pl.String})
         within = pl.any_horizontal(pl.col("order_day").is_between(first, last) for first, last in ranges)
-        return self.scan("orders").filter(within).select("customer_id").unique().collect()
+        return self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique().collect()
 
     def replace_feature_version(self, as_of: date, features: pl.DataFrame, orders_state: str) -> None:
         """Write the feature version `as_of`, then (last: it marks the version made) the state of its orders."""
@@ -503,15 +653,21 @@ class WorkingStore:
         rows = self.read("model_registry", (pl.col("kind") == kind) & trained)
         if rows.is_empty():
             return None
-        row = rows.sort("trained_as_of", descending=True).select(
-            "version", "trained_as_of", "path", "metrics", "inputs"
-        ).row(0, named=True)
+        row = (
+            rows.sort("trained_as_of", descending=True)
+            .select("version", "trained_as_of", "path", "metrics", "inputs")
+            .row(0, named=True)
+        )
         return {**row, "metrics": json.loads(row["metrics"])}
 
     def completed_buyers(self, until: date) -> pl.Series:
         """The distinct customer_id with a completed accepted order on or before `until`."""
         done = (pl.col("order_day") <= until) & (pl.col("status") == "completed")
-        return self.scan("orders").filter(done).select("customer_id").unique().collect().to_series()
+        snapshot = self.delta("orders")
+        rows = (
+            schemas.ORDERS.empty().lazy() if snapshot is None else self._scan_days("orders", snapshot, [(None, until)])
+        )
+        return rows.filter(done).select("customer_id").unique().collect().to_series()
 
     def landed_through(self, kind: Kind, until: date) -> date | None:
         """The last day <= `until` with a landed `kind` file, or None."""
@@ -557,6 +713,39 @@ class WorkingStore:
 
 #: table URI -> (Delta version, days, frame) of the rows this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[int, frozenset[date], pl.DataFrame]] = {}
+
+
+def _touching(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """The `files` (see `_FILES`) that can hold one of the sorted `days` (a file without statistics: any day)."""
+
+    def holds(first: date | None, last: date | None) -> bool:
+        at = bisect_left(days, first) if first is not None else 0
+        return first is None or last is None or (at < len(days) and days[at] <= last)
+
+    return files.filter(
+        pl.Series([holds(*ends) for ends in files.select("first", "last").iter_rows()], dtype=pl.Boolean)
+    )
+
+
+def _partly(files: pl.DataFrame, days: list[date]) -> list[str]:
+    """The paths of `files` that can hold a day other than `days` (their other days are carried over)."""
+    wanted = set(days)
+
+    def covered(first: date | None, last: date | None) -> bool:
+        return (
+            first is not None
+            and last is not None
+            and all(first + timedelta(days=n) in wanted for n in range((last - first).days + 1))
+        )
+
+    return [path for path, first, last in files.select("path", "first", "last").iter_rows() if not covered(first, last)]
+
+
+def _overlaps_range(first: date | None, last: date | None) -> pl.Expr:
+    """A file (see `_FILES`) can hold a day from `first` to `last` (None: open; no statistics: any day)."""
+    after = pl.lit(True) if first is None else pl.col("last") >= first
+    before = pl.lit(True) if last is None else pl.col("first") <= last
+    return (after & before).fill_null(True)
 
 
 def _md5(text: str) -> str:
