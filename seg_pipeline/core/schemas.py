@@ -4,7 +4,7 @@ Pure (no Dagster, no DuckDB): `core/` uses it as it is, the landing reader takes
 from it, and the store types its Delta tables and migrates older stores by it (`seg_pipeline.storage.store`).
 A `Table` is one of three kinds: `landing` (the files of CONTRACT §1, read as text), `part` (a day-keyed
 Delta table of the working store that steps read back in bulk, `day` naming the key) or `table` (a small
-Delta table of the working store; partitioned by `day` too where it has one).
+Delta table of the working store; replaced by `day` too where it has one, as the quarantine tables).
 """
 
 from __future__ import annotations

@@ -251,7 +251,8 @@ class WorkingStore:
                     self._scan_paths(table, [path]).filter(~pl.col(day).is_in(days)).collect()
                     for path in _partly(touched, days)
                 ]
-                written = (plan, self._put(table, pl.concat([rows, *carried]).sort(day, maintain_order=True)))
+                kept = pl.concat([rows, *carried]).sort(day, maintain_order=True) if carried else rows
+                written = (plan, self._put(table, kept))
             now = int(time.time() * 1000)
             actions = [RemoveAction(path, True, now) for path in sorted(plan)] + ([written[1]] if written[1] else [])
             if not actions:
@@ -334,7 +335,7 @@ class WorkingStore:
             return shape.empty().lazy()
         root = Path(self.table_uri(table)) if self.local else None
         uris = [str(root / unquote(p)) if root else f"{self.table_uri(table)}/{unquote(p)}" for p in paths]
-        return pl.scan_parquet(uris, schema=shape.polars, missing_columns="insert").select(shape.names)
+        return pl.scan_parquet(uris).select(shape.names)  # each file has the registry's columns
 
     def _scan_days(
         self, table: str, snapshot: DeltaTable, within: Sequence[tuple[date | None, date | None]] = ()
