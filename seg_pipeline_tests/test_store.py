@@ -62,6 +62,17 @@ def test_replacing_a_day_is_one_commit_and_leaves_the_other_days_alone(store: Wo
     assert store.read_parts("orders", ["*"], day=D2).columns == list(PART_TABLES["orders"][1])
 
 
+def test_a_batch_of_days_is_one_file_that_a_new_day_leaves_alone(store: WorkingStore) -> None:
+    days = [date(2026, 1, d) for d in range(1, 31)]
+    store.replace_days("orders", days, orders(*days))
+    [batch] = store.delta("orders").file_uris()
+    store.replace_days("orders", [date(2026, 1, 31)], orders(date(2026, 1, 31), n=4))
+    assert batch in store.delta("orders").file_uris() and len(store.delta("orders").file_uris()) == 2
+    # the new day's file counts from the log, the batch's days from its day column
+    assert store.day_rows("orders")["rows"].to_list() == [3] * 30 + [4]
+    assert store.read_parts("orders", ["order_id"], day=date(2026, 1, 31)).height == 4
+
+
 def test_keep_newest_drops_the_older_days_and_vacuum_deletes_their_files(store: WorkingStore) -> None:
     days = [date(2026, 1, d) for d in range(1, 6)]
     for day in days:  # one commit per day, as versions are written
