@@ -38,7 +38,7 @@ import time
 import uuid
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -197,6 +197,10 @@ class WorkingStore:
             self._snapshots[table] = snapshot
         return snapshot
 
+    def _private(self) -> AbstractContextManager[None]:
+        """Files made meanwhile on a local disk are owner-only (the store holds personal data)."""
+        return _owner_only() if self.local else nullcontext()
+
     def _refresh(self, table: str) -> None:
         """Bring the session's snapshot of `table` to the table's newest version."""
         if self._snapshots is not None and table in self._snapshots:
@@ -222,7 +226,7 @@ class WorkingStore:
             return
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                with _owner_only() if self.local else nullcontext():
+                with self._private():
                     write_deltalake(
                         self.delta(table) or self.table_uri(table), rows.to_arrow(), mode="overwrite",
                         predicate=predicate(match), schema_mode=None if shape is not None else "merge",
@@ -259,9 +263,10 @@ class WorkingStore:
                 return
             base = snapshot.version()
             try:
-                snapshot.create_write_transaction(
-                    actions, "append", snapshot.schema(), commit_properties=CommitProperties(max_commit_retries=0)
-                )
+                with self._private():
+                    snapshot.create_write_transaction(
+                        actions, "append", snapshot.schema(), commit_properties=CommitProperties(max_commit_retries=0)
+                    )
             except CommitFailedError:
                 if attempt == COMMIT_ATTEMPTS - 1:
                     raise
@@ -279,7 +284,7 @@ class WorkingStore:
     def _create(self, table: str) -> DeltaTable:
         """Create the day-keyed `table`, empty, with its registry schema (unless another writer just did)."""
         try:
-            with _owner_only() if self.local else nullcontext():
+            with self._private():
                 write_deltalake(self.table_uri(table), DAY_TABLES[table].empty().to_arrow(), mode="append")
         except CommitFailedError:
             pass
@@ -294,7 +299,7 @@ class WorkingStore:
         name = f"{first.isoformat()}-{uuid.uuid4().hex}.parquet"
         if self.local:
             path = Path(self.table_uri(table)) / name
-            with _owner_only():
+            with self._private():
                 rows.write_parquet(path, **PARQUET)
             size = path.stat().st_size
         else:  # Polars reaches object storage with the same credentials from the environment
@@ -419,11 +424,11 @@ class WorkingStore:
         for name in self.table_names():
             snapshot = self.delta(name)
             if snapshot is not None:
-                deleted += len(
-                    snapshot.vacuum(
+                with self._private():
+                    removed = snapshot.vacuum(
                         retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True
                     )
-                )
+                deleted += len(removed)
                 self._refresh(name)
         return deleted
 
