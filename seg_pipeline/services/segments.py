@@ -36,7 +36,7 @@ def build_version(
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
     """The customer_segments rows and the segment_versions row of version `as_of` (not yet stored), and the
     seconds its composition took (`core.segments.Version.seconds`)."""
-    registry = ModelStore(settings.model_dir, store)
+    registry = ModelStore(store)
     churn_entry, cluster_entry = (_in_force(registry, kind, as_of) for kind in ("churn", "clusters"))
     features = features_at(store, as_of)
     previous_as_of = store.previous_version(as_of)
@@ -61,7 +61,7 @@ def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
         raise ModelsMissing(
             f"no {kind} model registered for {as_of}: materialize churn_model and cluster_model first"
         )
-    return ModelInForce(entry["version"], ModelStore.load(entry), entry["metrics"])
+    return ModelInForce(entry["version"], registry.load(entry), entry["metrics"])
 
 
 def _version_row(
