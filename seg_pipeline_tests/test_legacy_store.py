@@ -87,3 +87,21 @@ def test_the_first_run_migrates_an_old_store_and_a_store_older_still_is_refused_
     with pytest.raises(StoreError, match=r"segments_store\.duckdb: a working store older than the Parquet-parts"):
         migrate_legacy_store(old, WorkingStore(settings.store_uri))
     assert old.exists()  # left as it was
+
+
+def test_an_old_layout_file_beside_a_delta_store_with_data_is_refused_and_nothing_is_overwritten(
+    tmp_path, landing, instance
+):
+    """An old-layout file left beside a Delta store that has ingested data (an old release run once more)."""
+    settings = make_settings(tmp_path, landing)
+    materialize_as_of(settings, END, instance)
+    store = WorkingStore(settings.store_uri)
+    before = {name: store.read(name) for name in ("landing_files", "model_registry", "segment_versions")}
+    with duckdb.connect(settings.store_path) as con:  # what an old release leaves on its first, empty run
+        con.execute("create table parts (table_name varchar, day date, file varchar, rows bigint)")
+    with pytest.raises(StoreError, match=r"segments_store\.duckdb: .* already holds ingested data; nothing was"):
+        migrate_legacy_store(settings.store_path, WorkingStore(settings.store_uri))
+    assert Path(settings.store_path).is_file()  # left as it was
+    after = WorkingStore(settings.store_uri)
+    for name, rows in before.items():
+        assert after.read(name).equals(rows), name

@@ -4,7 +4,8 @@ That layout: a DuckDB file (SEG_STORE_PATH) holding the small tables and a `part
 Parquet files under `<stem>_parts/` that hold each day of the bulk tables, and model pickles under
 `<stem>_models/`. Every table is copied (the day-keyed ones day by day through the manifest, the marts
 as they are, the model pickles into `model_files`), `landing_files` last, so an interrupted migration leaves
-every landed day stale and is simply redone on the next run; then the file is renamed `*.migrated` (its
+every landed day stale and is simply redone on the next run (a Delta store that has landed files already is
+never overwritten: the run stops and says which to move aside); then the file is renamed `*.migrated` (its
 folders can be deleted once the new store is trusted). Nothing is ingested again: the landed files'
 fingerprints come along.
 """
@@ -25,6 +26,12 @@ def migrate_legacy_store(path: str | Path, store: WorkingStore) -> str | None:
     path = Path(path)
     if not path.is_file():
         return None
+    if "landing_files" in store.table_names() and not store.read("landing_files").is_empty():
+        raise StoreError(
+            f"{path}: a working store of the layout before Delta Lake, beside the Delta store at {store.uri}, which "
+            "already holds ingested data; nothing was migrated: move the old file aside (rename it) to keep the "
+            "Delta store, or move the Delta store aside to migrate the old file into a new one"
+        )
     parts_dir = path.with_name(f"{path.stem}_parts")
     with duckdb.connect(str(path), read_only=True) as con:
         tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
