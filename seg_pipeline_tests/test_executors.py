@@ -115,7 +115,7 @@ def test_the_kubernetes_instance_example_is_valid_instance_config():
 def _version(warehouse: str, day) -> dict[str, pl.DataFrame]:
     with duckdb.connect(warehouse, read_only=True) as con:
         return {
-            table: con.execute(f"select * from {table} where as_of = ? order by customer_id", [day]).pl()
+            table: con.sql(f"select * from {table} where as_of = ? order by customer_id", params=[day]).pl()
             for table in ("customer_features", "customer_segments")
         }
 
