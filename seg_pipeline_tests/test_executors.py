@@ -125,7 +125,7 @@ def _assert_same_version(warehouse: str, reference: str) -> None:
     got, want = _version(warehouse, DAY), _version(reference, DAY)
     for table in want:
         assert want[table].height > 0
-        assert_frame_equal(got[table], want[table], check_exact=False, rtol=1e-9, atol=0.0)
+        assert_frame_equal(got[table], want[table], check_exact=False, rel_tol=1e-9, abs_tol=0.0)
 
 
 def _step_pids(home: Path) -> tuple[dg.DagsterRun, dict[str, int]]:
