@@ -88,7 +88,21 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "dbt_like_sql/ (shipped)",
         "folder of the SQL marts: each `.sql` file in it is one mart asset",
     ),
+    "SEG_EXECUTOR": (
+        "in_process",
+        "how every job runs its steps: `in_process` (one process), `multiprocess` (a process per step, up to the "
+        "cores at once), `celery` (dagster-celery workers, extra `[celery]`) or `k8s` (a Kubernetes Job per step, "
+        "extra `[k8s]`); see Running on a cluster",
+    ),
+    "SEG_EXECUTOR_CONFIG": (
+        "(none)",
+        "a YAML file whose `execution: config:` block configures the executor (the file `dagster-celery worker "
+        "start -y` reads); examples in `deploy/`",
+    ),
 }
+
+#: the values of SEG_EXECUTOR (`seg_pipeline.defs.executors` maps them to Dagster executors)
+EXECUTORS = ("in_process", "multiprocess", "celery", "k8s")
 
 
 class SettingsError(ValueError):
@@ -121,6 +135,8 @@ class PipelineSettings(dg.ConfigurableResource):
     schedule_cron: str
     schedule_timezone: str
     sql_dir: str
+    executor: str
+    executor_config: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -201,6 +217,7 @@ class PipelineSettings(dg.ConfigurableResource):
             schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),
             schedule_timezone=_timezone(raw("SEG_SCHEDULE_TIMEZONE")),
             sql_dir=_sql_dir(env.get("SEG_SQL_DIR")),
+            **_executor(env),
         )
 
 
@@ -252,6 +269,17 @@ def _file_path(name: str, text: str) -> Path:
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise SettingsError(f"{name}: cannot create {path}: {folder} is not a writable folder")
     return path
+
+
+def _executor(env: Mapping[str, str]) -> dict[str, str]:
+    """SEG_EXECUTOR (one of EXECUTORS) and SEG_EXECUTOR_CONFIG (an existing file's absolute path, or "")."""
+    kind = (env.get("SEG_EXECUTOR") or SETTINGS_DOC["SEG_EXECUTOR"][0]).strip()
+    if kind not in EXECUTORS:
+        raise SettingsError(f"SEG_EXECUTOR: expected one of {', '.join(EXECUTORS)}, got {kind!r}")
+    config = env.get("SEG_EXECUTOR_CONFIG") or ""
+    if config and not (path := Path(config).expanduser().resolve()).is_file():
+        raise SettingsError(f"SEG_EXECUTOR_CONFIG: {path} is not a file")
+    return {"executor": kind, "executor_config": str(Path(config).expanduser().resolve()) if config else ""}
 
 
 def _cron(text: str) -> str:

@@ -10,6 +10,7 @@ import dagster as dg
 
 from seg_pipeline.defs.audiences import audience_assets
 from seg_pipeline.defs.automation import daily_schedule, dead_runs, jobs, landing_sensor, run_failure_summary
+from seg_pipeline.defs.executors import build_executor
 from seg_pipeline.defs.features import feature_assets
 from seg_pipeline.defs.ingestion import ingestion_assets
 from seg_pipeline.defs.marts import mart_assets
@@ -25,7 +26,7 @@ from seg_pipeline.storage.sql_models import load_sql_models
 
 def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     """The whole code location for `settings`: assets (with the policy of `defs.policy`), checks, jobs, schedule,
-    sensors, resources."""
+    sensors, resources, and the executor of every job (`defs.executors`, from SEG_EXECUTOR)."""
     partitions = daily_partitions(settings.partition_start)
     sql_dir = Path(settings.sql_dir)
     marts = load_sql_models(sql_dir)
@@ -44,6 +45,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
         schedules=[daily_schedule(settings, partitions)],
         sensors=[landing_sensor(settings), run_failure_summary, dead_runs],
         resources=build_resources(settings),
+        executor=build_executor(settings),
     )
 
 

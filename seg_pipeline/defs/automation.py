@@ -20,9 +20,7 @@ def jobs() -> list:
         dg.define_asset_job(
             SEGMENTS_JOB,
             selection=dg.AssetSelection.all(),
-            # one process for the whole run, from the UI and the schedule as from the CLI: a step per process
-            # would pay Python's and the code location's start-up a dozen times
-            executor_def=dg.in_process_executor,
+            # no executor_def: the code location's, from SEG_EXECUTOR (in-process unless configured otherwise)
             description="Ingest new or changed landed days, validate, build features, models, segments "
             "and marts, publish: one as-of date.",
         )

@@ -16,16 +16,20 @@ class StoreResource(dg.ConfigurableResource):
     """The pipeline's working store of Delta tables (see `seg_pipeline.storage.store`).
 
     `legacy_path`: where a store of the layout before Delta Lake (SEG_STORE_PATH) is migrated from, if any.
+    `records_run_process`: the steps run in the run's own process (the in-process executor), so the first step
+    records that process as the run's; under the other executors a step's process is not the run's (the CLI
+    records its own when it creates the run).
     """
 
     uri: str
     legacy_path: str = ""
+    records_run_process: bool = True
     _store: WorkingStore | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # once per run: an older store is migrated here; the run records its process, so a run whose
+        # once per step process: an older store is migrated here; the run records its process, so a run whose
         # process is killed can be told from one still going (seg_pipeline.launch.processes)
-        if context.run is not None:  # None for a resource built outside a run
+        if context.run is not None and self.records_run_process:  # None for a resource built outside a run
             context.instance.add_run_tags(context.run.run_id, process_tags(context.run.run_id))
         self._store = WorkingStore(self.uri)
         if self.legacy_path and (migrated := migrate_legacy_store(self.legacy_path, self._store)):
@@ -41,5 +45,9 @@ class StoreResource(dg.ConfigurableResource):
 def build_resources(settings: PipelineSettings) -> dict[str, dg.ConfigurableResource]:
     return {
         "settings": settings,
-        "store": StoreResource(uri=settings.store_uri, legacy_path=settings.store_path),
+        "store": StoreResource(
+            uri=settings.store_uri,
+            legacy_path=settings.store_path,
+            records_run_process=settings.executor == "in_process",
+        ),
     }

@@ -2,10 +2,12 @@
 
 A run the CLI starts carries the origin of the workspace's code location (the module
 `seg_pipeline.definitions` that workspace.yaml loads), exactly like a run the UI or the schedule
-launches: the UI can re-execute it and the run-failure sensor sees it. It is executed in this
-process, as the job's in-process executor would in a run worker, so the CLI pays no second
-process start-up. Dagster has no public API for creating a run with an origin and executing it
-in process; the internals it takes are imported in this module only.
+launches: the UI can re-execute it and the run-failure sensor sees it. It is orchestrated in this
+process, as a run worker would: under the in-process executor (SEG_EXECUTOR) every step runs here too,
+so the CLI pays no second process start-up; under the others this process hands the steps to
+processes, workers or pods, which load the code location from the run's origin. Dagster has no public
+API for creating a run with an origin and executing it here; the internals it takes are imported in
+this module only.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.definitions.job_base import InMemoryJob
-from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.definitions.job_base import IJob, InMemoryJob
+from dagster._core.definitions.reconstruct import ReconstructableJob, ReconstructableRepository
 from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
 from dagster._core.execution.api import create_execution_plan, execute_run
 from dagster._core.execution.execute_in_process import merge_run_tags
@@ -68,7 +70,8 @@ def materialize_as_of(
     version D. A failed run's event log, with stack traces, is written to a file; the Dagster console
     logger prints events of `log_level` and above. `notify` is called at once with a line about each
     run found dead and about a live run the new one waits for. Raises `RunFailed` with a one-line
-    reason and the log file.
+    reason and the log file. Under an executor other than in-process every process of the run (this one too)
+    builds the code location from the environment, as workers do, so `settings` must be the environment's.
     """
     instance = instance or dg.DagsterInstance.get()
     key = _check_partition(settings, as_of)
@@ -76,9 +79,9 @@ def materialize_as_of(
         notify(line)
     if holders := slot_holders(instance, STORE_POOL):
         notify(f"waiting for run {', '.join(r[:8] for r in holders)}, which holds the {STORE_POOL} pool")
-    job = build_definitions(settings).resolve_job_def(SEGMENTS_JOB)
-    run = _create_run(instance, job, key, {"loggers": {"console": {"config": {"log_level": log_level}}}})
-    result = execute_run(InMemoryJob(job), run, instance)
+    executable, recon = _segments_job(settings)
+    run = _create_run(instance, executable, recon, key, {"loggers": {"console": {"config": {"log_level": log_level}}}})
+    result = execute_run(executable, run, instance)
     if not result.success:
         log_file = write_run_log(instance, run.run_id, _log_dir(instance))
         raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)}", log_file)
@@ -113,19 +116,29 @@ def _check_partition(settings: PipelineSettings, as_of: date) -> str:
     return key
 
 
-def _create_run(instance: dg.DagsterInstance, job: dg.JobDefinition, key: str, run_config: dict) -> dg.DagsterRun:
-    """A run of `job` for partition `key` with the code location's origin, owned by this process."""
-    working_directory = os.getcwd()
-    location = location_origin_from_module_name(CODE_LOCATION_MODULE, None, working_directory)
+def _segments_job(settings: PipelineSettings) -> tuple[IJob, ReconstructableJob]:
+    """What `execute_run` takes for the segments job, and the job as the code location rebuilds it.
+
+    In-process: the job built from `settings` in memory (no second load of the code location). Otherwise the
+    reconstructable job, which the executor hands to the processes running the steps.
+    """
+    repository = ReconstructableRepository.for_module(CODE_LOCATION_MODULE, "defs", os.getcwd())
+    recon = repository.get_reconstructable_job(SEGMENTS_JOB)
+    if settings.executor == "in_process":
+        return InMemoryJob(build_definitions(settings).resolve_job_def(SEGMENTS_JOB)), recon
+    return recon, recon
+
+
+def _create_run(
+    instance: dg.DagsterInstance, executable: IJob, recon: ReconstructableJob, key: str, run_config: dict
+) -> dg.DagsterRun:
+    """A run of `executable` for partition `key` with the code location's origin, owned by this process."""
+    job = executable.get_definition()
+    location = location_origin_from_module_name(CODE_LOCATION_MODULE, None, recon.repository.pointer.working_directory)
     remote_origin = RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), job.name)
-    python_origin = (
-        ReconstructableRepository.for_module(CODE_LOCATION_MODULE, "defs", working_directory)
-        .get_reconstructable_job(job.name)
-        .get_python_origin()
-    )
     run_id = make_new_run_id()
     tags = {**merge_run_tags(job, key, process_tags(run_id), None, instance, run_config), "seg/started_by": "cli"}
-    plan = create_execution_plan(InMemoryJob(job), run_config=run_config, tags=tags, instance_ref=instance.get_ref())
+    plan = create_execution_plan(executable, run_config=run_config, tags=tags, instance_ref=instance.get_ref())
     return instance.create_run_for_job(
         job_def=job,
         run_id=run_id,
@@ -133,7 +146,7 @@ def _create_run(instance: dg.DagsterInstance, job: dg.JobDefinition, key: str, r
         run_config=run_config,
         tags=tags,
         remote_job_origin=remote_origin,
-        job_code_origin=python_origin,
+        job_code_origin=recon.get_python_origin(),
     )
 
 
