@@ -347,3 +347,31 @@ def test_cli_rejects_bad_settings_and_dates_in_one_line(tmp_path, landing):
     )
     early = cli(env, "materialize", "--as-of", "2020-01-01")
     assert early.returncode != 0 and "SEG_PARTITION_START" in early.stderr.strip().splitlines()[-1]
+
+
+def test_a_version_composed_again_equals_the_published_one_and_times_its_predictions_apart(published):
+    """The predictions run on threads beside the rest of the version: composing it again gives the very rows
+    and metrics the job published, and the wait for the predictions is timed as their part."""
+    from seg_pipeline.core.segments import PREDICTIONS
+    from seg_pipeline.services.segments import build_version
+
+    settings, _ = published
+    store = WorkingStore.open_existing(settings.store_uri)
+    rows, version_row, seconds = build_version(store, settings, END, "again")
+    stored = store.read_parts("customer_segments", ["*"], day=END).select(rows.columns)
+    key = ["customer_id"]
+    assert rows.sort(key).equals(stored.sort(key))  # every column, bit for bit
+    (metrics,) = store.read("segment_versions", pl.col("as_of") == END)["metrics"]
+    assert json.loads(version_row["metrics"][0]) == json.loads(metrics)
+    assert 0 < seconds[PREDICTIONS] < seconds["composing"]
+
+
+def test_the_code_location_loads_without_the_model_libraries():
+    """scikit-learn and SciPy's optimisers are imported by the steps that use them, not at code-location load."""
+    code = (
+        "import sys; from seg_pipeline.definitions import defs; defs(); import seg_pipeline.cli; "
+        "import seg_pipeline.launch.runs; "
+        "print(sorted(m for m in ('sklearn', 'scipy.optimize', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ)
+    assert out.stdout.split()[-1] == "[]"

@@ -42,6 +42,9 @@ BTYD_SAMPLE = 100_000  # buyers BG/NBD is fitted on (seeded)
 #: the work of issue 18's columns only (p_alive, expected purchases per window, next_order_date, the CLV interval,
 #: churn_reasons with the churn model's contributions, their checks), timed apart from the rest of a version
 PREDICTIONS = "predictions"
+#: the scored features' columns a version's rows keep
+_SCORED = ("as_of", "customer_id", "churn_risk", "purchase_propensity", "cluster_label", "lifecycle_stage",
+           "spend_365d")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -106,53 +109,57 @@ def compose_version(
     buyers = features.filter(pl.col("frequency").is_not_null())
     horizon = policy.churn_horizon_days
     scorer = churn_entry.model
-    explain = None  # the churn model's own contributions, for the reasons
-    if isinstance(scorer, churn.ChurnModel):
-        risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of)
-    else:
-        risk = scorer.predict_risk(features)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
     # the parameters (and so the CLV) finite
     penalizer = churn_fallback.BGNBD_PENALIZER if churn_entry.churn_method != "model" else 0.0
-    btyd = _btyd_sample(buyers)
-    params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
-    propensity, prospect_metrics = prospects.score_prospects(features, past_prospects)
-    scored = features.with_columns(
-        pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
-        propensity,
-        prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
-    )
-    scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
-    tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
-    value, interval = clv.clv_and_interval(
-        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon
-    )
-    with watch.part(PREDICTIONS):
-        predicted, reasons, drivers = _predictions(
-            features, as_of, horizon, risk, (btyd, params, penalizer), interval, (scorer, explain)
+    # the predictions run on two threads beside the rest of the version (numpy and Polars release the GIL): the
+    # window checks from the start, the columns once churn risk, BG/NBD and CLV are known; only the waits for
+    # them at the end are the predictions' part of the time
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        checked = pool.submit(prediction_checks, buyers, penalizer)
+        explain = None  # the churn model's own contributions, for the reasons
+        if isinstance(scorer, churn.ChurnModel):
+            risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of)
+        else:
+            risk = scorer.predict_risk(features)
+        btyd = _btyd_sample(buyers)
+        params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
+        value, interval = clv.clv_and_interval(
+            features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon
         )
-    # every part is in the row order of `features`, so they line up side by side without a join
-    segments = pl.concat(
-        [
-            scored.select(
-                "as_of", "customer_id", "churn_risk", "purchase_propensity", "cluster_label", "lifecycle_stage",
-                "spend_365d",
-            ),  # fmt: skip
-            *(part.drop("customer_id") for part in (rfm.score_rfm(features, horizon), tiers, value)),
-            predicted,
-            reasons.to_frame(),
-        ],
-        how="horizontal",
-    )
-    action = actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action")
-    segments = segments.with_columns(action)
-    segment_version = version_id(as_of, churn_entry, cluster_entry, policy, data_key)
-    segments = segments.with_columns(
-        pl.lit(segment_version).alias("segment_version"),
-        control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
-    ).select(CUSTOMER_SEGMENTS.names)
-    with watch.part(PREDICTIONS):
-        checks = {**prediction_checks(buyers, penalizer), "churn_drivers": drivers}
+        predicting = pool.submit(
+            _predictions, features, as_of, horizon, risk, (btyd, params, penalizer), interval, (scorer, explain)
+        )
+        propensity, prospect_metrics = prospects.score_prospects(features, past_prospects)
+        scored = features.with_columns(
+            pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
+            propensity,
+            prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
+        )
+        scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
+        tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
+        rfm_scores = rfm.score_rfm(features, horizon)
+        with watch.part(PREDICTIONS):
+            predicted, reasons, drivers = predicting.result()
+        # every part is in the row order of `features`, so they line up side by side without a join
+        segments = pl.concat(
+            [
+                scored.select(_SCORED),
+                *(part.drop("customer_id") for part in (rfm_scores, tiers, value)),
+                predicted,
+                reasons.to_frame(),
+            ],
+            how="horizontal",
+        )
+        action = actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action")
+        segment_version = version_id(as_of, churn_entry, cluster_entry, policy, data_key)
+        segments = segments.with_columns(
+            action,
+            pl.lit(segment_version).alias("segment_version"),
+            control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
+        ).select(CUSTOMER_SEGMENTS.names)
+        with watch.part(PREDICTIONS):
+            checks = {**checked.result(), "churn_drivers": drivers}
     metrics = _metrics(segments, features, tiers, (churn_entry, cluster_entry), policy, previous_labels,
                        {"prospects": prospect_metrics, "bgnbd": params.to_dict(), "predictions": checks})  # fmt: skip
     seconds = {"composing": time.perf_counter() - started, **watch.seconds}
@@ -167,7 +174,7 @@ def _predictions(
     """(the CLV interval beside p_alive, the windows and next_order_date; churn_reasons; churn drivers) in the row
     order of `features`: the reasons (from the churn model's contributions, `churn_scorer` = (scorer, a function
     giving them or None)) are worked out on a second thread while the bootstrap fits, the interval and the
-    predictions are on this one (numpy and Polars release the GIL)."""
+    predictions are on this one."""
     (frequency, recency, T), params, penalizer = btyd
     scorer, explain = churn_scorer
     with ThreadPoolExecutor(max_workers=1) as pool:

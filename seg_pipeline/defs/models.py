@@ -1,7 +1,9 @@
 """Models and segments: churn model, cluster model, and the versioned customer_segments table.
 
 Each asset is: its partitions -> one service call per as-of date (`services.models`, `services.segments`)
--> metadata and checks, with one row per as-of date in a backfill's metadata.
+-> metadata and checks, with one row per as-of date in a backfill's metadata. The services (and with them
+scikit-learn and SciPy, over two seconds of imports) are imported by the steps that call them, not when the
+code location loads.
 """
 
 import json
@@ -10,13 +12,11 @@ from datetime import date
 
 import dagster as dg
 
-from seg_pipeline.core.churn_fallback import churn_method
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table, per_partition
 from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
-from seg_pipeline.services import models, segments
 from seg_pipeline.settings import PipelineSettings
 
 #: metadata of customer_segments: seconds per part of composing its versions (core.segments.Version.seconds)
@@ -40,6 +40,8 @@ def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
         While the history is too short to train it, a documented fallback (BG/NBD, else a recency prior) is
         registered in its place; the `churn_method` check warns while one is in force.
         """
+        from seg_pipeline.core.churn_fallback import churn_method
+
         trained = _models_for_run(context, settings, store, "churn")
         version, metrics, reused = trained[-1][1]
         method = churn_method(metrics)
@@ -90,6 +92,8 @@ def _segments_asset(common: dict) -> dg.AssetsDefinition:
     )
     def customer_segments(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """Exactly one row per known customer per version: RFM, cluster, tier, lifecycle, churn, CLV, action."""
+        from seg_pipeline.services import segments
+
         built, seconds = [], Counter()
         with store.open() as working:
             for as_of in as_of_dates(context):
@@ -129,6 +133,8 @@ def _models_for_run(
     context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource, kind: str
 ) -> list[tuple[date, tuple[str, dict, bool]]]:
     """(as_of, (version, metrics, reused)) of the `kind` model trained or reused for each partition of the run."""
+    from seg_pipeline.services import models
+
     with store.open() as working:
         try:
             return [(day, models.train_or_reuse(working, settings, kind, day)) for day in as_of_dates(context)]
