@@ -89,30 +89,24 @@ def _split(features: pl.DataFrame, n: int) -> list[pl.DataFrame]:
 SIZES = [0, 1, 2, 7, 60, 3_000]
 
 
-def _rfm_counts(part: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """One shard's RFM summaries: the active customers' recency, the scored customers' order_count and spend."""
-    scored = part.filter(pl.col("frequency").is_not_null())
-    active = scored.filter(~lapsed(HORIZON))
-    return {
-        "r": shards.value_counts(active["days_since_last_order"]),
-        "f": shards.value_counts(scored["order_count"]),
-        "m": shards.value_counts(scored["total_spend"]),
-    }
+def _rank_score(value: pl.Expr, among: pl.Expr, quantiles: int, *, higher_is_better: bool) -> pl.Expr:
+    """The RFM rule by ranks, as ``core.rfm`` scored before its cut points: 1 + floor(q x worse / n)."""
+    worse = pl.when(among).then(value).rank("min", descending=not higher_is_better) - 1
+    return (1 + quantiles * worse // pl.max_horizontal(among.sum(), 1)).cast(pl.Int8)
 
 
-def _rfm_scores(part: pl.DataFrame, cuts: dict[str, tuple]) -> pl.DataFrame:
-    """r/f/m scores of one shard from the merged cuts, by the rules of ``core.rfm``."""
-    days = pl.col("days_since_last_order")
+def _ranked_rfm(features: pl.DataFrame) -> pl.DataFrame:
     scored = pl.col("frequency").is_not_null()
+    days, active = pl.col("days_since_last_order"), scored & ~lapsed(HORIZON)
     recency = (
-        pl.when(scored & ~lapsed(HORIZON)).then(2 + shards.score_from_cuts(days, cuts["r"], higher_is_better=False))
+        pl.when(active).then(2 + _rank_score(days, active, 3, higher_is_better=False))
         .when(scored).then(pl.when(days < 2 * HORIZON).then(2).otherwise(1))
     )  # fmt: skip
-    return part.select(
+    return features.select(
         "customer_id",
         recency.cast(pl.Int8).alias("r_score"),
-        shards.score_from_cuts(pl.col("order_count"), cuts["f"], higher_is_better=True).alias("f_score"),
-        shards.score_from_cuts(pl.col("total_spend"), cuts["m"], higher_is_better=True).alias("m_score"),
+        _rank_score(pl.col("order_count"), scored, 5, higher_is_better=True).alias("f_score"),
+        _rank_score(pl.col("total_spend"), scored, 5, higher_is_better=True).alias("m_score"),
     )
 
 
@@ -120,15 +114,11 @@ def _rfm_scores(part: pl.DataFrame, cuts: dict[str, tuple]) -> pl.DataFrame:
 @pytest.mark.parametrize("n", [1, 3, 4])
 def test_merged_rfm_cuts_give_the_unsharded_scores(n, size):
     features = _features(size, seed=size)
-    expected = rfm.score_rfm(features, HORIZON).select("customer_id", "r_score", "f_score", "m_score")
+    expected = rfm.score_rfm(features, HORIZON)
+    assert expected.select("customer_id", "r_score", "f_score", "m_score").equals(_ranked_rfm(features))
     parts = _split(features, n)
-    summaries = [_rfm_counts(part) for part in parts]
-    merged = {k: shards.merge_counts(s[k] for s in summaries) for k in ("r", "f", "m")}
-    cuts = {
-        "r": shards.score_cuts(merged["r"], 3, higher_is_better=False),
-        **{k: shards.score_cuts(merged[k], 5, higher_is_better=True) for k in ("f", "m")},
-    }
-    got = pl.concat([_rfm_scores(part, cuts) for part in parts]).sort("customer_id")
+    cuts = rfm.rfm_cuts(rfm.rfm_summary(part, HORIZON) for part in parts)
+    got = pl.concat([rfm.score_rfm(part, HORIZON, cuts) for part in parts]).sort("customer_id")
     assert got.equals(expected)
     if size >= 60:  # the data reach every F score, so the test covers every cut
         assert got["f_score"].drop_nulls().n_unique() >= 4
@@ -142,18 +132,25 @@ def test_merged_tier_boundaries_give_the_unsharded_tiers(n, size):
     # shards in a shuffled row order: the boundaries must not depend on how rows arrive
     parts = [part.sample(fraction=1.0, shuffle=True, seed=s) for s, part in enumerate(_split(features, n))]
     merged = shards.merge_counts(shards.value_counts(part["spend_365d"]) for part in parts)
-    valued = int(merged["count"].sum())
-    bounds = shards.tier_boundaries(merged, [value_tiers._top_count(c, valued) for c in value_tiers.DEFAULT_CUTS])
-    last_ids = [shards.last_tied_id((shards.tie_ids(part, "spend_365d", b) for part in parts), b) for b in bounds]
-    value = pl.col("spend_365d")
-    tier = pl.when(value.is_null()).then(None)
-    for name, bound, last_id in zip(value_tiers.VALUE_TIERS, bounds, last_ids, strict=False):
-        tier = tier.when(shards.in_top(value, bound, last_id)).then(pl.lit(name))
-    tier = tier.otherwise(pl.lit("bronze")).cast(pl.Utf8).alias("value_tier")
-    got = pl.concat([part.select("customer_id", tier) for part in parts]).sort("customer_id")
-    assert got.equals(expected)
+    bounds = value_tiers.boundaries(merged)
+    cuts = value_tiers.tier_cuts(bounds, [[shards.tie_ids(part, "spend_365d", b) for b in bounds] for part in parts])
+    got = pl.concat([value_tiers.assign_value_tiers(part, "spend_365d", tiers=cuts) for part in parts])
+    assert got.sort("customer_id").equals(expected)
     if size == 3_000:  # the boundaries fall inside groups of tied values, shared by several shards
         assert all(b.need < merged.filter(pl.col("value") == b.value)["count"][0] for b in bounds)
+    # the unsharded tiers are still today's rule: rank by value (descending), ties by customer_id
+    ranked = features.with_row_index("_row").sort(["spend_365d", "customer_id"], descending=[True, False],
+                                                  nulls_last=True).with_row_index("rank", offset=1)  # fmt: skip
+    valued = int(merged["count"].sum())
+    k1, k2, k3 = (value_tiers._top_count(c, valued) for c in value_tiers.DEFAULT_CUTS)
+    rank = pl.col("rank")
+    by_rank = ranked.select(
+        "customer_id",
+        pl.when(pl.col("spend_365d").is_null()).then(None).when(rank <= k1).then(pl.lit("platinum"))
+        .when(rank <= k2).then(pl.lit("gold")).when(rank <= k3).then(pl.lit("silver")).otherwise(pl.lit("bronze"))
+        .alias("value_tier"),
+    ).sort("customer_id")  # fmt: skip
+    assert by_rank.equals(expected)
 
 
 def test_order_statistics_and_median_match_numpy():
