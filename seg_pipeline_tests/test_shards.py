@@ -4,8 +4,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from seg_pipeline.core import rfm, shards, value_tiers
+from seg_pipeline.core import bgnbd, rfm, shards, value_tiers
 from seg_pipeline.core.lifecycle import lapsed
+from seg_pipeline_tests.ml_synth import simulate_bgnbd
 
 HORIZON = 90
 IDS = ["C0000001", "C0000002", "C0000003", "C0000006", "customer-42", "", "é-ü 7", "0", "X" * 40, "ab"]
@@ -178,3 +179,22 @@ def test_merged_bottom_k_is_the_unsharded_sample(n):
                              "clusters")  # fmt: skip
     assert merged.equals(expected)
     assert not expected.equals(shards.bottom_k(features, 500, salt="checks"))  # the salt picks another sample
+
+
+@pytest.mark.parametrize("n", [1, 3, 4])
+@pytest.mark.parametrize("days", ["whole", "continuous", "short"])
+def test_merged_btyd_counts_fit_exactly_as_all_buyers(n, days):
+    t_max = 5.0 if days == "short" else 400.0
+    x, tx, t = simulate_bgnbd(5_000, 0.5, 10.0, 0.6, 3.0, T_max=t_max, seed=3)
+    if days != "continuous":  # whole days, as the features have them ("short": the dense counting path)
+        tx, t = np.floor(tx), np.floor(t)
+    ids = pl.Series("customer_id", [f"C{i:06d}" for i in range(x.size)])
+    shard = shards.shard_of(ids, n).to_numpy()
+    merged = shards.merge_counts(bgnbd.btyd_counts(x[shard == s], tx[shard == s], t[shard == s]) for s in range(n))
+    assert merged.equals(bgnbd.btyd_counts(x, tx, t))
+    for penalizer in (0.0, 1e-3):
+        whole = bgnbd.fit_bgnbd(x, tx, t, penalizer)
+        assert bgnbd.fit_bgnbd_counts(merged, penalizer) == whole  # bit for bit
+        assert bgnbd.fit_bgnbd_counts(merged, penalizer, start=whole) == bgnbd.fit_bgnbd(
+            x, tx, t, penalizer, start=whole
+        )

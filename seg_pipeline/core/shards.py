@@ -16,6 +16,8 @@ Population cut points are computed exactly from per-shard summaries, so they equ
   a ``TierBoundary``: the k-th value v (from the merged counts) and, as v may be shared, the id of the last
   customer of value v inside the tier: the ``need``-th smallest id of value v, found from each shard's
   ``tie_ids`` (its ``need`` smallest ids of value v).
+- BG/NBD fits read only the distinct (frequency, recency, T) rows with their counts (``core.bgnbd.btyd_counts``):
+  the shards' counts, merged like value counts, fit bit for bit as all their buyers (``fit_bgnbd_counts``).
 - A customer sample identical for every N: the k customers of smallest (``sample_key``, customer_id);
   each shard's ``bottom_k`` merges by taking the ``bottom_k`` of their concatenation.
 """
@@ -77,8 +79,11 @@ def value_counts(values: pl.Series) -> pl.DataFrame:
 
 
 def merge_counts(parts: Iterable[pl.DataFrame]) -> pl.DataFrame:
-    """The ``value_counts`` of the union of the shards whose ``value_counts`` are `parts`."""
-    return pl.concat(list(parts)).group_by("value").agg(pl.col("count").sum()).sort("value")
+    """The counts of the union of the shards whose counts are `parts`: ``value_counts``, or any frame of distinct
+    rows with a ``count`` column (e.g. ``core.bgnbd.btyd_counts``), sorted by its other columns."""
+    frame = pl.concat(list(parts))
+    keys = [c for c in frame.columns if c != "count"]
+    return frame.group_by(keys).agg(pl.col("count").sum()).sort(keys)
 
 
 def _ends_at(counts: pl.DataFrame, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
