@@ -41,19 +41,25 @@ window_orders as (
       and order_day <= (select max(as_of) from mature) + getvariable('churn_horizon_days')
 ),
 
+arm_orders as (
+    select arms.as_of, arms.customer_id, count(*) as orders, sum(window_orders.amount) as spend
+    from arms
+    join window_orders
+        on window_orders.customer_id = arms.customer_id
+        and window_orders.order_day > arms.as_of
+        and window_orders.order_day <= arms.as_of + getvariable('churn_horizon_days')
+    group by arms.as_of, arms.customer_id
+),
+
 outcomes as (
     select
         arms.as_of,
         arms.recommended_action,
         arms.in_control_group,
-        count(window_orders.customer_id) > 0 as bought,
-        coalesce(sum(window_orders.amount), 0) as spend
+        coalesce(arm_orders.orders, 0) > 0 as bought,
+        coalesce(arm_orders.spend, 0) as spend
     from arms
-    left join window_orders
-        on window_orders.customer_id = arms.customer_id
-        and window_orders.order_day > arms.as_of
-        and window_orders.order_day <= arms.as_of + getvariable('churn_horizon_days')
-    group by arms.as_of, arms.customer_id, arms.recommended_action, arms.in_control_group
+    left join arm_orders using (as_of, customer_id)
 ),
 
 groups as (

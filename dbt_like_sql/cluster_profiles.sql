@@ -41,39 +41,60 @@ totals as (
     group by cluster_label
 ),
 
--- one row per buyer and numeric feature
-measures as (
-    select cluster_label, 'avg_order_value' as feature, avg_order_value as value from customers where is_buyer
-    union all
-    select cluster_label, 'items_per_order', items_per_order from customers where is_buyer
-    union all
-    select cluster_label, 'return_rate', return_rate from customers where is_buyer
-    union all
-    select cluster_label, 'cancel_rate', cancel_rate from customers where is_buyer
-    union all
-    select cluster_label, 'order_count', order_count from customers where is_buyer
-    union all
-    select cluster_label, 'mean_days_between_purchases', mean_days_between_purchases from customers where is_buyer
-    union all
-    select cluster_label, 'days_since_first_order', days_since_first_order from customers where is_buyer
+-- one pass over the buyers: per persona and (is_population) over all of them, each numeric feature's mean and
+-- spread (the population's spread is the one used)
+buyer_stats as (
+    select
+        cluster_label,
+        grouping(cluster_label) = 1 as is_population,
+        avg(avg_order_value) as avg_order_value, stddev_pop(avg_order_value) as avg_order_value_std,
+        avg(items_per_order) as items_per_order, stddev_pop(items_per_order) as items_per_order_std,
+        avg(return_rate) as return_rate, stddev_pop(return_rate) as return_rate_std,
+        avg(cancel_rate) as cancel_rate, stddev_pop(cancel_rate) as cancel_rate_std,
+        avg(order_count) as order_count, stddev_pop(order_count) as order_count_std,
+        avg(mean_days_between_purchases) as mean_days_between_purchases,
+        stddev_pop(mean_days_between_purchases) as mean_days_between_purchases_std,
+        avg(days_since_first_order) as days_since_first_order,
+        stddev_pop(days_since_first_order) as days_since_first_order_std
+    from customers
+    where is_buyer
+    group by grouping sets ((cluster_label), ())
 ),
 
-population as (
-    select feature, avg(value) as population_mean, stddev_pop(value) as population_std
-    from measures
-    group by feature
+-- one row per persona (or the population) and numeric feature
+measures as (
+    select cluster_label, is_population, 'avg_order_value' as feature, avg_order_value as mean, avg_order_value_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'items_per_order' as feature, items_per_order as mean, items_per_order_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'return_rate' as feature, return_rate as mean, return_rate_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'cancel_rate' as feature, cancel_rate as mean, cancel_rate_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'order_count' as feature, order_count as mean, order_count_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'mean_days_between_purchases' as feature, mean_days_between_purchases as mean, mean_days_between_purchases_std as std
+    from buyer_stats
+    union all
+    select cluster_label, is_population, 'days_since_first_order' as feature, days_since_first_order as mean, days_since_first_order_std as std
+    from buyer_stats
 ),
 
 persona_measures as (
     select
-        cluster_label,
-        feature,
-        avg(value) as persona_mean,
-        population_mean,
-        (avg(value) - population_mean) / nullif(population_std, 0) as z
-    from measures
-    join population using (feature)
-    group by cluster_label, feature, population_mean, population_std
+        persona.cluster_label,
+        persona.feature,
+        persona.mean as persona_mean,
+        population.mean as population_mean,
+        (persona.mean - population.mean) / nullif(population.std, 0) as z
+    from measures as persona
+    join measures as population on population.feature = persona.feature and population.is_population
+    where not persona.is_population
 ),
 
 ranked_measures as (
@@ -83,16 +104,22 @@ ranked_measures as (
     from persona_measures
 ),
 
+-- the buyers per persona and main_category or main_channel, in one pass
+level_counts as (
+    select cluster_label, main_category, main_channel, grouping(main_category) = 1 as is_channel, count(*) as buyers
+    from customers
+    where is_buyer
+    group by grouping sets ((cluster_label, main_category), (cluster_label, main_channel))
+),
+
 levels as (
-    select cluster_label, 'main_category' as feature, main_category as level, count(*) as buyers
-    from customers
-    where is_buyer and main_category is not null
-    group by all
+    select cluster_label, 'main_category' as feature, main_category as level, buyers
+    from level_counts
+    where not is_channel and main_category is not null
     union all
-    select cluster_label, 'main_channel', main_channel, count(*)
-    from customers
-    where is_buyer and main_channel is not null
-    group by all
+    select cluster_label, 'main_channel', main_channel, buyers
+    from level_counts
+    where is_channel and main_channel is not null
 ),
 
 population_levels as (

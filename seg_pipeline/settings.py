@@ -30,10 +30,16 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_CHURN_HORIZON_DAYS": ("90", "churn = no completed order within this many days"),
     "SEG_CURRENCY": ("USD", "currency of amounts; orders in other currencies are quarantined"),
+    "SEG_STORE_URI": (
+        "<SEG_STORE_PATH without .duckdb>",
+        "the pipeline's own working store, never opened by analysts: a folder of Delta Lake tables, local "
+        "(`./data/segments_store`) or on object storage (`s3://bucket/prefix`, `gs://...`, `az://...`, credentials "
+        "from the environment as delta-rs reads them, e.g. `AWS_*`)",
+    ),
     "SEG_STORE_PATH": (
         "<warehouse>_store.duckdb",
-        "the pipeline's own working DuckDB store; raw and validated rows as Parquet parts in `<store>_parts/`, "
-        "models in `<store>_models/`; never opened by analysts",
+        "where the working store of seg_pipeline before Delta Lake was (a DuckDB file): migrated into SEG_STORE_URI "
+        "on the first run, then renamed `*.migrated`; also names the default SEG_STORE_URI",
     ),
     "SEG_QUARANTINE_THRESHOLD": ("0.05", "a day whose quarantined share exceeds this blocks downstream"),
     "SEG_QUARANTINE_MIN_ROWS": (
@@ -95,6 +101,7 @@ class PipelineSettings(dg.ConfigurableResource):
     landing_dir: str
     warehouse_path: str
     store_path: str
+    store_uri: str
     partition_start: str
     churn_horizon_days: int
     currency: str
@@ -129,6 +136,7 @@ class PipelineSettings(dg.ConfigurableResource):
         )
         if store == warehouse:
             raise SettingsError(f"SEG_STORE_PATH: {store} is the analyst file (SEG_WAREHOUSE_PATH); give it its own")
+        store_uri = _store_uri(env.get("SEG_STORE_URI") or str(store.with_suffix("")), warehouse)
         cuts = [_number("SEG_VALUE_TIER_CUTS", part, float) for part in raw("SEG_VALUE_TIER_CUTS").split(",")]
         if len(cuts) != 3 or not 0 < cuts[0] < cuts[1] < cuts[2] < 1:
             raise SettingsError(
@@ -173,6 +181,7 @@ class PipelineSettings(dg.ConfigurableResource):
             landing_dir=str(landing),
             warehouse_path=str(warehouse),
             store_path=str(store),
+            store_uri=store_uri,
             partition_start=start,
             churn_horizon_days=horizon,
             currency=currency,
@@ -194,12 +203,6 @@ class PipelineSettings(dg.ConfigurableResource):
             sql_dir=_sql_dir(env.get("SEG_SQL_DIR")),
         )
 
-    @property
-    def model_dir(self) -> Path:
-        """Where versioned model files live, beside the working store."""
-        store = Path(self.store_path)
-        return store.with_name(f"{store.stem}_models")
-
 
 def _first_landed_day(landing: Path) -> str:
     from seg_pipeline.storage.landing import scan
@@ -213,6 +216,30 @@ def _sql_dir(text: str | None) -> str:
     path = Path(text).expanduser().resolve() if text else SQL_DIR
     if not path.is_dir():
         raise SettingsError(f"SEG_SQL_DIR: {path} is not a folder of .sql marts")
+    return str(path)
+
+
+#: the object stores SEG_STORE_URI may name (delta-rs's schemes)
+STORE_SCHEMES = ("s3", "s3a", "gs", "az", "abfs", "abfss")
+
+
+def _store_uri(text: str, warehouse: Path) -> str:
+    """SEG_STORE_URI as delta-rs takes it: `scheme://bucket/prefix`, or an absolute local folder."""
+    scheme, sep, rest = text.partition("://")
+    if sep and scheme != "file":
+        bucket = rest.split("/", 1)[0]
+        if scheme.lower() not in STORE_SCHEMES or not bucket:
+            raise SettingsError(
+                f"SEG_STORE_URI: expected a local folder or {', '.join(s + '://bucket/prefix' for s in STORE_SCHEMES)},"
+                f" got {text!r}"
+            )
+        return f"{scheme.lower()}://{rest.rstrip('/')}"
+    path = Path(rest if sep else text).expanduser().resolve()
+    if path.exists() and not path.is_dir() or path == warehouse:
+        raise SettingsError(f"SEG_STORE_URI: {path} is a file; expected a folder for the store's Delta tables")
+    folder = next(p for p in path.parents if p.exists())
+    if not path.exists() and (not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK)):
+        raise SettingsError(f"SEG_STORE_URI: cannot create {path}: {folder} is not a writable folder")
     return str(path)
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from seg_pipeline.cli import main
 from seg_pipeline.devtools import bench
 from seg_pipeline.devtools.bench import STAGES, format_report, run_benchmark
+from seg_pipeline.storage.store import WorkingStore
 
 
 def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,14 +29,18 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
         steps = {step for stage in run["stages"].values() for step in stage["steps"]}
         assert {"ingest_orders", "ingest_profiles", "customer_features", "churn_model", "cluster_model",
                 "customer_segments", "segment_summary", "current_segments"} <= steps  # fmt: skip
+        # the segments step reports issue 18's share of it from inside the real step
+        parts = run["stages"]["segments"]["parts"]
+        assert 0 < parts["predictions"] < run["stages"]["segments"]["seconds"] and parts["rest"] > 0
+        assert parts["predictions_share_of_rest"] == pytest.approx(parts["predictions"] / parts["rest"], abs=1e-3)
     # weekly retraining (the default): the next day reused the cold run's models
-    store = duckdb.connect(str(tmp_path / "run" / "segments_store.duckdb"), read_only=True)
-    trained = store.sql("select kind, trained_as_of::varchar from model_registry order by kind").fetchall()
-    store.close()
+    store = WorkingStore(tmp_path / "run" / "segments_store", create=False)
+    trained = store.frame("select kind, trained_as_of::varchar from model_registry order by kind").rows()
     assert trained == [("churn", "2026-11-20"), ("clusters", "2026-11-20")]
     assert set(result["targets"]) == {"cold total", "cold peak memory", "next-day total", "cold features vs floor"}
     report = format_report(result)
     assert all(stage in report for stage in STAGES) and "floor" in report
+    assert "issue 18's predictions" in report
     json.dumps(result)
 
     # the CLI passes its sizes on and writes the JSON file (a second real run would double the test's time)

@@ -130,10 +130,10 @@ def test_training_on_the_sampled_customers_orders_only_gives_the_same_model(
 
 
 def test_model_store_round_trip(result: ChurnTrainingResult, features_today: pl.DataFrame, tmp_path: Path) -> None:
-    registry = ModelStore(tmp_path / "models", WorkingStore(tmp_path / "store.duckdb"))
+    registry = ModelStore(WorkingStore(tmp_path / "store"))
     path = registry.save("churn", result.model.content_hash(), result.model, AS_OF, {}, "inputs")
-    assert path.name == f"churn-{result.model.content_hash()}.pkl"
-    loaded = ModelStore.load(registry.in_force("churn", AS_OF))
+    assert path == f"model_files/churn-{result.model.content_hash()}"
+    loaded = registry.load(registry.in_force("churn", AS_OF))
     assert loaded.content_hash() == result.model.content_hash()
     np.testing.assert_array_equal(loaded.predict_risk(features_today), result.model.predict_risk(features_today))
     assert set(loaded.feature_names) >= {"frequency", "recency", "T", "days_since_last_order", "bgnbd_p_alive"}

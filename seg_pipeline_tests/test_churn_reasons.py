@@ -38,6 +38,15 @@ def test_contributions_plus_base_are_the_models_score(scored) -> None:
     assert "days_since_last_order" in names and contributions.shape == (buyers.height, len(names))
 
 
+def test_risk_and_explainer_scores_as_predict_risk_and_explains_as_contributions(scored) -> None:
+    model, features, risk = scored
+    scored_risk, explain = model.risk_and_explainer(features, churn_reasons.reason_of)
+    np.testing.assert_array_equal(scored_risk, risk)  # the very numbers: the segments step publishes these
+    base, names, summed = explain()
+    expected = model.contributions(features.filter(pl.col("frequency").is_not_null()), churn_reasons.reason_of)
+    assert (base, names) == expected[:2] and np.array_equal(summed, expected[2])
+
+
 def test_booster_table_contributions_sum_to_its_prediction(scored) -> None:
     model, features, _ = scored
     buyers = features.filter(pl.col("frequency").is_not_null())

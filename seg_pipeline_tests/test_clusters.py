@@ -113,9 +113,9 @@ def test_new_clusters_get_fresh_unique_names(days: tuple[pl.DataFrame, pl.DataFr
 
 def test_sample_size_and_model_store_round_trip(days: tuple[pl.DataFrame, pl.DataFrame], tmp_path: Path) -> None:
     model = fit_clusters(days[0], sample_size=1500, seed=5)
-    registry = ModelStore(tmp_path / "models", WorkingStore(tmp_path / "store.duckdb"))
+    registry = ModelStore(WorkingStore(tmp_path / "store"))
     registry.save("clusters", model.content_hash(), model, DAY1, {}, "inputs")
-    loaded = ModelStore.load(registry.in_force("clusters", DAY1))
+    loaded = registry.load(registry.in_force("clusters", DAY1))
     assert loaded == model and loaded.content_hash() == model.content_hash()
     assert loaded.predict_labels(days[0]).to_list() == model.predict_labels(days[0]).to_list()
 

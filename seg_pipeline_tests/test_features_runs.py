@@ -31,7 +31,7 @@ def features_run(settings, instance, day) -> str:
 
 
 def assert_equals_full_computation(settings, day) -> None:
-    store = WorkingStore(settings.store_path)
+    store = WorkingStore(settings.store_uri)
     stored = store.frame("select * from customer_features where as_of = ? order by customer_id", [day])
     scratch = compute_customer_features(orders_until(store, day), profiles_at(store, day), day)
     assert_frame_equal(stored, scratch, check_dtypes=False)

@@ -41,7 +41,7 @@ def ingest_orders(settings: PipelineSettings, instance: dg.DagsterInstance, firs
 
 
 def stored(settings: PipelineSettings, sql: str, params=()) -> pl.DataFrame:
-    return WorkingStore(settings.store_path).frame(sql, list(params))
+    return WorkingStore(settings.store_uri).frame(sql, list(params))
 
 
 def day_file(landing: Path, day: date) -> Path:
@@ -69,12 +69,12 @@ def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings,
     original = pl.read_csv(path, infer_schema=False)
     corrected = original.head(5).with_columns(pl.lit("1.00").alias("amount"))
     corrected.write_csv(path)
-    assert day in ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day)
+    assert day in ingest.stale_days(WorkingStore(settings.store_uri), settings.landing_dir, "orders", day)
     assert ingest_orders(settings, instance, day, day).success
     rows = stored(settings, "select order_id, amount from raw_orders where order_day = ?", [day])
     assert rows.height == 5 and set(rows["amount"]) == {"1.00"}
     assert stored(settings, "select count(*) n from orders where order_day = ?", [day])["n"][0] <= 5
-    assert ingest.stale_days(WorkingStore(settings.store_path), settings.landing_dir, "orders", day) == []
+    assert ingest.stale_days(WorkingStore(settings.store_uri), settings.landing_dir, "orders", day) == []
     # the other days were unchanged: not re-ingested by the second run
     assert stored(settings, "select run_id, order_day from raw_orders where order_day < ?", [day]).equals(before)
 
@@ -82,7 +82,7 @@ def test_unchanged_days_are_skipped_and_redelivered_file_replaces_rows(settings,
 def test_a_touched_file_is_not_stale_and_a_second_file_for_a_day_is_ingested_with_the_first(settings, instance):
     day = END - timedelta(days=2)
     assert ingest_orders(settings, instance, day, day).success
-    store = WorkingStore(settings.store_path)
+    store = WorkingStore(settings.store_uri)
     path = day_file(Path(settings.landing_dir), day)
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))  # same bytes, new mtime
     assert ingest.stale_days(store, settings.landing_dir, "orders", day) == []
@@ -134,7 +134,7 @@ def test_a_day_without_files_is_an_empty_partition(settings, instance):
 def test_every_raw_row_is_accepted_or_quarantined(settings, instance):
     assert ingest_orders(settings, instance, END, END).success
     landed = sorted(scan(settings.landing_dir, "orders"))
-    counts = ingest.day_counts(WorkingStore(settings.store_path), "orders", landed)
+    counts = ingest.day_counts(WorkingStore(settings.store_uri), "orders", landed)
     assert counts.height == len(landed)
     files_rows = sum(
         pl.read_csv(f.path, infer_schema=False).height
@@ -176,11 +176,10 @@ def test_broken_file_fails_its_day_with_one_line_and_keeps_the_others(settings, 
 def test_invariant_check_fails_when_a_row_goes_missing(settings, instance):
     day = END - timedelta(days=4)
     assert ingest_orders(settings, instance, day, day).success
-    store = WorkingStore(settings.store_path)
+    store = WorkingStore(settings.store_uri)
     assert rows_accounted_for("orders", ingest.day_counts(store, "orders", [day])).passed
     accepted = store.frame("select * from orders where order_day = ? order by order_id", [day])
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [day], accepted.slice(1))
+    store.replace_days("orders", [day], accepted.slice(1))
     check = rows_accounted_for("orders", ingest.day_counts(store, "orders", [day]))
     assert not check.passed
     assert str(day) in check.description
@@ -225,7 +224,7 @@ def test_an_order_id_accepted_on_another_day_is_quarantined_across_batches_and_r
         lines = [f"{oid},c-{oid},{d}T10:00:00,5.0" for oid in order_ids]
         (landing / "orders" / f"{d}.csv").write_text("order_id,customer_id,order_ts,amount\n" + "\n".join(lines) + "\n")
 
-    store = WorkingStore(tmp_path / "store.duckdb")
+    store = WorkingStore(tmp_path / "store")
     land(day[0], "x", "a")
     ingest.ingest(store, str(landing), "orders", day[0], run_id="first", currency="USD")
     land(day[1], "x", "b")  # x was accepted by the first run
@@ -243,15 +242,16 @@ def test_an_order_id_accepted_on_another_day_is_quarantined_across_batches_and_r
     assert accepted == ["a", "b", "c", "x", "y"]
 
 
-def test_a_great_expectations_failure_rolls_its_batch_back(tmp_path, monkeypatch):
-    """GX validates a batch while its rows are written; the batch commits only after GX is done with it."""
+def test_a_great_expectations_failure_leaves_its_batch_stale(tmp_path, monkeypatch):
+    """GX validates a batch while its rows are written; its landing_files rows are written only after GX is done
+    with it, so after a failure the next run ingests the batch again."""
     from seg_pipeline.core.validation import engine
 
     landing = tmp_path / "landing"
     (landing / "orders").mkdir(parents=True)
     day = date(2026, 3, 1)
     (landing / "orders" / f"{day}.csv").write_text("order_id,customer_id,order_ts,amount\na,c1,2026-03-01T10:00:00,5\n")
-    store = WorkingStore(tmp_path / "store.duckdb")
+    store = WorkingStore(tmp_path / "store")
 
     def broken(*args, **kwargs):
         raise RuntimeError("great-expectations broke")
@@ -260,9 +260,8 @@ def test_a_great_expectations_failure_rolls_its_batch_back(tmp_path, monkeypatch
         patch.setattr(engine, "run_suite", broken)
         with pytest.raises(RuntimeError, match="great-expectations broke"):
             ingest.ingest(store, str(landing), "orders", day, run_id="first", currency="USD")
-    for table in ("raw_orders", "orders", "landing_files"):
-        assert store.scalar(f"select count(*) from {table}") == 0, table
-    assert not list(store.parts_dir.glob("*/*/*.parquet"))  # the batch's part files went with it
+    assert store.scalar("select count(*) from landing_files") == 0
+    assert ingest.stale_days(store, str(landing), "orders", day) == [day]
     report = ingest.ingest(store, str(landing), "orders", day, run_id="second", currency="USD")
     assert report.days == [day] and report.accepted_rows == 1 and report.expectations
 
@@ -352,8 +351,8 @@ def test_a_shrinking_profile_snapshot_blocks_the_version_naming_the_file_and_bot
         f"profiles check snapshot_size failed: profiles/{path.name} has 0 rows, fewer than SEG_PROFILE_MIN_SHARE 50% "
         f"of the previous snapshot profiles/{previous}.csv ({before:,} rows)"
     )
-    assert not WorkingStore(settings.store_path).scalar("select count(*) from segment_versions")
-    store = WorkingStore(settings.store_path)
+    assert not WorkingStore(settings.store_uri).scalar("select count(*) from segment_versions")
+    store = WorkingStore(settings.store_uri)
     snapshots = ingest.latest_snapshots(store, settings.landing_dir, END)
     assert [(s.day, s.rows) for s in snapshots] == [(latest, 0), (previous, before)]
     off = make_settings(Path(settings.store_path).parent.parent, Path(settings.landing_dir), SEG_PROFILE_MIN_SHARE="0")

@@ -16,7 +16,7 @@ from seg_pipeline_tests.conftest import END, make_settings
 def registry(settings) -> list[tuple]:
     """(kind, trained_as_of, version, created_at) of every registered model."""
     return (
-        WorkingStore(settings.store_path)
+        WorkingStore(settings.store_uri)
         .frame("select kind, trained_as_of, version, created_at from model_registry order by kind, trained_as_of")
         .rows()
     )
@@ -25,7 +25,7 @@ def registry(settings) -> list[tuple]:
 def version(settings) -> tuple:
     """(segment_version, churn_model_version, cluster_model_version) of version END."""
     return (
-        WorkingStore(settings.store_path)
+        WorkingStore(settings.store_uri)
         .frame(
             "select segment_version, churn_model_version, cluster_model_version from segment_versions where as_of = ?",
             [END],
@@ -35,7 +35,7 @@ def version(settings) -> tuple:
 
 
 def segments(settings) -> pl.DataFrame:
-    return WorkingStore(settings.store_path).read_parts("customer_segments", ["*"], day=END).sort("customer_id")
+    return WorkingStore(settings.store_uri).read_parts("customer_segments", ["*"], day=END).sort("customer_id")
 
 
 def test_a_changed_setting_retrains_what_depends_on_it_and_an_unchanged_rerun_reuses(tmp_path, instance):

@@ -281,7 +281,7 @@ def test_held_analyst_connection_neither_blocks_nor_sees_half_a_version(tmp_path
     # has yet to measure, those of the last SEG_CHURN_HORIZON_DAYS)
     assert analyst(settings.warehouse_path, "select min(as_of), max(as_of) from customer_segments") == [(END, END)]
     assert analyst(settings.warehouse_path, "select count(*) from segment_versions") == [(2,)]
-    working = WorkingStore(settings.store_path)
+    working = WorkingStore(settings.store_uri)
     assert working.day_rows("customer_features")["day"].to_list() == [END]
     assert sorted(working.day_rows("customer_segments")["day"]) == [END - timedelta(days=1), END]
     assert working.frame("select as_of from feature_sources")["as_of"].to_list() == [END]

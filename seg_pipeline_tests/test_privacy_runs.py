@@ -13,6 +13,7 @@ import pytest
 from seg_pipeline.defs.report import report_dir
 from seg_pipeline.launch.runs import RunFailed, materialize_as_of
 from seg_pipeline.storage import warehouse
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
 EMAIL = "jane.doe@example.com"
@@ -104,15 +105,12 @@ def test_personal_data_reaches_no_output_and_personal_files_are_owner_only(tmp_p
     assert not [str(p) for p in stored if LEAK.search(p.read_bytes())]
 
     # the working store keeps what landed (for matching), readable only by its owner
-    store = Path(settings.store_path)
-    with duckdb.connect(str(store), read_only=True) as con:
-        assert con.execute("select count(*) from raw_orders where extra like '%contact_email%'").fetchall()[0][0] > 0
-    private = [store, *store.parent.glob(f"{store.stem}_parts/**/*"), *store.parent.glob(f"{store.stem}_models/**/*")]
-    assert any(p.suffix == ".parquet" for p in private) and any(p.suffix == ".pkl" for p in private)
+    store = WorkingStore(settings.store_uri)
+    assert store.scalar("select count(*) from raw_orders where extra like '%contact_email%'") > 0
+    private = [Path(store.uri), *Path(store.uri).rglob("*")]
+    assert any(p.suffix == ".parquet" for p in private) and any(p.parent.name == "model_files" for p in private)
     modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in private}
     assert {p: m for p, m in modes.items() if m != (0o700 if Path(p).is_dir() else 0o600)} == {}
-    for folder in (store.parent / f"{store.stem}_parts", store.parent / f"{store.stem}_models"):
-        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     # ...while the analyst file, its version files (read through its views above) and the report follow the umask
     assert stat.S_IMODE(Path(settings.warehouse_path).stat().st_mode) == 0o644
     versions = warehouse.versions_dir(settings.warehouse_path)
@@ -136,9 +134,9 @@ def test_a_padded_order_id_is_the_same_order(tmp_path, landing, instance):
 
     edit_csv(landing / "orders" / f"{END}.csv", pad)
     materialize_as_of(settings, END, instance)
-    with duckdb.connect(settings.store_path, read_only=True) as con:
-        counts = con.execute("select order_id, count(*) from orders group by 1 having count(*) > 1").fetchall()
-        quarantined = con.execute("select reason from quarantine_orders where order_day = ?", [END]).fetchall()
+    store = WorkingStore(settings.store_uri)
+    counts = store.frame("select order_id, count(*) from orders group by 1 having count(*) > 1").rows()
+    quarantined = store.frame("select reason from quarantine_orders where order_day = ?", [END]).rows()
     reasons = [reason for (reason,) in quarantined]
     assert counts == []
     note = " (order_ids are compared without surrounding spaces)"
@@ -169,15 +167,10 @@ def test_a_duplicate_profile_that_reaches_features_names_its_file_and_rows(tmp_p
     """A store holding a duplicate accepted profile (ingested by an older version) fails in one line saying where."""
     settings = make_settings(tmp_path, landing)
     materialize_as_of(settings, END - timedelta(days=1), instance)
-    parts = Path(settings.store_path).parent / f"{Path(settings.store_path).stem}_parts"
-    with duckdb.connect(settings.store_path) as con:
-        [(part,)] = con.execute("select distinct file from parts where table_name = 'profiles'").fetchall()
-        profiles = pl.read_parquet(parts / part)
-        duplicate = profiles.head(1).with_columns(source_row=pl.lit(999_999, pl.Int64))
-        tampered = str(Path(part).with_name("tampered.parquet"))  # a new file: parts never change once written
-        pl.concat([profiles, duplicate]).write_parquet(parts / tampered)
-        con.execute("update parts set file = ? where file = ?", [tampered, part])
-        con.execute(f"create or replace view profiles as from read_parquet('{parts / tampered}')")
+    store = WorkingStore(settings.store_uri)
+    profiles = store.read_parts("profiles", ["*"])
+    duplicate = profiles.head(1).with_columns(source_row=pl.lit(999_999, pl.Int64))
+    store.replace_days("profiles", profiles["snapshot_date"].unique().to_list(), pl.concat([profiles, duplicate]))
     with pytest.raises(RunFailed) as failed:
         materialize_as_of(settings, END - timedelta(days=1), instance)
     source_file, customer_id = profiles.select("source_file", "customer_id").row(0)

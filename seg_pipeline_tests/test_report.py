@@ -160,7 +160,7 @@ def test_a_backfill_reports_only_the_versions_the_file_keeps(published, tmp_path
     """A version older than SEG_KEEP_VERSIONS keeps is left out of the file; its report is skipped, not failed."""
     settings = make_settings(tmp_path, Path(published[0].landing_dir))
     marts = {m.name: m.description for m in load_sql_models(SQL_DIR)}
-    store = WorkingStore.open_existing(published[0].store_path)
+    store = WorkingStore.open_existing(published[0].store_uri)
     warehouse.publish(store, settings.warehouse_path, [PREVIOUS, END], marts, keep_versions=1)
     assert report.published_versions(settings.warehouse_path) == [END]
     with dg.instance_for_test() as instance:

@@ -54,6 +54,25 @@ def test_the_store_cannot_be_the_analyst_file(tmp_path):
         PipelineSettings.from_env({"SEG_WAREHOUSE_PATH": path, "SEG_STORE_PATH": path})
 
 
+def test_the_store_uri_defaults_beside_the_old_store_file_and_takes_object_stores(tmp_path):
+    warehouse = {"SEG_WAREHOUSE_PATH": str(tmp_path / "data" / "segments.duckdb")}
+    assert PipelineSettings.from_env(warehouse).store_uri == str(tmp_path / "data" / "segments_store")
+    custom = PipelineSettings.from_env({**warehouse, "SEG_STORE_PATH": str(tmp_path / "old" / "mine.duckdb")})
+    assert custom.store_uri == str(tmp_path / "old" / "mine")
+    for uri in ("s3://bucket/seg/store", "gs://bucket/store", "az://container/store"):
+        assert PipelineSettings.from_env({**warehouse, "SEG_STORE_URI": uri + "/"}).store_uri == uri
+    local = PipelineSettings.from_env({**warehouse, "SEG_STORE_URI": f"file://{tmp_path}/s"})
+    assert local.store_uri == f"{tmp_path}/s"
+
+
+@pytest.mark.parametrize("uri", ["ftp://host/store", "s3://", "s3:///prefix", "{file}"])
+def test_a_bad_store_uri_names_the_setting_in_one_line(tmp_path, uri):
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SettingsError, match="^SEG_STORE_URI: ") as error:
+        PipelineSettings.from_env({"SEG_STORE_URI": uri.format(file=tmp_path / "a_file")})
+    assert "\n" not in str(error.value)
+
+
 def test_partitions_start_at_the_first_landed_order_day_unless_set(tmp_path):
     (tmp_path / "orders").mkdir()
     for name in ("2025-03-04.csv", "2025-03-02-late.csv.gz", "notes.txt"):

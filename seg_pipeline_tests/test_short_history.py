@@ -18,6 +18,7 @@ import pytest
 
 from seg_pipeline.devtools.demo_data import generate_landing
 from seg_pipeline.launch.runs import RunFailed, materialize_as_of
+from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, SMALL, make_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,13 +91,12 @@ def test_45_generated_days_publish_with_a_fallback_and_flag_it(tmp_path, instanc
     materialize_as_of(settings, END, instance)
     row = version_row(settings, END)
     # a stand-in is never reused (SEG_RETRAIN_EVERY_DAYS=7 would reuse a model): each day tries to train again
-    with duckdb.connect(str(settings.store_path), read_only=True) as con:
-        trained = con.execute("select kind, trained_as_of from model_registry order by all").fetchall()
+    store = WorkingStore(settings.store_uri)
+    trained = store.frame("select kind, trained_as_of from model_registry order by all").rows()
     assert ("churn", END) in trained and ("churn", END - timedelta(days=1)) in trained
     assert row["churn_method"] in ("bgnbd", "prior")
     assert row["data_through"] == END
-    with duckdb.connect(str(settings.store_path), read_only=True) as con:
-        known = con.execute("select count(*) from customer_features where as_of = ?", [END]).fetchall()[0][0]
+    known = WorkingStore(settings.store_uri).scalar("select count(*) from customer_features where as_of = ?", [END])
     assert_full_version(settings, END, known)
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
         comments = dict(
@@ -144,8 +144,7 @@ def test_the_model_takes_over_once_history_allows(tmp_path, small_landing, insta
     early = first_day + timedelta(days=40)
     materialize_as_of(settings, early, instance)
     assert version_row(settings, early)["churn_method"] != "model"
-    with duckdb.connect(str(settings.store_path), read_only=True) as con:
-        known = con.execute("select count(*) from customer_features where as_of = ?", [early]).fetchall()[0][0]
+    known = WorkingStore(settings.store_uri).scalar("select count(*) from customer_features where as_of = ?", [early])
     assert_full_version(settings, early, known)
     materialize_as_of(settings, END, instance)
     row = version_row(settings, END)

@@ -15,6 +15,7 @@ from seg_pipeline.storage.sql_models import (
     SqlModelError,
     build_sql_model,
     load_sql_models,
+    run_sql_model,
     sql_dependencies,
 )
 from seg_pipeline.storage.store import PART_TABLES, WorkingStore
@@ -79,16 +80,15 @@ def _features(as_of: date, spend: dict[str, float | None]) -> pl.DataFrame:
 
 
 def _fill(store: WorkingStore, versions: dict = VERSIONS) -> None:
-    with store.transaction() as con:
-        for as_of, rows in versions.items():
-            store.replace_parts(con, "customer_segments", [as_of], _segments(as_of, rows))
-            spend = {cid: values[-1] for cid, values in rows.items()}
-            store.replace_parts(con, "customer_features", [as_of], _features(as_of, spend))
+    for as_of, rows in versions.items():
+        store.replace_days("customer_segments", [as_of], _segments(as_of, rows))
+        spend = {cid: values[-1] for cid, values in rows.items()}
+        store.replace_days("customer_features", [as_of], _features(as_of, spend))
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> WorkingStore:
-    working = WorkingStore(tmp_path / "store.duckdb")
+    working = WorkingStore(tmp_path / "store")
     _fill(working)
     return working
 
@@ -105,8 +105,7 @@ def _models() -> dict:
 def _build_all(store: WorkingStore, *days: date) -> None:
     for day in days:
         for model in load_sql_models(SQL_DIR):
-            with store.transaction() as con:
-                build_sql_model(con, model, day)
+            run_sql_model(store, model, day)
 
 
 def _write(folder: Path, name: str, sql: str) -> None:
@@ -198,12 +197,12 @@ def test_unknown_column_fails_with_file_name_and_duckdb_message(tmp_path: Path, 
     folder = tmp_path / "sql"
     _write(folder, "bad_column", "-- header\nselect as_of, customer_id, no_such_column\nfrom customer_segments")
     [model] = load_sql_models(folder)
-    with pytest.raises(SqlModelError) as info, store.transaction() as con:
+    with pytest.raises(SqlModelError) as info, store.connect() as con:
         build_sql_model(con, model, D1)
     text = str(info.value)
     assert text.startswith("sql/bad_column.sql: Binder Error: Referenced column")
     assert "no_such_column" in text and "(line 2)" in text and "\n" not in text
-    assert store.scalar("select count(*) from duckdb_tables() where table_name = 'bad_column'") == 0
+    assert "bad_column" not in store.table_names()
 
 
 def test_select_without_matching_as_of_is_rejected(tmp_path: Path, store: WorkingStore):
@@ -212,11 +211,9 @@ def test_select_without_matching_as_of_is_rejected(tmp_path: Path, store: Workin
     _write(folder, "all_versions", "select as_of, customer_id from customer_segments")
     no_as_of, all_versions = sorted(load_sql_models(folder), key=lambda m: m.name, reverse=True)
     with pytest.raises(SqlModelError, match=r"sql/no_as_of\.sql: the SELECT must return an as_of column"):
-        with store.transaction() as con:
-            build_sql_model(con, no_as_of, D1)
+        run_sql_model(store, no_as_of, D1)
     with pytest.raises(SqlModelError, match=r"sql/all_versions\.sql: 5 row\(s\) have as_of null or after"):
-        with store.transaction() as con:
-            build_sql_model(con, all_versions, D1)
+        run_sql_model(store, all_versions, D1)
 
 
 def test_rebuilding_a_version_replaces_it_and_leaves_others(store: WorkingStore):
@@ -289,14 +286,13 @@ def test_segment_migration_counts(store: WorkingStore):
 
 
 def test_tier_pareto_top20_share_matches_value_tiers(tmp_path: Path):
-    store = WorkingStore(tmp_path / "store.duckdb")
+    store = WorkingStore(tmp_path / "store")
     spend = [100.0, 50.0] + [10.0] * 7 + [0.0]  # ten buyers, one of them lapsed (0 spend)
     rows = {f"c{i:02d}": ("Loyal", "bronze", "stable", 0.5, 1.0, v) for i, v in enumerate(spend)}
     rows["p1"] = ("Prospect", None, "prospect", None, 0.0, None)
     _fill(store, {D1: rows})
     [pareto] = [m for m in load_sql_models(SQL_DIR) if m.name == "tier_pareto"]
-    with store.transaction() as con:
-        assert build_sql_model(con, pareto, D1) == 100
+    assert run_sql_model(store, pareto, D1)[0] == 100
     curve = _frame(store, "select * from tier_pareto order by percentile")
     assert curve["percentile"].to_list() == list(range(1, 101))
     assert curve["buyers"].unique().to_list() == [10]
@@ -311,11 +307,10 @@ def test_tier_pareto_top20_share_matches_value_tiers(tmp_path: Path):
 
 
 def test_tier_pareto_is_empty_without_buyers(tmp_path: Path):
-    store = WorkingStore(tmp_path / "store.duckdb")
+    store = WorkingStore(tmp_path / "store")
     _fill(store, {D1: {"p1": ("Prospect", None, "prospect", None, 0.0, None)}})
     [pareto] = [m for m in load_sql_models(SQL_DIR) if m.name == "tier_pareto"]
-    with store.transaction() as con:
-        assert build_sql_model(con, pareto, D1) == 0
+    assert run_sql_model(store, pareto, D1)[0] == 0
     assert "top20_revenue_share" in _frame(store, "select * from tier_pareto").columns
 
 
@@ -339,8 +334,7 @@ def test_new_file_is_picked_up_and_may_read_a_mart(tmp_path: Path, store: Workin
     names = [m.name for m in models]
     assert names.index("champion_count") > names.index("segment_summary")
     for model in models:
-        with store.transaction() as con:
-            build_sql_model(con, model, D1)
+        run_sql_model(store, model, D1)
     assert _frame(store, "select * from champion_count").rows() == [(D1, 2)]
 
 
@@ -351,16 +345,14 @@ def test_adding_a_column_to_a_model_extends_its_table(tmp_path: Path, store: Wor
         "sizes",
         "select as_of, count(*) as customers from customer_segments where as_of = getvariable('as_of') group by 1",
     )
-    with store.transaction() as con:
-        build_sql_model(con, load_sql_models(folder)[0], D1)
+    run_sql_model(store, load_sql_models(folder)[0], D1)
     _write(
         folder,
         "sizes",
         "select as_of, count(*) as customers, 'x' as note from customer_segments "
         "where as_of = getvariable('as_of') group by 1",
     )
-    with store.transaction() as con:
-        build_sql_model(con, load_sql_models(folder)[0], D2)
+    run_sql_model(store, load_sql_models(folder)[0], D2)
     assert _frame(store, "select * from sizes order by as_of").rows() == [(D1, 5, None), (D2, 5, "x")]
 
 
@@ -374,7 +366,7 @@ def test_mart_assets_materialize(tmp_path: Path, store: WorkingStore):
     assert summary.group_names_by_key[summary.key] == "marts"
     assert summary.specs_by_key[summary.key].deps[0].asset_key == dg.AssetKey("customer_features")
     result = dg.materialize(
-        assets, partition_key="2024-03-02", resources={"store": StoreResource(path=str(store.path))}
+        assets, partition_key="2024-03-02", resources={"store": StoreResource(uri=store.uri)}
     )
     assert result.success
     metadata = {
@@ -395,7 +387,7 @@ def test_mart_asset_sql_error_is_a_failure_naming_the_file(tmp_path: Path, store
     result = dg.materialize(
         [asset],
         partition_key="2024-03-01",
-        resources={"store": StoreResource(path=str(store.path))},
+        resources={"store": StoreResource(uri=store.uri)},
         raise_on_error=False,
     )
     assert not result.success
@@ -408,13 +400,13 @@ def test_mart_asset_builds_every_version_of_a_range_run(store: WorkingStore):
         a for a in mart_assets(daily_partitions("2024-03-01"), SQL_DIR) if a.key == dg.AssetKey("segment_summary")
     ]
     tags = {"dagster/asset_partition_range_start": "2024-03-01", "dagster/asset_partition_range_end": "2024-03-02"}
-    result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(path=str(store.path))})
+    result = dg.materialize(assets, tags=tags, resources={"store": StoreResource(uri=store.uri)})
     assert result.success
     assert _frame(store, "select distinct as_of from segment_summary order by 1")["as_of"].to_list() == [D1, D2]
 
 
 def test_action_lift_measures_mature_versions_treated_against_control(tmp_path: Path):
-    working = WorkingStore(tmp_path / "lift.duckdb")
+    working = WorkingStore(tmp_path / "lift")
     v1, v3, built = date(2024, 1, 1), date(2024, 3, 1), date(2024, 4, 1)  # built - 90 days = 2024-01-02
     arms = {"a1": ("A", False), "a2": ("A", False), "a3": ("A", True), "a4": ("A", True),
             "b1": ("B", False), "b2": ("B", True)}  # fmt: skip
@@ -423,25 +415,23 @@ def test_action_lift_measures_mature_versions_treated_against_control(tmp_path: 
     orders = [("a1", 10, 10.0, "completed"), ("a2", 100, 5.0, "completed"), ("a3", 5, 8.0, "cancelled"),
               ("a4", 90, 20.0, "completed"), ("b1", 0, 7.0, "completed")]  # fmt: skip
     segments_schema, orders_schema = PART_TABLES["customer_segments"][1], PART_TABLES["orders"][1]
-    with working.transaction() as con:
-        for as_of in (v1, v3):
-            rows = pl.DataFrame(
-                {"as_of": as_of, "customer_id": list(arms), "recommended_action": [a for a, _ in arms.values()],
-                 "in_control_group": [c for _, c in arms.values()]}
-            )  # fmt: skip
-            working.replace_parts(con, "customer_segments", [as_of], pl.DataFrame(schema=segments_schema).vstack(
-                rows.select(pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c)
-                            for c, t in segments_schema.items())))  # fmt: skip
-        frame = pl.DataFrame(
-            {"order_id": [f"o{i}" for i in range(len(orders))], "customer_id": [o[0] for o in orders],
-             "order_day": [v1 + timedelta(days=o[1]) for o in orders], "amount": [o[2] for o in orders],
-             "status": [o[3] for o in orders]}
+    for as_of in (v1, v3):
+        rows = pl.DataFrame(
+            {"as_of": as_of, "customer_id": list(arms), "recommended_action": [a for a, _ in arms.values()],
+             "in_control_group": [c for _, c in arms.values()]}
         )  # fmt: skip
-        frame = frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
-                             for c, t in orders_schema.items())  # fmt: skip
-        working.replace_parts(con, "orders", sorted(set(frame["order_day"])), frame)
-    with working.transaction() as con:
-        build_sql_model(con, _models()["action_lift"], built, {"churn_horizon_days": 90})
+        working.replace_days("customer_segments", [as_of], pl.DataFrame(schema=segments_schema).vstack(
+            rows.select(pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c)
+                        for c, t in segments_schema.items())))  # fmt: skip
+    frame = pl.DataFrame(
+        {"order_id": [f"o{i}" for i in range(len(orders))], "customer_id": [o[0] for o in orders],
+         "order_day": [v1 + timedelta(days=o[1]) for o in orders], "amount": [o[2] for o in orders],
+         "status": [o[3] for o in orders]}
+    )  # fmt: skip
+    frame = frame.select(pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                         for c, t in orders_schema.items())  # fmt: skip
+    working.replace_days("orders", sorted(set(frame["order_day"])), frame)
+    run_sql_model(working, _models()["action_lift"], built, {"churn_horizon_days": 90})
     lift = _frame(working, "select * from action_lift order by recommended_action")
     assert lift["as_of"].to_list() == [v1, v1]  # v3 is not mature: no rows
     a, b = lift.iter_rows(named=True)
@@ -452,16 +442,15 @@ def test_action_lift_measures_mature_versions_treated_against_control(tmp_path: 
     assert (b["treated_rate"], b["control_rate"], b["lift"], b["lift_low"]) == (0.0, 0.0, 0.0, None)
     # a build after version v4 measures only the versions matured since v4 was built: none; v1 stays measured
     v4 = date(2024, 4, 5)
-    with working.transaction() as con:
-        working.replace_parts(con, "customer_segments", [v4], working.read_parts(
-            "customer_segments", list(segments_schema), day=v3).with_columns(as_of=pl.lit(v4)))  # fmt: skip
-        assert build_sql_model(con, _models()["action_lift"], date(2024, 4, 10), {"churn_horizon_days": 90}) == 0
+    working.replace_days("customer_segments", [v4], working.read_parts(
+        "customer_segments", list(segments_schema), day=v3).with_columns(as_of=pl.lit(v4)))  # fmt: skip
+    assert run_sql_model(working, _models()["action_lift"], date(2024, 4, 10), {"churn_horizon_days": 90})[0] == 0
     assert _frame(working, "select * from action_lift order by recommended_action").equals(lift)
 
 
 def test_cluster_profiles_size_revenue_and_what_sets_each_persona_apart(tmp_path: Path):
     """Two planted personas: app electronics buyers with big baskets, store grocery buyers; and prospects."""
-    store = WorkingStore(tmp_path / "store.duckdb")
+    store = WorkingStore(tmp_path / "store")
     people = {f"a{i}": ("app electronics", "app", "electronics", 90.0, 100.0) for i in range(4)}
     people |= {f"g{i}": ("store grocery", "store", "grocery", 20.0, 25.0) for i in range(6)}
     people |= {"p1": ("prospect individuals", None, None, None, None)}
@@ -474,11 +463,10 @@ def test_cluster_profiles_size_revenue_and_what_sets_each_persona_apart(tmp_path
         pl.Series("main_channel", [v[1] for v in people.values()]),
         pl.Series("main_category", [v[2] for v in people.values()]),
     )
-    with store.transaction() as con:
-        store.replace_parts(con, "customer_segments", [D1], segments)
-        store.replace_parts(con, "customer_features", [D1], feats)
-        [profiles] = [m for m in load_sql_models(SQL_DIR) if m.name == "cluster_profiles"]
-        assert build_sql_model(con, profiles, D1) == 3
+    store.replace_days("customer_segments", [D1], segments)
+    store.replace_days("customer_features", [D1], feats)
+    [profiles] = [m for m in load_sql_models(SQL_DIR) if m.name == "cluster_profiles"]
+    assert run_sql_model(store, profiles, D1)[0] == 3
     rows = {r["cluster_label"]: r for r in _frame(store, "select * from cluster_profiles").iter_rows(named=True)}
     app, grocery, prospects = rows["app electronics"], rows["store grocery"], rows["prospect individuals"]
     assert (app["customers"], grocery["customers"], prospects["customers"]) == (4, 6, 1)

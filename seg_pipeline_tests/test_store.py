@@ -1,14 +1,16 @@
-"""The working store's Parquet parts: replaced per day inside transactions, never half-switched."""
+"""The working store's Delta tables: a day or a version replaced in one commit, never seen half-written."""
 
 import subprocess
 import sys
+import textwrap
 from datetime import date, datetime
+from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
+from deltalake import write_deltalake
 
-from seg_pipeline.storage.store import PART_TABLES, StoreError, WorkingStore
+from seg_pipeline.storage.store import PART_TABLES, WorkingStore
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
 
@@ -27,127 +29,86 @@ def orders(*days: date, n: int = 3, tag: str = "a") -> pl.DataFrame:
     )
 
 
-def part_files(store: WorkingStore) -> set[str]:
-    return {str(p.relative_to(store.parts_dir)) for p in store.parts_dir.glob("*/*/*.parquet")}
+def data_files(store: WorkingStore, table: str) -> set[str]:
+    """Every Parquet file on disk under `table`, committed or not."""
+    folder = Path(store.table_uri(table))
+    return {p.name for p in folder.glob("*.parquet")}
 
 
 @pytest.fixture
 def store(tmp_path) -> WorkingStore:
-    return WorkingStore(tmp_path / "store.duckdb")
+    return WorkingStore(tmp_path / "store")
 
 
-def test_empty_part_tables_are_typed_views(store: WorkingStore) -> None:
+def test_tables_never_written_read_empty_with_their_schema(store: WorkingStore) -> None:
     for table, (_, schema) in PART_TABLES.items():
         assert store.frame(f"select * from {table}").schema == pl.Schema(schema)
+        assert store.read_parts(table, list(schema)).schema == pl.Schema(schema)
 
 
-def test_replacing_a_day_carries_the_other_days_of_its_file_over(store: WorkingStore) -> None:
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
-    first = part_files(store)
+def test_replacing_a_day_is_one_commit_and_leaves_the_other_days_alone(store: WorkingStore) -> None:
+    store.replace_days("orders", [D1, D2], orders(D1, D2))
     d1 = store.frame("select * from orders where order_day = ? order by order_id", [D1])
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D2], orders(D2, n=5, tag="b"))
+    version = store.delta("orders").version()
+    store.replace_days("orders", [D2], orders(D2, n=5, tag="b"))
+    assert store.delta("orders").version() == version + 1
     counts = dict(store.frame("select order_day, count(*) from orders group by 1").iter_rows())
     assert counts == {D1: 3, D2: 5}
     assert store.frame("select * from orders where order_day = ? order by order_id", [D1]).equals(d1)
-    assert len(part_files(store)) == 1 and not part_files(store) & first  # the superseded file is gone
-    assert dict(store.frame("select day, rows from parts").iter_rows()) == counts
+    assert dict(store.day_rows("orders").iter_rows()) == counts
     assert store.read_parts("orders", ["order_id"], until=D1)["order_id"].to_list() == [
         f"a-{D1}-{i}" for i in (1, 2, 3)
     ]
+    assert store.read_parts("orders", ["*"], day=D2).columns == list(PART_TABLES["orders"][1])
 
 
-def test_keep_newest_drops_the_older_days_and_their_files(store: WorkingStore) -> None:
+def test_a_batch_of_days_is_one_file_that_a_new_day_leaves_alone(store: WorkingStore) -> None:
+    days = [date(2026, 1, d) for d in range(1, 31)]
+    store.replace_days("orders", days, orders(*days))
+    [batch] = store.delta("orders").file_uris()
+    store.replace_days("orders", [date(2026, 1, 31)], orders(date(2026, 1, 31), n=4))
+    assert batch in store.delta("orders").file_uris() and len(store.delta("orders").file_uris()) == 2
+    # the new day's file counts from the log, the batch's days from its day column
+    assert store.day_rows("orders")["rows"].to_list() == [3] * 30 + [4]
+    assert store.read_parts("orders", ["order_id"], day=date(2026, 1, 31)).height == 4
+
+
+def test_keep_newest_drops_the_older_days_and_vacuum_deletes_their_files(store: WorkingStore) -> None:
     days = [date(2026, 1, d) for d in range(1, 6)]
-    for day in days:  # one file per day, as versions are written
-        with store.transaction() as con:
-            store.replace_parts(con, "orders", [day], orders(day))
-    with store.transaction() as con:
-        assert store.keep_newest(con, "orders", 2) == days[:3]
+    for day in days:  # one commit per day, as versions are written
+        store.replace_days("orders", [day], orders(day))
+    assert store.keep_newest("orders", 2) == days[:3]
     assert store.day_rows("orders")["day"].to_list() == days[3:]
-    assert len(part_files(store)) == 2
     assert store.frame("select distinct order_day from orders order by 1")["order_day"].to_list() == days[3:]
-    with store.transaction() as con:
-        assert store.keep_newest(con, "orders", 0) == []  # 0 keeps every day
-    assert len(part_files(store)) == 2
-
-
-def test_a_failed_transaction_keeps_the_old_parts_and_deletes_the_new_files(store: WorkingStore) -> None:
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D1], orders(D1))
-    before, files = store.frame("select * from orders"), part_files(store)
-    with pytest.raises(RuntimeError, match="boom"), store.transaction() as con:
-        store.replace_parts(con, "orders", [D1], orders(D1, n=9, tag="b"))
-        raise RuntimeError("boom")
-    assert store.frame("select * from orders").equals(before)
-    assert part_files(store) == files
-    assert WorkingStore(store.path).frame("select * from orders").equals(before)  # the view, as committed
+    assert store.keep_newest("orders", 0) == []  # 0 keeps every day
+    assert len(data_files(store, "orders")) == 5
+    assert store.vacuum() == 0  # removed a moment ago: a reader on an older snapshot may still read them
+    assert store.vacuum(retention_hours=0) == 3
+    assert len(data_files(store, "orders")) == 2
+    assert store.read_parts("orders", ["order_day"])["order_day"].unique().sort().to_list() == days[3:]
 
 
 def test_rows_outside_the_replaced_days_are_refused(store: WorkingStore) -> None:
-    with pytest.raises(ValueError, match="outside the days being replaced"), store.transaction() as con:
-        store.replace_parts(con, "orders", [D1], orders(D1, D2))
-    assert part_files(store) == set()
-
-
-def test_sweep_deletes_files_no_commit_names(store: WorkingStore) -> None:
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D1], orders(D1))
-    orphan = store.parts_dir / "orders" / D2.isoformat() / "left-by-a-crash.parquet"
-    orphan.parent.mkdir(parents=True)
-    orders(D2).write_parquet(orphan)
-    store.sweep_parts()
-    assert not orphan.exists() and len(part_files(store)) == 1
+    with pytest.raises(ValueError, match="outside the days being replaced"):
+        store.replace_days("orders", [D1], orders(D1, D2))
+    assert store.delta("orders") is None
 
 
 def test_read_parts_keeps_only_the_semi_join_keys(store: WorkingStore) -> None:
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D1, D2], orders(D1, D2))
+    store.replace_days("orders", [D1, D2], orders(D1, D2))
     only = store.read_parts(
         "orders", ["customer_id", "order_day"], until=D2, semi=pl.DataFrame({"customer_id": ["c2"]})
     )
-    assert only.rows() == [("c2", D1), ("c2", D2)]
+    assert sorted(only.rows()) == [("c2", D1), ("c2", D2)]
     assert store.read_parts("orders", ["order_id"], until=date(2025, 1, 1)).is_empty()
 
 
-def test_a_store_of_the_old_table_layout_is_refused_in_one_line(tmp_path) -> None:
-    path = tmp_path / "old.duckdb"
-    with duckdb.connect(str(path)) as con:
-        con.execute("create table raw_orders (order_day date)")
-    with pytest.raises(StoreError, match=r"old\.duckdb: written by an older seg_pipeline \(raw_orders is a table"):
-        WorkingStore(path)
-
-
-def test_a_moved_store_still_reads_its_parts(store: WorkingStore, tmp_path) -> None:
-    with store.transaction() as con:
-        store.replace_parts(con, "orders", [D1], orders(D1))
+def test_a_moved_store_still_reads_its_tables(store: WorkingStore, tmp_path) -> None:
+    store.replace_days("orders", [D1], orders(D1))
     before = store.frame("select * from orders order by order_id")
     moved = tmp_path / "moved"
-    moved.mkdir()
-    store.path.rename(moved / store.path.name)
-    store.parts_dir.rename(moved / store.parts_dir.name)
-    assert WorkingStore(moved / store.path.name).frame("select * from orders order by order_id").equals(before)
-
-
-def test_a_session_holds_the_store_for_its_whole_block(store: WorkingStore) -> None:
-    probe = (
-        "import sys\nfrom seg_pipeline.storage.store import StoreBusy, WorkingStore\n"
-        "try:\n    WorkingStore(sys.argv[1], wait=False)\n    print('open')\nexcept StoreBusy:\n    print('busy')"
-    )
-
-    def other_process() -> str:
-        run = subprocess.run([sys.executable, "-c", probe, str(store.path)], capture_output=True, text=True, check=True)
-        return run.stdout.strip()
-
-    with store.session():
-        with store.transaction() as con:
-            store.replace_parts(con, "orders", [D1], orders(D1))
-        with store.connect() as con:
-            assert con.execute("select count(*) from orders").fetchone()[0] == 3
-        assert other_process() == "busy"  # between queries too, not only inside one
-    assert other_process() == "open"
-    assert store.read_parts("orders", ["order_id"]).height == 3
+    Path(store.uri).rename(moved)
+    assert WorkingStore(moved).frame("select * from orders order by order_id").equals(before)
 
 
 def test_a_profile_snapshot_just_written_reads_back_from_memory_as_from_disk(store: WorkingStore, monkeypatch) -> None:
@@ -155,14 +116,88 @@ def test_a_profile_snapshot_just_written_reads_back_from_memory_as_from_disk(sto
     given = {"snapshot_date": [D2] * 3, "customer_id": ["c2", "c1", "c3"], "signup_date": [D1, None, D1],
              "birth_year": [1980, None, 1990], "is_member": [True, None, False]}  # fmt: skip
     rows = pl.DataFrame({c: given.get(c, [None] * 3) for c in schema}, schema=schema)
-    with store.transaction() as con:
-        store.replace_parts(con, "profiles", [D2], rows)
+    store.replace_days("profiles", [D2], rows)
     columns = ["customer_id", "birth_year", "is_member", "snapshot_date"]
     semi = pl.DataFrame({"customer_id": ["c3", "c2"]})
     from_memory = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
+    assert store._kept("profiles", store.delta("profiles"), None, D2) is not None
     monkeypatch.setattr("seg_pipeline.storage.store._last_written", {})
     from_disk = [store.read_parts("profiles", columns, day=D2), store.read_parts("profiles", columns, semi=semi)]
     for memory, disk in zip(from_memory, from_disk, strict=True):
         assert memory.schema == disk.schema
-        assert memory.equals(disk)
-    assert from_disk[1]["customer_id"].to_list() == ["c2", "c3"]
+        assert memory.sort("customer_id").equals(disk.sort("customer_id"))
+    assert sorted(from_disk[1]["customer_id"].to_list()) == ["c2", "c3"]
+
+
+def test_a_frame_kept_in_memory_is_not_used_once_another_writer_committed(store: WorkingStore) -> None:
+    schema = PART_TABLES["profiles"][1]
+    one = pl.DataFrame({"snapshot_date": [D1], "customer_id": ["c1"]}).select(
+        pl.col(c).cast(t) if c in ("snapshot_date", "customer_id") else pl.lit(None, t).alias(c)
+        for c, t in schema.items()
+    )
+    store.replace_days("profiles", [D1], one)
+    # another machine's commit: this process's frame is keyed by the Delta version it wrote, now stale
+    write_deltalake(store.table_uri("profiles"), one.with_columns(customer_id=pl.lit("c9")).to_arrow(),
+                    mode="overwrite", predicate="snapshot_date = '2026-01-01'")  # fmt: skip
+    assert store.read_parts("profiles", ["customer_id"], day=D1)["customer_id"].to_list() == ["c9"]
+
+
+_WRITER = """
+import sys
+from datetime import date
+import polars as pl
+sys.path.insert(0, sys.argv[3])
+from test_store import orders
+from seg_pipeline.storage.store import WorkingStore
+store, day = WorkingStore(sys.argv[1]), date.fromisoformat(sys.argv[2])
+for n in range(1, 13):
+    store.replace_days("orders", [day], orders(day, n=n * 50, tag=f"w{n}"))
+    files = pl.DataFrame({"kind": ["orders"], "day": [day], "source_file": [f"orders/{day}.csv"], "size": [n]})
+    store.write("landing_files", files, {"kind": "orders", "day": [day]})
+"""
+
+
+def _writer(store: WorkingStore, day: date) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", _WRITER, store.uri, day.isoformat(), str(Path(__file__).parent)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_reader_process_never_sees_half_a_day_while_it_is_replaced(store: WorkingStore) -> None:
+    store.replace_days("orders", [D1], orders(D1, n=50, tag="w1"))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import sys, time
+            import polars as pl
+            from seg_pipeline.storage.store import WorkingStore
+            store = WorkingStore(sys.argv[1], create=False)
+            end = time.time() + 60
+            while time.time() < end and sys.stdin.readable():
+                rows = store.read_parts("orders", ["order_id"])
+                tags = rows["order_id"].str.split("-").list.first().unique().to_list()
+                print(rows.height, ",".join(tags), flush=True)
+                if tags == ["w12"]:
+                    break
+        """), store.uri],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    writer = _writer(store, D1)
+    assert writer.wait(timeout=120) == 0, writer.stderr.read()
+    seen = [line.split() for line in reader.communicate(timeout=120)[0].splitlines()]
+    assert len(seen) > 3
+    for rows, tags in seen:  # one writer's batch whole: n * 50 rows of tag w<n>, never a mix or a part
+        assert "," not in tags and int(rows) == int(tags.removeprefix("w")) * 50, (rows, tags)
+    assert seen[-1] == ["600", "w12"]
+
+
+def test_two_processes_writing_different_days_at_once_both_land(store: WorkingStore) -> None:
+    writers = [_writer(store, day) for day in (D1, D2)]
+    for writer in writers:
+        assert writer.wait(timeout=180) == 0, writer.stderr.read()
+    assert dict(store.day_rows("orders").iter_rows()) == {D1: 600, D2: 600}
+    files = store.read("landing_files").sort("day")
+    assert files.select("day", "size").rows() == [(D1, 12), (D2, 12)]  # the small shared table: every write kept

@@ -12,11 +12,8 @@ MART = "segment_summary"
 
 
 def new_store(folder: Path) -> WorkingStore:
-    """An empty working store with one mart table, as the runs leave it."""
-    store = WorkingStore(folder / "store.duckdb")
-    with store.transaction() as con:
-        con.execute(f"create table {MART} (as_of date, rfm_segment varchar, customers bigint)")
-    return store
+    """An empty working store (its mart table is made by the first version)."""
+    return WorkingStore(folder / "store")
 
 
 def rows(table: Table, day: date, customers: int, **values: object) -> pl.DataFrame:
@@ -46,6 +43,5 @@ def add_version(store: WorkingStore, day: date, customers: int = 1_000) -> None:
         rows(CUSTOMER_SEGMENTS, day, customers, segment_version=f"v{day}", rfm_segment="Champions"),
         pl.DataFrame({"as_of": [day], "segment_version": [f"v{day}"], "run_id": [f"run-{day}"]}),
     )
-    with store.transaction() as con:
-        con.execute(f"delete from {MART} where as_of = ?", [day])
-        con.execute(f"insert into {MART} values (?, 'Champions', ?)", [day, customers])
+    mart = pl.DataFrame({"as_of": [day], "rfm_segment": ["Champions"], "customers": [customers]})
+    store.replace_mart_versions(MART, mart, [day])

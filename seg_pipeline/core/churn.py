@@ -40,6 +40,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -258,26 +259,26 @@ class ChurnModel:
             out[:, names.index(group(name))] += terms[:, column] - means[column]
         return float(regression.intercept_[0] + means.sum() + booster_base), names, out
 
-    def risk_and_contributions(
+    def risk_and_explainer(
         self, features: pl.DataFrame, group: Callable[[str], str] | None = None
-    ) -> tuple[np.ndarray, tuple[float, tuple[str, ...], np.ndarray]]:
-        """(``predict_risk(features)``, ``contributions`` of its buyers' rows): the inputs worked out once, the
-        logit read off the contributions (base + row sum, equal to ``predict_risk``'s up to float rounding)."""
+    ) -> tuple[np.ndarray, Callable[[], tuple[float, tuple[str, ...], np.ndarray]]]:
+        """(``predict_risk(features)``, a function giving ``contributions(buyers' rows, group)``): the inputs are
+        worked out once for both, and the contributions only when asked for."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
-        rows = features.filter(pl.Series(buyers))
+        rows = features.filter(pl.col("frequency").is_not_null())
         prepared = self._prepared(rows)
-        explained = self.contributions(rows, group, prepared)
         if buyers.any():
-            out[buyers] = np.clip(expit(explained[0] + explained[2].sum(axis=1)), _P_MIN, _P_MAX)
-        return out, explained
+            out[buyers] = np.clip(expit(self._logit(rows, prepared)), _P_MIN, _P_MAX)
+        return out, partial(self.contributions, rows, group, prepared)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            out[buyers] = np.clip(expit(self._logit(features.filter(pl.Series(buyers)))), _P_MIN, _P_MAX)
+            rows = features.filter(pl.col("frequency").is_not_null())
+            out[buyers] = np.clip(expit(self._logit(rows)), _P_MIN, _P_MAX)
         return out
 
     def content_hash(self) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from seg_pipeline.core.bgnbd import _dense_unique_rows
 from seg_pipeline.core.churn import ChurnModel
 
 MAX_REASONS = 3
@@ -132,8 +133,8 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
     reads ``TYPICAL_RISK`` when its risk is >= 0.5, else null.
 
     Each reason is phrased once per distinct value of the columns it reads among the rows that name it (a few
-    hundred phrases for up to a million rows), found by one stable sort of the codes; every slot then gathers
-    its phrases from that small table, and the slots are joined in one ``concat_str``.
+    hundred phrases for up to a million rows, ``_groups``), found by one stable sort of the codes; every slot then
+    gathers its phrases from that small table, and the slots are joined in one ``concat_str``.
     """
     height = reason_codes.shape[0]
     codes = reason_codes if reason_codes.shape[1] else np.full((height, 1), -1, dtype=np.int16)
@@ -147,11 +148,10 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
         slots = order[bounds[code + 1] : bounds[code + 2]]
         phrase = _phrase(names[code])
         columns = list(dict.fromkeys(phrase.meta.root_names()))  # gather only what the phrase reads
-        groups = frame.select(columns)[slots // width].with_row_index("_r").group_by(columns).agg("_r")
-        members = groups["_r"].explode().to_numpy()
-        index[slots[members]] = offset + np.repeat(np.arange(groups.height), groups["_r"].list.len().to_numpy())
-        pieces.append(groups.select(phrase.cast(pl.String).alias("p")).to_series())
-        offset += groups.height
+        group, distinct = _groups(frame.select(columns)[slots // width])
+        index[slots] = offset + group
+        pieces.append(distinct.select(phrase.cast(pl.String).alias("p")).to_series())
+        offset += distinct.height
     index = index.reshape(height, width)
     named = (codes >= 0).any(axis=1)
     typical = ~named & (risk >= 0.5)
@@ -160,6 +160,22 @@ def _phrased(frame: pl.DataFrame, reason_codes: np.ndarray, names: list[str], ri
     joined = pl.concat_str([table.gather(index[:, k]).alias(f"s{k}") for k in range(width)], separator="; ",
                            ignore_nulls=True)  # fmt: skip
     return pl.select(pl.when(pl.Series(named | typical)).then(joined).alias("churn_reasons")).to_series()
+
+
+def _groups(values: pl.DataFrame) -> tuple[np.ndarray, pl.DataFrame]:
+    """(each row's group, the groups' distinct rows): counted on a dense key when every column holds small whole
+    numbers and no null (days, counts: ``bgnbd._dense_unique_rows``), else by a ``group_by``."""
+    dense = None
+    if all(dtype.is_numeric() for dtype in values.dtypes) and not any(values.null_count().row(0)):
+        dense = _dense_unique_rows(tuple(values[c].cast(pl.Float64).to_numpy() for c in values.columns))
+    if dense is not None:
+        distinct, group, _ = dense
+        return group, pl.DataFrame([pl.Series(c, v).cast(values.schema[c]) for c, v in zip(values.columns, distinct,
+                                                                                             strict=True)])  # fmt: skip
+    groups = values.with_row_index("_r").group_by(values.columns).agg("_r")
+    group = np.empty(values.height, dtype=np.int64)
+    group[groups["_r"].explode().to_numpy()] = np.repeat(np.arange(groups.height), groups["_r"].list.len().to_numpy())
+    return group, groups.drop("_r")
 
 
 def _top_codes(summed: np.ndarray) -> np.ndarray:
@@ -207,13 +223,13 @@ def churn_reasons(
     """(``churn_reasons`` in ``features`` row order, null for prospects; churn drivers) for ``risk`` aligned with
     ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
     ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
-    ``contributions``: a ``ChurnModel``'s ``risk_and_contributions(features, reason_of)[1]`` when already at hand.
+    ``contributions``: a ``ChurnModel``'s contributions of the buyers' rows (``risk_and_explainer``) when at hand.
     The reasons are phrased on the rows of ``features`` themselves (prospects name none).
     """
     buyers = features["frequency"].is_not_null().to_numpy()
     if isinstance(model, ChurnModel):
         if contributions is None:
-            contributions = model.contributions(features.filter(pl.Series(buyers)), reason_of)
+            contributions = model.contributions(features.filter(pl.col("frequency").is_not_null()), reason_of)
         codes, names, drivers = model_reasons(contributions)
     else:
         b = features.select("frequency", "days_since_last_order").filter(pl.Series(buyers))

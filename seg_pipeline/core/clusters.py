@@ -103,8 +103,11 @@ class ClusterModel:
         return len(self.centroids)
 
     def transform(self, features: pl.DataFrame) -> np.ndarray:
-        """Standardised feature matrix (rows as given)."""
-        return (_raw_matrix(features, self.features) - np.asarray(self.mean)) / np.asarray(self.scale)
+        """Standardised feature matrix (rows as given), standardised in place (no matrix-sized temporaries)."""
+        matrix = _raw_matrix(features, self.features)
+        matrix -= np.asarray(self.mean)
+        matrix /= np.asarray(self.scale)
+        return matrix
 
     def predict_index(self, features: pl.DataFrame) -> np.ndarray:
         """Nearest-centroid index per row (rows must be buyers)."""
@@ -115,7 +118,7 @@ class ClusterModel:
         index = np.full(features.height, self.k)  # k: the null label, after the clusters' own
         buyers = features["frequency"].is_not_null().to_numpy()
         if buyers.any():
-            index[buyers] = self.predict_index(features.filter(pl.Series(buyers)))
+            index[buyers] = self.predict_index(features.filter(pl.col("frequency").is_not_null()))
         return pl.Series("cluster_label", [*self.labels, None], dtype=pl.Utf8).gather(index)
 
     def to_json(self) -> str:

@@ -20,6 +20,8 @@
 - Prospects (no completed order): null.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import polars as pl
 from scipy.optimize import minimize
@@ -127,30 +129,58 @@ def compute_clv(
     ``core.predictions``) add the parameter uncertainty to the interval; ``expected_purchases_12m`` is over
     the ``horizon_months``.
     """
+    point, interval = clv_and_interval(
+        features, params, churn_risk, horizon_months, monthly_discount, churn_horizon_days=churn_horizon_days
+    )
+    return pl.concat([point, interval(param_draws)], how="horizontal")
+
+
+def clv_and_interval(
+    features: pl.DataFrame,
+    params: BgNbdParams,
+    churn_risk: np.ndarray | None,
+    horizon_months: int = 12,
+    monthly_discount: float = 0.01,
+    *,
+    churn_horizon_days: int = 90,
+) -> tuple[pl.DataFrame, Callable[[ParamDraws | None], pl.DataFrame]]:
+    """``compute_clv`` in two parts: (customer_id, expected_purchases_12m, clv), and a function of the bootstrap
+    fits giving (clv_low, clv_high) in the same row order, so that the interval is worked out apart."""
     if horizon_months < 1 or monthly_discount < 0:
         raise ValueError("need horizon_months >= 1 and monthly_discount >= 0")
     buyers = features["frequency"].is_not_null().to_numpy()
-    columns = {name: np.full(features.height, np.nan) for name in ("expected_purchases_12m", "clv", "clv_low",
-                                                                    "clv_high")}  # fmt: skip
-    if buyers.any():
-        b = features.select("frequency", "recency", "T", "monetary_value", "total_spend").filter(pl.Series(buyers))
-        x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
-        (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
-        horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
-        discount = (1.0 + monthly_discount) ** -np.arange(1, horizon_months + 1)
-        # purchases = E(12 months); sum_m discount_m * (E(m) - E(m - 1)) = sum_m E(m) * (discount_m - discount_m+1)
-        weights = np.stack([np.eye(horizon_months)[-1], discount - np.append(discount[1:], 0.0)])
-        total, discounted = expected_purchases_if_alive(params, horizons, gx, gt, weights=weights)
-        q = np.full(x.size, np.nan) if churn_risk is None else np.asarray(churn_risk, dtype=np.float64)[buyers]
-        p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
-        unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
-        p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
-        spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
-        value = p_alive * discounted[grid] * spend
+
+    def published(**columns: np.ndarray) -> pl.DataFrame:
+        out = {}
+        for name, values in columns.items():
+            full = np.full(features.height, np.nan)
+            full[buyers] = values
+            out[name] = pl.Series(values=full, nan_to_null=True)
+        return pl.DataFrame(out)
+
+    if not buyers.any():
+        nothing = np.zeros(0)
+        point = published(expected_purchases_12m=nothing, clv=nothing)
+        return point.insert_column(0, features["customer_id"]), lambda _: published(clv_low=nothing, clv_high=nothing)
+    b = features.select("frequency", "recency", "T", "monetary_value", "total_spend").filter(pl.Series(buyers))
+    x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+    (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
+    horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
+    discount = (1.0 + monthly_discount) ** -np.arange(1, horizon_months + 1)
+    # purchases = E(12 months); sum_m discount_m * (E(m) - E(m - 1)) = sum_m E(m) * (discount_m - discount_m+1)
+    weights = np.stack([np.eye(horizon_months)[-1], discount - np.append(discount[1:], 0.0)])
+    total, discounted = expected_purchases_if_alive(params, horizons, gx, gt, weights=weights)
+    q = np.full(x.size, np.nan) if churn_risk is None else np.asarray(churn_risk, dtype=np.float64)[buyers]
+    p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
+    unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
+    p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
+    spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
+    value = p_alive * discounted[grid] * spend
+    point = published(expected_purchases_12m=p_alive * total[grid], clv=value)
+
+    def interval(param_draws: ParamDraws | None) -> pl.DataFrame:
         log_sd = parameter_log_sd(param_draws, gx, gt, horizons[-1], churn_horizon_days)
         low, high = clv_interval(value, p_alive, grid, total, params.r + gx, spend_cv2, log_sd)
-        total = total[grid]
-        for name, values in zip(columns, (p_alive * total, value, low, high), strict=True):
-            columns[name][buyers] = values
-    published = {k: pl.Series(values=v, nan_to_null=True) for k, v in columns.items()}
-    return pl.DataFrame({"customer_id": features["customer_id"], **published})
+        return published(clv_low=low, clv_high=high)
+
+    return point.insert_column(0, features["customer_id"]), interval

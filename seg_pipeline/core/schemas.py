@@ -1,10 +1,10 @@
 """The schema registry: every table's columns, dtypes and one-line docs, declared once.
 
 Pure (no Dagster, no DuckDB): `core/` uses it as it is, the landing reader takes its column lists
-from it, and the store derives its DuckDB DDL, its part views and the migrations of older stores
-from it (`seg_pipeline.storage.store`). A `Table` is one of three kinds: `landing` (the files of CONTRACT
-§1, read as text), `part` (day-keyed Parquet parts of the working store, `day` naming the key) or
-`table` (a DuckDB table of the working store).
+from it, and the store types its Delta tables and migrates older stores by it (`seg_pipeline.storage.store`).
+A `Table` is one of three kinds: `landing` (the files of CONTRACT §1, read as text), `part` (a day-keyed
+Delta table of the working store that steps read back in bulk, `day` naming the key) or `table` (a small
+Delta table of the working store; replaced by `day` too where it has one, as the quarantine tables).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ _TEXT, _COUNT, _FLOAT = pl.String(), pl.Int64(), pl.Float64()
 class Column:
     """One column: its name, Polars dtype and meaning.
 
-    `sql`: the DuckDB type where it is not the dtype's own (e.g. `json`); `required`: a landing column a
-    file must have; `added_later`: missing from stores made by older code, added to them on open.
+    `sql`: the DuckDB type SQL over the store sees where it is not the dtype's own (e.g. `json`); `required`: a
+    landing column a file must have.
     """
 
     name: str
@@ -35,7 +35,6 @@ class Column:
     doc: str
     sql: str | None = None
     required: bool = False
-    added_later: bool = False
 
 
 @dataclass(frozen=True)
@@ -246,12 +245,6 @@ LANDING_FILES = Table("landing_files", "every ingested landed file: what identif
     _c("ingested_at", pl.Datetime("us"), "when it was ingested (UTC)"),
     _c("run_id", _TEXT, "the Dagster run that ingested it"),
 ))  # fmt: skip
-PARTS = Table("parts", "the manifest of the Parquet parts: which file holds which day of which table", "table", (
-    _c("table_name", _TEXT, "the part table"),
-    _c("day", pl.Date(), "a day held by the file"),
-    _c("file", _TEXT, "the file, relative to the store's parts folder"),
-    _c("rows", _COUNT, "rows of that day in the file"),
-))  # fmt: skip
 FEATURE_SOURCES = Table("feature_sources", "what each feature version was made from (for rolling forward)", "table", (
     _c("as_of", pl.Date(), "the feature version"),
     _c("orders_state", _TEXT, "code version and fingerprint of the accepted order parts it was made from"),
@@ -260,11 +253,17 @@ MODEL_REGISTRY = Table("model_registry", "every saved model and the as-of date i
     _c("kind", _TEXT, "churn or clusters"),
     _c("version", _TEXT, "content hash of the model"),
     _c("trained_as_of", pl.Date(), "the as-of date it was trained for"),
-    _c("path", _TEXT, "its pickle file"),
+    _c("path", _TEXT, "where its pickle is: `model_files/<kind>-<version>` (a row of the model_files table)"),
     _c("metrics", _TEXT, "training metrics", sql="json"),
     _c("created_at", pl.Datetime("us"), "when it was registered (UTC)"),
-    _c("inputs", _TEXT, "what it was trained from (data, settings, code): reused only while unchanged",
-       added_later=True),
+    _c("inputs", _TEXT, "what it was trained from (data, settings, code): reused only while unchanged"),
+))  # fmt: skip
+
+
+MODEL_FILES = Table("model_files", "the pickled models, one row per (kind, version), written once", "table", (
+    _c("kind", _TEXT, "churn or clusters"),
+    _c("version", _TEXT, "content hash of the model"),
+    _c("model", pl.Binary(), "the pickle"),
 ))  # fmt: skip
 
 
@@ -366,10 +365,9 @@ SEGMENT_VERSIONS = Table("segment_versions", "one row per version: what made it 
        "where churn_risk comes from: 'model' (the trained churn model); while it cannot be trained (too little "
        "history, no churners or no non-churners, too few customers) 'bgnbd' = BG/NBD P(no purchase in the "
        "horizon) from params fitted on the buyers, else 'prior' = 1 - exp(-d/(2g)) * (1 - exp(-h/g)), "
-       "d = days_since_last_order, g = (T + h)/(frequency + 1), h = SEG_CHURN_HORIZON_DAYS", added_later=True),
+       "d = days_since_last_order, g = (T + h)/(frequency + 1), h = SEG_CHURN_HORIZON_DAYS"),
     _c("data_through", pl.Date(),
-       "the last landed order day <= as_of the version saw (a gap to as_of means data stopped arriving)",
-       added_later=True),
+       "the last landed order day <= as_of the version saw (a gap to as_of means data stopped arriving)"),
 ))  # fmt: skip
 
 #: every registered table by name
@@ -378,6 +376,6 @@ TABLES: dict[str, Table] = {
     for t in (
         LANDING_ORDERS, LANDING_PROFILES, RAW_ORDERS, RAW_PROFILES, ORDERS, PROFILES,
         QUARANTINE_ORDERS, QUARANTINE_PROFILES, CUSTOMER_FEATURES,
-        LANDING_FILES, PARTS, FEATURE_SOURCES, MODEL_REGISTRY, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS,
+        LANDING_FILES, FEATURE_SOURCES, MODEL_REGISTRY, MODEL_FILES, CUSTOMER_SEGMENTS, SEGMENT_VERSIONS,
     )
 }  # fmt: skip

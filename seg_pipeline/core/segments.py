@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 
@@ -34,8 +36,12 @@ from seg_pipeline.core import (
     value_tiers,
 )  # fmt: skip
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
+from seg_pipeline.core.stopwatch import Stopwatch
 
 BTYD_SAMPLE = 100_000  # buyers BG/NBD is fitted on (seeded)
+#: the work of issue 18's columns only (p_alive, expected purchases per window, next_order_date, the CLV interval,
+#: churn_reasons with the churn model's contributions, their checks), timed apart from the rest of a version
+PREDICTIONS = "predictions"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ class Version:
     metrics: dict
     buyers: pl.DataFrame
     penalizer: float
+    seconds: dict[str, float]  # "composing": the whole of compose_version; PREDICTIONS: the part of it they took
 
 
 def compose_version(
@@ -93,13 +100,15 @@ def compose_version(
     `data_key` identifies the landed data it was made from; `past_prospects` is ``prospects.training_frame``
     of the snapshot one horizon back (or None); `previous_labels` the previous version's (customer_id,
     cluster_label); `prediction_checks(buyers, bgnbd_penalizer)` gives the predictions' window checks.
+    The work done only for the predictions (``PREDICTIONS``) is timed apart: ``Version.seconds``.
     """
+    started, watch = time.perf_counter(), Stopwatch()
     buyers = features.filter(pl.col("frequency").is_not_null())
     horizon = policy.churn_horizon_days
     scorer = churn_entry.model
-    contributions = None  # the churn model's own, worked out with its scores, for the reasons
+    explain = None  # the churn model's own contributions, for the reasons
     if isinstance(scorer, churn.ChurnModel):
-        risk, contributions = scorer.risk_and_contributions(features, churn_reasons.reason_of)
+        risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of)
     else:
         risk = scorer.predict_risk(features)
     # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
@@ -115,11 +124,13 @@ def compose_version(
     )
     scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
     tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
-    value = clv.compute_clv(
-        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon,
-        param_draws=predictions.bootstrap_params(*btyd, penalizer, start=params),
-    )  # fmt: skip
-    reasons, drivers = churn_reasons.churn_reasons(scorer, features, risk, contributions)
+    value, interval = clv.clv_and_interval(
+        features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon
+    )
+    with watch.part(PREDICTIONS):
+        predicted, reasons, drivers = _predictions(
+            features, as_of, horizon, risk, (btyd, params, penalizer), interval, (scorer, explain)
+        )
     # every part is in the row order of `features`, so they line up side by side without a join
     segments = pl.concat(
         [
@@ -128,7 +139,7 @@ def compose_version(
                 "spend_365d",
             ),  # fmt: skip
             *(part.drop("customer_id") for part in (rfm.score_rfm(features, horizon), tiers, value)),
-            predictions.predict(features, params, risk, as_of, horizon).drop("customer_id"),
+            predicted,
             reasons.to_frame(),
         ],
         how="horizontal",
@@ -140,10 +151,36 @@ def compose_version(
         pl.lit(segment_version).alias("segment_version"),
         control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
     ).select(CUSTOMER_SEGMENTS.names)
-    checks = {**prediction_checks(buyers, penalizer), "churn_drivers": drivers}
+    with watch.part(PREDICTIONS):
+        checks = {**prediction_checks(buyers, penalizer), "churn_drivers": drivers}
     metrics = _metrics(segments, features, tiers, (churn_entry, cluster_entry), policy, previous_labels,
                        {"prospects": prospect_metrics, "bgnbd": params.to_dict(), "predictions": checks})  # fmt: skip
-    return Version(segments, segment_version, metrics, buyers, penalizer)
+    seconds = {"composing": time.perf_counter() - started, **watch.seconds}
+    return Version(segments, segment_version, metrics, buyers, penalizer, seconds)
+
+
+def _predictions(
+    features: pl.DataFrame, as_of: date, horizon: int, risk: np.ndarray,
+    btyd: tuple[tuple[np.ndarray, ...], bgnbd.BgNbdParams, float],
+    interval: Callable[[predictions.ParamDraws | None], pl.DataFrame], churn_scorer: tuple[object, Callable | None],
+) -> tuple[pl.DataFrame, pl.Series, list[dict]]:  # fmt: skip
+    """(the CLV interval beside p_alive, the windows and next_order_date; churn_reasons; churn drivers) in the row
+    order of `features`: the reasons (from the churn model's contributions, `churn_scorer` = (scorer, a function
+    giving them or None)) are worked out on a second thread while the bootstrap fits, the interval and the
+    predictions are on this one (numpy and Polars release the GIL)."""
+    (frequency, recency, T), params, penalizer = btyd
+    scorer, explain = churn_scorer
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reasons = pool.submit(
+            lambda: churn_reasons.churn_reasons(scorer, features, risk, None if explain is None else explain())
+        )
+        draws = predictions.bootstrap_params(frequency, recency, T, penalizer, start=params)
+        predicted = pl.concat(
+            [interval(draws), predictions.predict(features, params, risk, as_of, horizon).drop("customer_id")],
+            how="horizontal",
+        )
+        phrased, drivers = reasons.result()
+    return predicted, phrased, drivers
 
 
 def _metrics(

@@ -10,7 +10,7 @@ from seg_pipeline.launch.processes import recover_dead_runs
 from seg_pipeline.services import ingest
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.storage.landing import scan
-from seg_pipeline.storage.store import StoreBusy, WorkingStore
+from seg_pipeline.storage.store import WorkingStore
 
 SEGMENTS_JOB = "segments_job"
 
@@ -54,13 +54,10 @@ def landing_sensor(settings: PipelineSettings) -> dg.SensorDefinition:
         if not landed:
             return dg.SkipReason(f"no order files in {settings.landing_dir}/orders")
         latest = landed[-1]
-        try:
-            store = WorkingStore.open_existing(settings.store_path, wait=False)  # reads only: no DDL per tick
-            stale = [
-                (kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")
-            ]
-        except StoreBusy:
-            return dg.SkipReason("the working store is busy with a run; looking again next tick")
+        store = WorkingStore.open_existing(settings.store_uri)  # reads a snapshot: never waits for a run
+        stale = [
+            (kind, ingest.stale_days(store, settings.landing_dir, kind, latest)) for kind in ("orders", "profiles")
+        ]
         changed = [f"{kind} {day}" for kind, days in stale for day in days]
         if not changed:
             return dg.SkipReason(f"every landed file up to {latest} is ingested")

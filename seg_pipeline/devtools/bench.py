@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from seg_pipeline.core.segments import PREDICTIONS
 from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
 from seg_pipeline.storage.landing import COLUMNS
 from seg_pipeline.storage.sql_models import load_sql_models
@@ -168,6 +169,12 @@ def format_report(result: dict) -> str:
                    "peak_rss_mb": r["peak_rss_mb"]} for run, r in (("cold", cold), ("next", nxt))}  # fmt: skip
     lines.append(f"{'total':17}" + cells(total["cold"]) + cells(total["next"]))
     lines += [f"{'CPU seconds':17}{cold['cpu_seconds']:>10.2f}{'':23}{nxt['cpu_seconds']:>10.2f}", ""]
+    parts = {run: r["stages"]["segments"]["parts"] for run, r in (("cold", cold), ("next day", nxt))}
+    lines.append("segments step: issue 18's predictions (p_alive, windows, next order, CLV interval, churn reasons, "
+                 "their checks) against the rest: " + "; ".join(
+        f"{run} {p['predictions']:.2f} s on {p['rest']:.2f} s (+{100 * (p['predictions_share_of_rest'] or 0):.0f}%)"
+        for run, p in parts.items()
+    ))  # fmt: skip
     lines.append("validate: the ingest steps' time judging rows and waiting for great-expectations; ingest: the rest")
     lines.append("targets (full size, 2 cores): " + "; ".join(
         f"{name} {t['value']:,.1f} <= {t['limit']:,.0f} {t['unit']} {'ok' if t['ok'] else 'MISSED'}"
@@ -337,7 +344,7 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
         raise BenchmarkError(
             f"materialize --as-of {as_of} failed (exit {child.returncode}): {lines[-1] if lines else ''}; see {log}"
         )
-    run_id, spans, validating = _step_spans(Path(env["DAGSTER_HOME"]), as_of)
+    run_id, spans, validating, composing = _step_spans(Path(env["DAGSTER_HOME"]), as_of)
     step_stages = _step_stages(env)
     stage_spans: dict[str, list[tuple[float, float]]] = {stage: [] for stage in STAGES}
     steps: dict[str, dict[str, float]] = {stage: {} for stage in STAGES}
@@ -371,6 +378,7 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
             seconds, peak = sum(steps[stage].values()), _peak(samples, stage_spans[stage])
         stages[stage] = {"seconds": seconds, "x_floor": seconds / floor_seconds, "peak_rss_mb": peak,
                          "steps": steps[stage]}  # fmt: skip
+    stages["segments"]["parts"] = _segments_parts(stages["segments"]["seconds"], composing)
     return {
         "as_of": as_of.isoformat(),
         "run_id": run_id,
@@ -384,12 +392,24 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
     }
 
 
+def _segments_parts(step_seconds: float, composing: dict[str, float]) -> dict[str, float]:
+    """The segments step split into issue 18's predictions (the seconds the step reports for their own work) and
+    the rest of the step, with the predictions' share of that rest (issue 18's budget: at most 0.2)."""
+    predicted = composing.get(PREDICTIONS, 0.0)
+    rest = step_seconds - predicted
+    return {"predictions": round(predicted, 3), "rest": round(rest, 3),
+            "predictions_share_of_rest": round(predicted / rest, 3) if rest > 0 else None}  # fmt: skip
+
+
 def _step_spans(
     dagster_home: Path, as_of: date
-) -> tuple[str, dict[str, tuple[float, float]], dict[str, list[tuple[float, float]]]]:
+) -> tuple[str, dict[str, tuple[float, float]], dict[str, list[tuple[float, float]]], dict[str, float]]:
     """The latest run's id; per step, (first STEP_START, last STEP_SUCCESS/FAILURE) epoch seconds; per ingest
-    step, the (start, end) spans its materializations report as "validation spans"."""
+    step, the (start, end) spans its materializations report as "validation spans"; the seconds per part the
+    customer_segments step reports composing its versions (`defs.models.PART_SECONDS`)."""
     import dagster as dg
+
+    from seg_pipeline.defs.models import PART_SECONDS
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         run = instance.get_runs(limit=1)[0]
@@ -399,6 +419,7 @@ def _step_spans(
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
     validating: dict[str, list[tuple[float, float]]] = {}
+    composing: dict[str, float] = {}
     for entry in entries:
         event = entry.dagster_event
         if event is None or entry.step_key is None:
@@ -408,11 +429,13 @@ def _step_spans(
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             ends[entry.step_key] = entry.timestamp
         elif event.is_step_materialization:
-            reported = event.step_materialization_data.materialization.metadata.get("validation spans")
-            if reported is not None:
+            metadata = event.step_materialization_data.materialization.metadata
+            if (reported := metadata.get("validation spans")) is not None:
                 validating.setdefault(entry.step_key, []).extend((start, end) for start, end in reported.value)
+            if (parts := metadata.get(PART_SECONDS)) is not None:
+                composing.update(parts.value)
     spans = {step: (starts[step], ends[step]) for step in starts if step in ends}
-    return run.run_id, spans, validating
+    return run.run_id, spans, validating, composing
 
 
 def _peak(samples: list[tuple[float, float]], spans: list[tuple[float, float]]) -> float | None:

@@ -82,7 +82,7 @@ def materialize_as_of(
     if not result.success:
         log_file = write_run_log(instance, run.run_id, _log_dir(instance))
         raise RunFailed(f"version {key} failed (run {run.run_id[:8]}): {failure_line(result)}", log_file)
-    row = WorkingStore.open_existing(settings.store_path).version_summary(as_of)
+    row = WorkingStore.open_existing(settings.store_uri).version_summary(as_of)
     summary = (
         f"published {row['segment_version']} to {settings.warehouse_path}: {row['customers']:,} customers "
         f"({row['prospects']:,} prospects), {row['orders_accepted']:,} orders accepted, "

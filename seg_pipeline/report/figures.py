@@ -153,6 +153,20 @@ def tier_revenue_figure(data: VersionData) -> go.Figure | None:
     return _layout(fig, "Value tiers: share of buyers and of 12-month revenue", height=420, barmode="group", bargap=0.3)
 
 
+def _share_heatmap(
+    shares: list[list[float]], counts: list[list[int]], x: list[str], y: list[str], whole: str, cell: str
+) -> go.Figure:
+    """A heatmap coloured by each cell's share of its `whole` ("tier", "row"), labelled with its customer count."""
+    return go.Figure(
+        go.Heatmap(
+            z=shares, x=x, y=y, text=[[f"{c:,}" if c else "" for c in row] for row in counts],
+            texttemplate="%{text}", customdata=counts, colorscale=_HEAT, zmin=0, zmax=1, xgap=2, ygap=2,
+            colorbar={"title": {"text": f"share of {whole}"}, "tickformat": ".0%", "thickness": 12},
+            hovertemplate=f"{cell}<br>%{{customdata:,}} customers (%{{z:.1%}} of the {whole})<extra></extra>",
+        )
+    )  # fmt: skip
+
+
 def tier_lifecycle_figure(data: VersionData) -> go.Figure | None:
     """Customers by value tier (rows) x lifecycle stage (columns); colour = share of the tier's customers."""
     if data.tier_lifecycle.is_empty():
@@ -166,14 +180,7 @@ def tier_lifecycle_figure(data: VersionData) -> go.Figure | None:
         {k[1] for k in counts} - set(LIFECYCLE_STAGES))  # fmt: skip
     z = [[counts.get((t, s), 0) for s in stages] for t in tiers]
     share = [[c / (sum(row) or 1) for c in row] for row in z]
-    fig = go.Figure(
-        go.Heatmap(
-            z=share, x=stages, y=tiers, text=[[f"{c:,}" if c else "" for c in row] for row in z],
-            texttemplate="%{text}", customdata=z, colorscale=_HEAT, zmin=0, zmax=1, xgap=2, ygap=2,
-            colorbar={"title": {"text": "share of tier"}, "tickformat": ".0%", "thickness": 12},
-            hovertemplate="%{y} x %{x}<br>%{customdata:,} customers (%{z:.1%} of the tier)<extra></extra>",
-        )
-    )  # fmt: skip
+    fig = _share_heatmap(share, z, stages, tiers, "tier", "%{y} x %{x}")
     fig.update_yaxes(autorange="reversed", gridcolor="rgba(0,0,0,0)")
     fig.update_xaxes(side="top", gridcolor="rgba(0,0,0,0)")
     title = "Value tier (rows) x lifecycle stage (columns): customers, coloured by share of the tier"
@@ -194,14 +201,7 @@ def migration_figure(data: VersionData) -> go.Figure | None:
     shares = [[cells[(a, b)]["share_of_from"] if (a, b) in cells else 0.0 for b in targets] for a in sources]
     moved = rows.filter(pl.col("from_segment") != pl.col("to_segment"))["customers"].sum()
     total = rows["customers"].sum()
-    fig = go.Figure(
-        go.Heatmap(
-            z=shares, x=targets, y=sources, text=[[f"{c:,}" if c else "" for c in row] for row in counts],
-            texttemplate="%{text}", customdata=counts, colorscale=_HEAT, zmin=0, zmax=1, xgap=2, ygap=2,
-            colorbar={"title": {"text": "share of row"}, "tickformat": ".0%", "thickness": 12},
-            hovertemplate="from %{y}<br>to %{x}<br>%{customdata:,} customers (%{z:.1%} of the row)<extra></extra>",
-        )
-    )  # fmt: skip
+    fig = _share_heatmap(shares, counts, targets, sources, "row", "from %{y}<br>to %{x}")
     fig.update_yaxes(autorange="reversed", title_text=f"from ({data.previous_as_of})", gridcolor="rgba(0,0,0,0)")
     fig.update_xaxes(title_text=f"to ({data.as_of})", tickangle=-30, gridcolor="rgba(0,0,0,0)")
     title = f"RFM segment migration: {moved:,} of {total:,} customers ({moved / (total or 1):.1%}) changed segment"

@@ -1,8 +1,9 @@
 """Ingestion engine: landed files -> raw layer, accepted rows and quarantine, atomically.
 
-Every batch of days is read, validated in memory, then written in one transaction that
-replaces those days in `raw_*`, the accepted table and `quarantine_*` together, so a failure
-leaves the store as it was and a re-run gives the same rows. Orders are keyed by the day of
+Every batch of days is read, validated in memory, then written: one commit per table replaces
+those days in `raw_*`, the accepted table and `quarantine_*`, and the batch's `landing_files`
+rows are written last, so a failure in between leaves those days stale and the next run
+ingests them again; a re-run gives the same rows. Orders are keyed by the day of
 their file; profiles by the snapshot date. Files are fingerprinted by content; size and
 mtime only decide whether a stored fingerprint can be reused without re-reading the file,
 and a file new by name is hashed while it is parsed.
@@ -125,7 +126,6 @@ def ingest(
     hashed at most once.
     """
     report = IngestReport(kind)
-    store.sweep_parts()
     scanned, known_prints, stale = _landed(store, landing_dir, kind, until)
     todo = sorted(set(stale) | {day for day in force_days if day in scanned})
     if todo:
@@ -210,7 +210,7 @@ def _write_batch(
         kind, days, raw=raw_rows, accepted=result.accepted, quarantined=quarantined, files=file_rows
     ):
         # great-expectations validated the batch while its rows were written: counting its results waits for
-        # that run, so a failure of it rolls the batch back
+        # that run, so a failure of it leaves the batch's days stale (no landing_files rows)
         waiting = time.time()
         report.add(result, raw.height)
         report.validation_spans.append((waiting, time.time()))

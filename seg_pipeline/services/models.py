@@ -27,7 +27,7 @@ def train_or_reuse(store: WorkingStore, settings: PipelineSettings, kind: str, a
     short history, and while what it depends on (`model_inputs` of its trained_as_of) is what it was trained
     from; otherwise one is trained, saved under its content hash and registered.
     """
-    registry = ModelStore(settings.model_dir, store)
+    registry = ModelStore(store)
     inputs = partial(model_inputs, store, settings, kind)
     entry = registry.in_force(kind, as_of)
     if (
@@ -80,5 +80,6 @@ def _train_churn(store: WorkingStore, settings: PipelineSettings, as_of: date) -
 
 def _train_clusters(store: WorkingStore, settings: PipelineSettings, as_of: date) -> tuple[object, dict]:
     """Personas fitted on the features of `as_of`, named after the previous model's where they still fit."""
-    previous = ModelStore(settings.model_dir, store).in_force("clusters", as_of, before=True)
-    return clusters.fit_clusters(features_at(store, as_of), ModelStore.load(previous) if previous else None)
+    registry = ModelStore(store)
+    previous = registry.in_force("clusters", as_of, before=True)
+    return clusters.fit_clusters(features_at(store, as_of), registry.load(previous) if previous else None)

@@ -26,7 +26,7 @@ def window_checks(
     sample = ids.sample(CHECK_SAMPLE, seed=0).sort("customer_id") if ids.height > CHECK_SAMPLE else ids
     orders = orders_until(store, as_of, sample)
     first_day = orders.filter(pl.col("status") == "completed")["order_day"].min()
-    registry = ModelStore(settings.model_dir, store)
+    registry = ModelStore(store)
     horizon = settings.churn_horizon_days
     checks, scorers, snapshots = [], {}, {}  # a model or profile snapshot shared by several cuts is read once
     for window in predictions.WINDOWS:
@@ -42,7 +42,7 @@ def window_checks(
         )
         entry = registry.in_force("churn", cut)
         if entry and entry["path"] not in scorers:
-            scorers[entry["path"]] = ModelStore.load(entry)
+            scorers[entry["path"]] = registry.load(entry)
         scorer = scorers[entry["path"]] if entry else churn_fallback.fallback_churn(features, cut, horizon)
         risk = scorer.predict_risk(features)
         x, tx, t_obs = (features[c].to_numpy() for c in ("frequency", "recency", "T"))

@@ -33,9 +33,10 @@ def policy(settings: PipelineSettings) -> Policy:
 
 def build_version(
     store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The customer_segments rows and the segment_versions row of version `as_of` (not yet stored)."""
-    registry = ModelStore(settings.model_dir, store)
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """The customer_segments rows and the segment_versions row of version `as_of` (not yet stored), and the
+    seconds its composition took (`core.segments.Version.seconds`)."""
+    registry = ModelStore(store)
     churn_entry, cluster_entry = (_in_force(registry, kind, as_of) for kind in ("churn", "clusters"))
     features = features_at(store, as_of)
     previous_as_of = store.previous_version(as_of)
@@ -51,7 +52,7 @@ def build_version(
         previous_labels=previous_labels,
         prediction_checks=partial(_prediction_checks, store, settings, as_of, churn_entry.version, previous_as_of),
     )  # fmt: skip
-    return version.segments, _version_row(store, version, as_of, run_id, churn_entry, cluster_entry)
+    return version.segments, _version_row(store, version, as_of, run_id, churn_entry, cluster_entry), version.seconds
 
 
 def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
@@ -60,7 +61,7 @@ def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
         raise ModelsMissing(
             f"no {kind} model registered for {as_of}: materialize churn_model and cluster_model first"
         )
-    return ModelInForce(entry["version"], ModelStore.load(entry), entry["metrics"])
+    return ModelInForce(entry["version"], registry.load(entry), entry["metrics"])
 
 
 def _version_row(

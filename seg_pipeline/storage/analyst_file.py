@@ -90,11 +90,12 @@ class AnalystFileReader:
                 "next_order_date from customer_segments where as_of = ? and clv is not null "
                 f"order by clv desc, customer_id limit {top:d}",
             ),
-            "common_reasons": (
+            "common_reasons": (  # each distinct reason counted, then its numbers masked once
                 "customer_segments",
-                "select regexp_replace(reason, '[0-9]+', 'N', 'g') as reason, count(*) as customers from ("
+                "select regexp_replace(reason, '[0-9]+', 'N', 'g') as reason, sum(customers)::bigint as customers "
+                "from (select reason, count(*) as customers from ("
                 "select unnest(string_split(churn_reasons, '; ')) as reason from customer_segments "
-                "where as_of = ? and churn_risk >= 0.5 and churn_reasons is not null) "
+                "where as_of = ? and churn_risk >= 0.5 and churn_reasons is not null) group by reason) "
                 f"group by all order by customers desc, reason limit {top:d}",
             ),
             "lift": ("action_lift", "select * from action_lift where as_of <= ? order by as_of, recommended_action"),

@@ -3,12 +3,12 @@
 A model's SELECT builds ONE version of its table: it reads the as-of date with DuckDB's
 `getvariable('as_of')` and returns rows whose `as_of` column equals it (a model measuring
 earlier versions, such as `action_lift`, may return rows of as_of before it, never after).
-Building version D deletes the table's rows with as_of = D or an as_of the SELECT returns and
-inserts the SELECT's rows by name (the table is created from the SELECT the first time; columns
-added to a SELECT later are added to the table), so re-building D replaces what it made and
-leaves the other versions alone. Settings a model reads (`getvariable('churn_horizon_days')`)
-are set beside as_of. Run it inside `WorkingStore.transaction()` so the delete and the insert
-commit together.
+It runs over the working store's tables (`WorkingStore.connect()`); building version D then
+replaces the rows of the mart's Delta table with as_of = D or an as_of the SELECT returns by the
+SELECT's rows, in one commit (the table is created from the SELECT the first time; columns added
+to a SELECT later are added to the table), so re-building D replaces what it made and leaves the
+other versions alone. Settings a model reads (`getvariable('churn_horizon_days')`) are set
+beside as_of.
 
 The leading `--` comment of a file is its description (what the table is, its grain).
 A model's dependencies are the real tables its SELECT reads (CTE names excluded), found by
@@ -130,9 +130,10 @@ def load_sql_models(folder: Path) -> list[SqlModel]:
 
 def build_sql_model(
     con: duckdb.DuckDBPyConnection, model: SqlModel, as_of: date, variables: Mapping[str, int] | None = None
-) -> int:
-    """Replace version `as_of` (and the earlier versions it returns) of the model's table with its SELECT's rows;
-    return the rows written. `variables`: integer settings the SQL reads with getvariable()."""
+) -> pl.DataFrame:
+    """The rows of version `as_of` (and of the earlier versions it returns) of the model's table: its SELECT run
+    over the store's tables in `con` (`WorkingStore.connect()`). `variables`: integer settings the SQL reads with
+    getvariable()."""
     try:
         con.execute(f"set variable as_of = date '{as_of.isoformat()}'")
         for name, value in (variables or {}).items():
@@ -141,23 +142,17 @@ def build_sql_model(
         columns = dict(con.execute(f"select column_name, column_type from (describe {_ROWS})").fetchall())
         if "as_of" not in columns:
             raise SqlModelError(f"{model.label}: the SELECT must return an as_of column (getvariable('as_of'))")
-        stray = con.execute(
+        [(stray,)] = con.execute(
             f"select count(*) from {_ROWS} where as_of is null or as_of > getvariable('as_of')"
-        ).fetchone()[0]
+        ).fetchall()
         if stray:
             raise SqlModelError(
                 f"{model.label}: {stray} row(s) have as_of null or after getvariable('as_of') = {as_of}"
             )
-        con.execute(f"create table if not exists {model.name} as select * from {_ROWS} limit 0")
-        existing = {row[0] for row in con.execute(f"select column_name from (describe {model.name})").fetchall()}
-        for column, column_type in columns.items():
-            if column not in existing:
-                con.execute(f'alter table {model.name} add column "{column}" {column_type}')
-        con.execute(
-            f"delete from {model.name} where as_of = getvariable('as_of') or as_of in (select as_of from {_ROWS})"
-        )
-        con.execute(f"insert into {model.name} by name select * from {_ROWS}")
-        rows = con.execute(f"select count(*) from {_ROWS}").fetchone()[0]
+        # Delta has no 128-bit integers: sums of integers (HUGEINT in DuckDB) are stored as BIGINT
+        wide = [f'"{c}"::bigint as "{c}"' for c, t in columns.items() if t in ("HUGEINT", "UHUGEINT")]
+        replace = f"replace ({', '.join(wide)})" if wide else ""
+        rows = con.sql(f"select * {replace} from {_ROWS}").pl()
         con.execute(f"drop table {_ROWS}")
     except duckdb.Error as error:
         raise _error(model.label, error) from None
@@ -167,12 +162,10 @@ def build_sql_model(
 def run_sql_model(
     store: WorkingStore, model: SqlModel, as_of: date, variables: Mapping[str, int] | None = None
 ) -> tuple[int, pl.DataFrame]:
-    """Build version `as_of` of the model's table in one transaction of the working store (`build_sql_model`);
-    returns the rows written and the model's newest version on or before `as_of`."""
-    with store.transaction() as con:
-        written = build_sql_model(con, model, as_of, variables)
-        latest = con.sql(
-            f"select * from {model.name} where as_of = (select max(as_of) from {model.name} where as_of <= ?)",
-            params=[as_of],
-        ).pl()
-    return written, latest
+    """Build version `as_of` of the model's table (`build_sql_model`) and replace the versions it returns and
+    version `as_of` in the store's Delta table (one commit); returns the rows written and the model's newest
+    version on or before `as_of`."""
+    with store.connect(model.deps) as con:
+        rows = build_sql_model(con, model, as_of, variables)
+    store.replace_mart_versions(model.name, rows, [as_of, *rows["as_of"].unique().to_list()])
+    return rows.height, store.mart_latest(model.name, as_of)

@@ -1,84 +1,95 @@
-"""The pipeline's working DuckDB store: raw and validated data, features, segments, marts.
+"""The pipeline's working store: Delta Lake tables under SEG_STORE_URI (a local folder, or s3://, gs://, az://).
 
-Why we own this small store instead of dagster-duckdb's IO managers:
-- `DuckDBPolarsIOManager` calls connection methods that duckdb 2.0 removed, and pinning duckdb
-  below 2 would hold every user back for one convenience;
-- its delete-then-insert of a partition is not one transaction, while a day's ingest must
-  replace the raw, accepted and quarantined rows together or not at all;
-- DuckDB admits one writing process per file. Every connection here is opened under an
-  inter-process file lock and closed straight after (or at the end of a `session()`, one per
-  asset step), so concurrent runs queue instead of failing on DuckDB's lock.
+Every table is a Delta table `<uri>/<table>` that any Delta reader can read:
+- the day-keyed tables (`raw_*`, `orders`, `profiles`, `quarantine_*`, and `customer_features` and
+  `customer_segments` keyed by as_of) hold one Parquet file per write of some days (an ingest batch, a
+  version), written by Polars and committed to the table's log by delta-rs with the day range in its
+  statistics. Replacing days is ONE Delta commit, which readers see whole or not at all: it adds the new file
+  and removes the files holding those days (their other days are carried over into the new file). They are
+  not partitioned: a day of orders is ~14k rows, and a partition per day made 730 small files per table;
+- the small bookkeeping tables (landing_files, feature_sources, model_registry, model_files with the model
+  pickles, segment_versions, the SQL marts) are Delta tables written by delta-rs (a predicate overwrite), so
+  nothing lives on a local disk and several machines can share one store.
 
-The bulk, day-keyed tables (`raw_orders`, `orders`, `raw_profiles`, `profiles`, and
-`customer_features` and `customer_segments` keyed by as_of) are Parquet parts under
-`<store>_parts/` (one file per ingest batch of days, one per version); the `parts` table is their
-manifest (which file holds which day) and each of them is a view over its committed files.
-Writing rows with polars costs a fifth of inserting them into DuckDB, and readers load them
-faster too. A file is written under a fresh name and switched in by the same transaction
-that updates the quarantine and the manifest, so a day is still replaced whole or not at
-all; superseded files are deleted after the commit, files of a rolled-back one straight away.
+Writers are serialised by Delta's commit protocol (an atomic put-if-absent of the next log entry: a hard
+link on a local disk, `If-None-Match` on S3). A day-keyed commit is made against the snapshot its days were
+read from; if another writer committed first, it is planned again on the newer snapshot (the file written is
+reused when the files it replaces are the same), so two writers of different days both land. delta-rs
+retries a small table's commit that lost the race itself, and a conflict it reports retries the whole write.
+There is no lock: a reader never waits. A write that spans tables (a day's ingest, a version and its
+bookkeeping row) commits the bulk rows first and the bookkeeping row LAST, so a crash in between leaves the
+day stale (its `landing_files` row is missing or names the old file) and the next run redoes it.
 
-Analysts never open this file: `seg_pipeline.storage.warehouse` publishes a separate analyst file. The store
-holds personal data, so while it is held the process creates files owner-only (0600 files, 0700
-folders), whatever the umask: DuckDB creates its file and write-ahead log with the process umask.
+Within a `session()` (one asset step) each table's snapshot is loaded once and advanced by the step's own
+commits. Reads pick the files whose day range can hold the days asked. SQL over the store (the marts, tests)
+runs in an in-memory DuckDB connection over the current snapshots (`connect()`). Files removed by a commit
+stay `VACUUM_RETENTION_HOURS`, so a reader still on an older snapshot keeps its files. Analysts never open
+this store: `seg_pipeline.storage.warehouse` publishes a separate analyst file. The store holds personal
+data, so on a local disk its files are owner-only (0600 files, 0700 folders), whatever the umask.
 """
 
 from __future__ import annotations
 
-import fcntl
+import hashlib
 import json
 import os
 import threading
+import time
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, date, datetime
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import unquote
 
 import duckdb
 import polars as pl
+from deltalake import DeltaTable, WriterProperties, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.fs import DeltaStorageHandler
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction
+from pyarrow.fs import FileSelector, FileType, PyFileSystem
 
 from seg_pipeline.core import schemas
 from seg_pipeline.core.schemas import Column, Kind, Table
 
-#: rows per Parquet row group: several per day of a large table, so both cores read and write at once
+#: rows per Parquet row group: several per day of a large table, so both cores read at once
 PART_ROW_GROUP = 131_072
-#: the tables kept as Parquet parts: table -> (day column, schema)
+#: the day-keyed tables steps read back in bulk: table -> (day column, schema)
 PART_TABLES: dict[str, tuple[str, dict[str, pl.DataType]]] = {
     t.name: (t.day, t.polars) for t in schemas.TABLES.values() if t.storage == "part"
 }
+#: every table of the store's own shape; the marts take their shape from the frames that fill them
+STORE_TABLES: dict[str, Table] = {t.name: t for t in schemas.TABLES.values() if t.storage != "landing"}
+#: the tables replaced by day: one Parquet file per write, written by Polars, committed by delta-rs
+DAY_TABLES: dict[str, Table] = {name: t for name, t in STORE_TABLES.items() if t.day}
 
 #: part tables the next step of a run reads back whole (a profile snapshot, a feature version): the
-#: process keeps the frame it last wrote of each, so that step takes it from memory, not from disk
+#: process keeps the frame it last wrote of each, so that step takes it from memory, not from storage
 KEPT_IN_MEMORY = frozenset({"profiles", "customer_features"})
+
+#: VACUUM deletes files a commit removed this long ago: a reader still on an older snapshot (a publish,
+#: a sensor tick, a long query) is far shorter, so none loses its files
+VACUUM_RETENTION_HOURS = 1
+#: a write that lost the race for its commit to another writer is redone this many times
+COMMIT_ATTEMPTS = 6
+
+#: how the day-keyed tables' files are written (Polars): zstd level 1 (a fifth smaller than lz4, as fast)
+PARQUET = {"compression": "zstd", "compression_level": 1, "row_group_size": PART_ROW_GROUP}
+_WRITER = WriterProperties(compression="ZSTD", compression_level=1, max_row_group_size=PART_ROW_GROUP)
+#: a day-keyed table's data files: path (relative to the table), first and last day (null: no statistics), rows
+_FILES = {"path": pl.String, "first": pl.Date, "last": pl.Date, "rows": pl.Int64}
 
 _DUCKDB_TYPES = {
     pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
-    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp",
+    pl.Float64: "double", pl.Boolean: "boolean", pl.Datetime: "timestamp", pl.Binary: "blob",
 }  # fmt: skip
 
 
 def duckdb_type(column: Column) -> str:
     """The DuckDB type of a registry column."""
     return column.sql or _DUCKDB_TYPES[type(column.dtype)]
-
-
-def table_ddl(table: Table) -> str:
-    """`create table if not exists` for a registry table, then an `add column if not exists` per column that
-    stores made by older code lack (so opening such a store migrates it)."""
-    created = [c for c in table.columns if not c.added_later]
-    columns = ", ".join(f"{c.name} {duckdb_type(c)}" for c in created)
-    added = "".join(
-        f"alter table {table.name} add column if not exists {c.name} {duckdb_type(c)};\n"
-        for c in table.columns
-        if c.added_later
-    )
-    return f"create table if not exists {table.name} ({columns});\n{added}"
-
-
-#: DDL of the other tables whose shape the store owns; the marts take their shape from the
-#: frames that first fill them (their columns are documented in dbt_like_sql/).
-SCHEMA = "".join(table_ddl(t) for t in schemas.TABLES.values() if t.storage == "table")
 
 
 _umask_guard = threading.Lock()
@@ -111,215 +122,357 @@ def shared_file_mode() -> int:
         return 0o666 & ~umask
 
 
-class StoreBusy(RuntimeError):
-    """Another process holds the store and the caller chose not to wait."""
-
-
 class StoreError(RuntimeError):
-    """The store file cannot be used as it is; `str()` is one line saying why and what to do."""
+    """The store cannot be used as it is; `str()` is one line saying why and what to do."""
 
 
-class _ProcessLock:
-    """An exclusive lock across processes (flock) that one process may take re-entrantly."""
+def sql_literal(value: object) -> str:
+    """`value` (text, a date, a number) as an SQL literal, for statements that take no parameters."""
+    if isinstance(value, str | date):
+        return "'" + str(value).replace("'", "''") + "'"
+    return str(value)
 
-    _guard = threading.Lock()
-    _held: dict[str, tuple[threading.RLock, list[int]]] = {}
 
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        with self._guard:
-            self._held.setdefault(self.path, (threading.RLock(), [0, -1]))
-
-    @contextmanager
-    def __call__(self, wait: bool = True) -> Iterator[None]:
-        rlock, state = self._held[self.path]
-        with rlock:
-            if state[0] == 0:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    os.close(fd)
-                    raise StoreBusy(f"{self.path}: held by another process") from None
-                state[1] = fd
-            state[0] += 1
-            try:
-                yield
-            finally:
-                state[0] -= 1
-                if state[0] == 0:
-                    fcntl.flock(state[1], fcntl.LOCK_UN)
-                    os.close(state[1])
+def predicate(match: dict[str, object]) -> str:
+    """The SQL predicate `column = value and ...` (a list value: `column in (...)`; an empty list: false)."""
+    terms = []
+    for column, value in match.items():
+        if isinstance(value, list | tuple | set):
+            terms.append(f"{column} in ({', '.join(map(sql_literal, value))})" if value else "false")
+        else:
+            terms.append(f"{column} = {sql_literal(value)}")
+    return " and ".join(terms) or "true"
 
 
 class WorkingStore:
-    """Short-lived, locked connections to the pipeline's DuckDB file and its Parquet parts.
+    """The Delta tables under `uri`; every read and write of the pipeline goes through these named methods.
 
-    With `wait=False` every connection raises `StoreBusy` instead of queueing (for sensors). Built once per
-    run (`defs.resources.StoreResource`), which creates or migrates the schema; `open_existing` reads a
-    store as it is.
+    Cheap to build: nothing is opened until a method runs. `open_existing` creates nothing (for sensors).
     """
 
-    def __init__(self, path: str | Path, *, wait: bool = True, migrate: bool = True) -> None:
-        self.path = Path(path)
-        self.parts_dir = self.path.with_name(f"{self.path.stem}_parts")
-        self.wait = wait
-        self.read_only = not migrate
-        self._lock = _ProcessLock(self.path.with_name(self.path.name + ".lock"))
-        self._written: list[Path] = []
-        self._superseded: list[Path] = []
-        self._session: duckdb.DuckDBPyConnection | None = None
-        if migrate:
-            self._create_or_migrate()
+    def __init__(self, uri: str | Path, *, create: bool = True) -> None:
+        self.uri = str(uri).rstrip("/")
+        self.local = "://" not in self.uri
+        self._snapshots: dict[str, DeltaTable] | None = None  # within a session(): each table's snapshot
+        if self.local and create:
+            with _owner_only():
+                Path(self.uri).mkdir(parents=True, exist_ok=True)
+            Path(self.uri).chmod(0o700)  # made before files were owner-only
 
     @classmethod
-    def open_existing(cls, path: str | Path, *, wait: bool = True) -> WorkingStore:
-        """The store at `path` for reading only: nothing is created or migrated, no DDL runs.
-
-        A store that does not exist yet reads as one where nothing was ingested.
-        """
-        return cls(path, wait=wait, migrate=False)
-
-    def _create_or_migrate(self) -> None:
-        """Create the schema (or add what an older store lacks) and point the part views at their files."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for private, mode in ((self.path, 0o600), (self.parts_dir, 0o700)):  # made before files were owner-only
-            if private.exists():
-                private.chmod(mode)
-        with self.connect() as con:
-            tables = [name for (name,) in con.execute("select table_name from duckdb_tables()").fetchall()]
-            if old := [name for name in tables if name in PART_TABLES]:
-                raise StoreError(
-                    f"{self.path}: written by an older seg_pipeline ({old[0]} is a table, not Parquet parts); "
-                    "delete it and re-run: the landed files are ingested again"
-                )
-            con.execute(SCHEMA)
-            views = dict(con.execute("select view_name, sql from duckdb_views() where not internal").fetchall())
-            folder = sql_literal(f"{self.parts_dir}/")[:-1]  # how each file's literal in a view's SQL starts
-            for table in PART_TABLES:
-                if table not in views or ("read_parquet" in views[table] and folder not in views[table]):
-                    self._create_view(con, table)  # new store, or one moved since its views were made
+    def open_existing(cls, uri: str | Path) -> WorkingStore:
+        """The store at `uri` for reading only; one that does not exist yet reads as one where nothing was ingested."""
+        return cls(uri, create=False)
 
     @contextmanager
     def session(self) -> Iterator[WorkingStore]:
-        """Hold the lock and the database open until the block ends, so each `connect()` in it is cheap.
+        """Load each table's snapshot once until the block ends (one asset step; nested blocks share it).
 
-        One asset step is one session: the file is opened (and checkpointed on close) once, not per query.
+        Calls inside reuse it, and the block's own commits advance it; other writers' commits meanwhile are
+        seen by the next session (a commit of the block's own is still made against the newest snapshot).
         """
-        with self._lock(self.wait), _owner_only():
-            if self._session is not None:
-                yield self
+        if self._snapshots is not None:
+            yield self
+            return
+        self._snapshots = {}
+        try:
+            yield self
+        finally:
+            self._snapshots = None
+
+    # --- the Delta layer --------------------------------------------------------------------------------------------
+
+    def table_uri(self, table: str) -> str:
+        return f"{self.uri}/{table}"
+
+    def delta(self, table: str) -> DeltaTable | None:
+        """The current snapshot of `table` (within a session: the session's), or None while it was never written."""
+        if self._snapshots is not None and table in self._snapshots:
+            return self._snapshots[table]
+        try:
+            snapshot = DeltaTable(self.table_uri(table))
+        except TableNotFoundError:
+            return None
+        if self._snapshots is not None:
+            self._snapshots[table] = snapshot
+        return snapshot
+
+    def _private(self) -> AbstractContextManager[None]:
+        """Files made meanwhile on a local disk are owner-only (the store holds personal data)."""
+        return _owner_only() if self.local else nullcontext()
+
+    def _refresh(self, table: str) -> None:
+        """Bring the session's snapshot of `table` to the table's newest version."""
+        if self._snapshots is not None and table in self._snapshots:
+            self._snapshots[table].update_incremental()
+
+    def write(self, table: str, rows: pl.DataFrame, match: dict[str, object]) -> None:
+        """Replace the rows of `table` matching `match` (see `predicate`) with `rows`: one Delta commit.
+
+        Every row must match. A day-keyed table takes `{day column: days}` only (as `replace_days`, unchecked).
+        A store table is cast to its registry schema; other tables (the marts) take the frame's columns, adding
+        new ones.
+        """
+        shape = STORE_TABLES.get(table)
+        if shape is not None:
+            rows = rows.select(
+                pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in shape.polars.items()
+            )
+        if table in DAY_TABLES:
+            if set(match) != {shape.day}:
+                raise ValueError(f"{table}: days are replaced by its column {shape.day}, not by {', '.join(match)}")
+            days = match[shape.day]
+            self._replace_files(table, sorted(set(days if isinstance(days, list | tuple | set) else [days])), rows)
+            return
+        for attempt in range(COMMIT_ATTEMPTS):
+            try:
+                with self._private():
+                    write_deltalake(
+                        self.delta(table) or self.table_uri(table), rows.to_arrow(), mode="overwrite",
+                        predicate=predicate(match), schema_mode=None if shape is not None else "merge",
+                        writer_properties=_WRITER,
+                    )  # fmt: skip
                 return
-            self._session = duckdb.connect(str(self.path), read_only=self.read_only)
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                self._refresh(table)
+                time.sleep(0.05 * 2**attempt)
+
+    def _replace_files(self, table: str, days: list[date], rows: pl.DataFrame) -> None:
+        """One commit adding a file of `rows` and removing the files that hold any of `days` (the new file also
+        gets their other days). Lost to another writer's commit, it is planned again on the newer snapshot."""
+        day = DAY_TABLES[table].day
+        written: tuple[frozenset[str], AddAction | None] | None = None  # (the files it replaces, the new file)
+        for attempt in range(COMMIT_ATTEMPTS):
+            snapshot = self.delta(table) or self._create(table)
+            touched = _touching(self._data_files(table, snapshot), days)
+            plan = frozenset(touched["path"])
+            if written is None or written[0] != plan:
+                if written is not None and written[1] is not None:
+                    self._delete_file(table, written[1].path)
+                carried = [
+                    self._scan_paths(table, [path]).filter(~pl.col(day).is_in(days)).collect()
+                    for path in _partly(touched, days)
+                ]
+                kept = pl.concat([rows, *carried]).sort(day, maintain_order=True) if carried else rows
+                written = (plan, self._put(table, kept))
+            now = int(time.time() * 1000)
+            actions = [RemoveAction(path, True, now) for path in sorted(plan)] + ([written[1]] if written[1] else [])
+            if not actions:
+                return
+            base = snapshot.version()
             try:
-                yield self
-            finally:
-                self._session.close()
-                self._session = None
+                with self._private():
+                    snapshot.create_write_transaction(
+                        actions, "append", snapshot.schema(), commit_properties=CommitProperties(max_commit_retries=0)
+                    )
+            except CommitFailedError:
+                if attempt == COMMIT_ATTEMPTS - 1:
+                    raise
+                self._refresh(table)
+                time.sleep(0.05 * 2**attempt)
+                continue
+            self._refresh(table)
+            if table in KEPT_IN_MEMORY:
+                if self.delta(table).version() == base + 1:  # only our commit came between
+                    _last_written[self.table_uri(table)] = (base + 1, frozenset(days), rows)
+                else:
+                    _last_written.pop(self.table_uri(table), None)
+            return
+
+    def _create(self, table: str) -> DeltaTable:
+        """Create the day-keyed `table`, empty, with its registry schema (unless another writer just did)."""
+        try:
+            with self._private():
+                write_deltalake(self.table_uri(table), DAY_TABLES[table].empty().to_arrow(), mode="append")
+        except CommitFailedError:
+            pass
+        return self.delta(table)
+
+    def _put(self, table: str, rows: pl.DataFrame) -> AddAction | None:
+        """Write `rows` of the day-keyed `table` as a new Parquet file in its folder; the file's add action."""
+        if rows.is_empty():
+            return None
+        day = DAY_TABLES[table].day
+        first, last = rows[day].min(), rows[day].max()
+        name = f"{first.isoformat()}-{uuid.uuid4().hex}.parquet"
+        if self.local:
+            path = Path(self.table_uri(table)) / name
+            with self._private():
+                rows.write_parquet(path, **PARQUET)
+            size = path.stat().st_size
+        else:  # Polars reaches object storage with the same credentials from the environment
+            rows.write_parquet(f"{self.table_uri(table)}/{name}", **PARQUET)
+            size = self._fs().get_file_info(f"{table}/{name}").size
+        stats = {"numRecords": rows.height, "minValues": {day: str(first)}, "maxValues": {day: str(last)},
+                 "nullCount": {day: rows[day].null_count()}}  # fmt: skip
+        return AddAction(name, size, {}, int(time.time() * 1000), True, json.dumps(stats))
+
+    def _delete_file(self, table: str, path: str) -> None:
+        """Delete a file written for a commit that was then planned again (no commit names it)."""
+        if self.local:
+            (Path(self.table_uri(table)) / unquote(path)).unlink(missing_ok=True)
+        else:
+            self._fs().delete_file(f"{table}/{unquote(path)}")
+
+    def _fs(self) -> PyFileSystem:
+        """The store's object storage, as delta-rs reaches it (its credentials from the environment)."""
+        return PyFileSystem(DeltaStorageHandler(self.uri))
+
+    def _data_files(self, table: str, snapshot: DeltaTable) -> pl.DataFrame:
+        """(path, first, last, rows) of the day-keyed `table`'s files in `snapshot`, from its log (no data read)."""
+        actions = pl.DataFrame(snapshot.get_add_actions(flatten=True))
+        if actions.is_empty():
+            return pl.DataFrame(schema=_FILES)
+        day = DAY_TABLES[table].day
+        ends = {"first": f"min.{day}", "last": f"max.{day}"}
+        return actions.select(
+            "path",
+            *(pl.col(c).alias(e) if c in actions.columns else pl.lit(None, pl.Date).alias(e) for e, c in ends.items()),
+            pl.col("num_records").alias("rows"),
+        ).cast(_FILES)
+
+    def _scan_paths(self, table: str, paths: Sequence[str]) -> pl.LazyFrame:
+        """The rows of data files `paths` (relative to the day-keyed `table`, as its log names them)."""
+        shape = DAY_TABLES[table]
+        if not paths:
+            return shape.empty().lazy()
+        root = Path(self.table_uri(table)) if self.local else None
+        uris = [str(root / unquote(p)) if root else f"{self.table_uri(table)}/{unquote(p)}" for p in paths]
+        return pl.scan_parquet(uris).select(shape.names)  # each file has the registry's columns
+
+    def _scan_days(
+        self, table: str, snapshot: DeltaTable, within: Sequence[tuple[date | None, date | None]] = ()
+    ) -> pl.LazyFrame:
+        """The rows of the files of `snapshot` whose days can fall within one of the (first, last) ranges (None:
+        open), or of every file; rows of other days in those files are not filtered out."""
+        files = self._data_files(table, snapshot)
+        if within:
+            files = files.filter(pl.any_horizontal(_overlaps_range(first, last) for first, last in within))
+        return self._scan_paths(table, files["path"].to_list())
+
+    def scan(self, table: str) -> pl.LazyFrame:
+        """`table` as of its current snapshot; a store table never written is empty with its registry schema."""
+        snapshot = self.delta(table)
+        if snapshot is None:
+            return STORE_TABLES[table].empty().lazy()
+        if table in DAY_TABLES:
+            return self._scan_days(table, snapshot)
+        files = self._files(snapshot)
+        if not self.local or not files:
+            return pl.scan_delta(snapshot)
+        shape = STORE_TABLES.get(table)
+        # a mart's files written before a column was added lack it
+        schema = shape.polars if shape else dict(pl.scan_delta(snapshot).collect_schema())
+        return pl.scan_parquet(files, schema=schema, missing_columns="insert")
+
+    def _files(self, snapshot: DeltaTable) -> list[str]:
+        """The snapshot's data files; on a local disk their real paths (delta-rs percent-encodes them)."""
+        return [unquote(uri) for uri in snapshot.file_uris()] if self.local else snapshot.file_uris()
+
+    def read(self, table: str, where: pl.Expr | None = None) -> pl.DataFrame:
+        rows = self.scan(table)
+        return (rows if where is None else rows.filter(where)).collect()
+
+    def table_names(self) -> list[str]:
+        """Every Delta table under the store's URI (the store's own and the marts)."""
+        if self.local:
+            root = Path(self.uri)
+            return sorted(log.parent.name for log in root.glob("*/_delta_log"))
+        listed = self._fs().get_file_info(FileSelector("", allow_not_found=True))
+        return sorted(info.base_name for info in listed if info.type == FileType.Directory)
 
     @contextmanager
-    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection held under the store lock; other processes wait for it."""
-        with self._lock(self.wait), _owner_only():
-            if self._session is not None:
-                con = self._session.cursor()
-            else:
-                con = duckdb.connect(str(self.path), read_only=self.read_only)
-            try:
-                yield con
-            finally:
-                con.close()
+    def connect(self, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection where every table of the store (or only `tables`) is readable by its name.
 
-    @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One atomic unit of work, Parquet parts included: committed whole or rolled back whole."""
-        with self.connect() as con:
-            self._written, self._superseded = [], []
-            con.begin()
-            try:
-                yield con
-            except BaseException:
-                con.rollback()
-                _unlink(self._written)
-                raise
-            con.commit()
-            _unlink(self._superseded)
+        Each is the snapshot current when the connection opened (in a session: the session's); a store table
+        never written is an empty relation of its registry schema.
+        """
+        con = duckdb.connect()
+        try:
+            known = {*STORE_TABLES, *self.table_names()}
+            for name in sorted(known if tables is None else known.intersection(tables)):
+                self._register(con, name)
+            yield con
+        finally:
+            con.close()
 
-    # TODO issue 16: `frame` and `scalar` take SQL text; only defs/models.py (and tests) still call them
+    def _register(self, con: duckdb.DuckDBPyConnection, name: str) -> None:
+        """Make `name` readable in `con`: on a local disk a view over its snapshot's Parquet files (DuckDB's own
+        reader), elsewhere the snapshot's Arrow dataset (DuckDB reads no object store offline)."""
+        shape, snapshot = STORE_TABLES.get(name), self.delta(name)
+        typed = {c.name: f"{c.name}::{c.sql} as {c.name}" for c in (shape.columns if shape else ()) if c.sql}
+        files = self._files(snapshot) if snapshot is not None and self.local else []
+        if files:
+            source = f"read_parquet([{', '.join(map(sql_literal, files))}], union_by_name = true)"
+        else:
+            rows = STORE_TABLES[name].empty().to_arrow() if snapshot is None else snapshot.to_pyarrow_dataset()
+            if not typed:
+                con.register(name, rows)
+                return
+            con.register(f"_delta_{name}", rows)
+            source = f"_delta_{name}"
+        columns = ", ".join(typed.get(c, c) for c in (shape.names if shape else ["*"]))
+        con.execute(f"create temp view {name} as select {columns} from {source}")
+
+    def vacuum(self, retention_hours: int = VACUUM_RETENTION_HOURS) -> int:
+        """Delete the files of every table that commits removed more than `retention_hours` ago, and those no
+        commit names (a crashed writer's) as old; returns how many."""
+        deleted = 0
+        for name in self.table_names():
+            snapshot = self.delta(name)
+            if snapshot is not None:
+                with self._private():
+                    removed = snapshot.vacuum(
+                        retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True
+                    )
+                deleted += len(removed)
+                self._refresh(name)
+        return deleted
+
+    # TODO issue 16: `frame` and `scalar` take SQL text; only tests still call them
     def frame(self, sql: str, params: Sequence[object] | None = None) -> pl.DataFrame:
-        """Run a query and return a Polars frame."""
+        """Run a query over the store's tables and return a Polars frame."""
         with self.connect() as con:
             return con.sql(sql, params=list(params or [])).pl()
 
     def scalar(self, sql: str, params: Sequence[object] | None = None) -> object:
         with self.connect() as con:
-            row = con.execute(sql, params or []).fetchone()
-            return None if row is None else row[0]
+            rows = con.execute(sql, params or []).fetchall()
+            return rows[0][0] if rows else None
 
-    def replace_parts(
-        self, con: duckdb.DuckDBPyConnection, table: str, days: Sequence[date], rows: pl.DataFrame
-    ) -> None:
-        """Replace `days` of the part table `table` with `rows`; call inside `transaction()`.
+    # --- day-keyed tables -------------------------------------------------------------------------------------------
 
-        The rows go into one new Parquet file. A file also holding days that are not replaced is
-        superseded too: its other days are carried over into the new file.
-        """
-        day_column, schema = PART_TABLES[table]
-        days = list(days)
+    def replace_days(self, table: str, days: Sequence[date], rows: pl.DataFrame) -> None:
+        """Replace `days` of the day-keyed `table` with `rows` (which hold no other day): one Delta commit."""
+        day_column = STORE_TABLES[table].day
+        days = sorted(set(days))
         outside = rows.filter(~pl.col(day_column).is_in(days))
         if not outside.is_empty():
             raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
-        old = [
-            file
-            for (file,) in con.execute(
-                "select distinct file from parts where table_name = ? and day in (select unnest(?::date[]))",
-                [table, days],
-            ).fetchall()
-        ]
-        kept = [
-            pl.scan_parquet(self.parts_dir / file).filter(~pl.col(day_column).is_in(days)).collect() for file in old
-        ]
-        rows = rows.select(pl.col(c).cast(t) for c, t in schema.items())
-        if kept:
-            rows = pl.concat([rows, *kept]).sort(day_column, maintain_order=True)
-        con.execute("delete from parts where table_name = ? and file in (select unnest(?::varchar[]))", [table, old])
-        if not rows.is_empty():
-            name = f"{table}/{rows[day_column][0].isoformat()}/{uuid.uuid4().hex}.parquet"
-            path = self.parts_dir / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._written.append(path)
-            rows.write_parquet(path, compression="lz4", row_group_size=PART_ROW_GROUP)
-            if table in KEPT_IN_MEMORY:
-                _last_written[table] = (str(path), rows)  # files never change once written
-            con.executemany(
-                "insert into parts values (?, ?, ?, ?)",
-                [(table, day, name, n) for day, n in rows.group_by(day_column).len().sort(day_column).iter_rows()],
-            )
-        self._superseded.extend(self.parts_dir / file for file in old)
-        self._create_view(con, table)
+        if days:
+            self.write(table, rows, {day_column: days})
 
-    def keep_newest(self, con: duckdb.DuckDBPyConnection, table: str, keep: int, within_days: int = 0) -> list[date]:
-        """Drop every day of the part table `table` but the newest `keep` (0 keeps all) and those less than
-        `within_days` before the newest; call inside `transaction()`.
-
-        Returns the days dropped, oldest first.
-        """
-        days = [day for (day,) in con.execute(
-            "select distinct day from parts where table_name = ? order by day desc", [table]
-        ).fetchall()]  # fmt: skip
+    def keep_newest(self, table: str, keep: int, within_days: int = 0) -> list[date]:
+        """Drop every day of the day-keyed `table` but the newest `keep` (0 keeps all) and those less than
+        `within_days` before the newest (one commit). Returns the days dropped, oldest first."""
+        days = sorted(self.day_rows(table)["day"].to_list(), reverse=True)
         dropped = sorted(day for day in days[keep:] if (days[0] - day).days >= within_days) if keep else []
         if dropped:
-            self.replace_parts(con, table, dropped, pl.DataFrame(schema=PART_TABLES[table][1]))
+            self.replace_days(table, dropped, STORE_TABLES[table].empty())
         return dropped
 
     def keep_versions(self, keep: int, unmeasured_days: int) -> list[date]:
         """Keep the newest `keep` versions (0: all) of customer_features (and their sources) and of
         customer_segments, whose versions of the last `unmeasured_days` days also stay (action_lift has yet to
-        measure them); returns the feature versions dropped."""
-        with self.transaction() as con:
-            self.keep_newest(con, "customer_segments", keep, unmeasured_days)
-            gone = self.keep_newest(con, "customer_features", keep)
-            _replace_matching(con, schemas.FEATURE_SOURCES, schemas.FEATURE_SOURCES.empty(), {"as_of": list(gone)})
+        measure them); then VACUUM. Returns the feature versions dropped."""
+        self.keep_newest("customer_segments", keep, unmeasured_days)
+        gone = self.keep_newest("customer_features", keep)
+        if gone:
+            self.write("feature_sources", schemas.FEATURE_SOURCES.empty(), {"as_of": gone})
+        self.vacuum()
         return gone
 
     def read_parts(
@@ -331,47 +484,65 @@ class WorkingStore:
         day: date | None = None,
         semi: pl.DataFrame | None = None,
     ) -> pl.DataFrame:
-        """`columns` of part table `table` (every day, the days <= `until`, or the one `day`), straight from Parquet.
+        """`columns` of part table `table` (every day, the days <= `until`, or the one `day`).
 
         `semi`: a one-column frame (e.g. a customer sample); keep only rows whose value in that column occurs in it.
         """
-        with self.connect() as con:
-            files = self._files(con, table, until, day)
-            if not files:
-                schema = PART_TABLES[table][1]
-                return pl.DataFrame(schema={c: schema[c] for c in columns})
-            day_column = PART_TABLES[table][0]
-            kept_file, kept = _last_written.get(table, ("", None))
-            rows = kept.lazy() if files == [kept_file] else pl.scan_parquet(files)
-            if until is not None:
-                rows = rows.filter(pl.col(day_column) <= until)
-            if day is not None:
-                rows = rows.filter(pl.col(day_column) == day)
-            rows = rows.select(columns)
-            if semi is not None:
-                [key] = semi.columns
-                # a filter runs inside the Parquet scan (other columns are decoded for matching rows only);
-                # a join does not
-                rows = rows.filter(pl.col(key).is_in(semi.get_column(key).implode()))
-            return rows.collect()
+        day_column, schema = PART_TABLES[table]
+        snapshot = self.delta(table)
+        if snapshot is None:
+            return pl.DataFrame(schema=schema if list(columns) == ["*"] else {c: schema[c] for c in columns})
+        rows = self._kept(table, snapshot, until, day)
+        if rows is None:
+            rows = self._scan_days(table, snapshot, [(day, day or until)])
+        if until is not None:
+            rows = rows.filter(pl.col(day_column) <= until)
+        if day is not None:
+            rows = rows.filter(pl.col(day_column) == day)
+        rows = rows.select(list(schema) if list(columns) == ["*"] else columns)
+        if semi is not None:
+            [key] = semi.columns
+            # a filter runs inside the Parquet scan (other columns are decoded for matching rows only); a join does not
+            rows = rows.filter(pl.col(key).is_in(semi.get_column(key).implode()))
+        return rows.collect()
+
+    def _kept(self, table: str, snapshot: DeltaTable, until: date | None, day: date | None) -> pl.LazyFrame | None:
+        """The frame this process last wrote of `table`, when it is still the snapshot and holds every day asked."""
+        version, days, rows = _last_written.get(self.table_uri(table), (-1, frozenset(), None))
+        if rows is None or version != snapshot.version():
+            return None
+        asked = {day} if day is not None else set(self.day_rows(table, until=until)["day"].to_list())
+        return rows.lazy() if asked <= days else None
 
     def day_rows(self, table: str, *, until: date | None = None, days: Sequence[date] | None = None) -> pl.DataFrame:
-        """(day, rows) of part table `table` from its manifest, every stored day (<= `until`, or in `days`), by day."""
-        return self.frame(
-            "select day, sum(rows)::bigint as rows from parts where table_name = ? and (?::date is null or day <= ?) "
-            "and (?::date[] is null or day in (select unnest(?::date[]))) group by day order by day",
-            [table, until, until, days, days],
-        )
+        """(day, rows) of the day-keyed `table`, every stored day (<= `until`, or in `days`), by day.
+
+        A file of one day is counted from the log; of the files of several days only the day column is read.
+        """
+        counted = pl.DataFrame(schema={"day": pl.Date, "rows": pl.Int64})
+        snapshot = self.delta(table)
+        if snapshot is not None:
+            files = self._data_files(table, snapshot).filter(_overlaps_range(None, until))
+            if days is not None:
+                files = _touching(files, sorted(days))
+            single = files.filter(pl.col("first") == pl.col("last"))
+            several = files.filter(~pl.col("path").is_in(single["path"].implode()))["path"].to_list()
+            read = self._scan_paths(table, several).group_by(pl.col(DAY_TABLES[table].day).alias("day")).len("rows")
+            counted = pl.concat(
+                [single.select(pl.col("first").alias("day"), "rows"), read.collect()], how="vertical_relaxed"
+            )
+        if until is not None:
+            counted = counted.filter(pl.col("day") <= until)
+        if days is not None:
+            counted = counted.filter(pl.col("day").is_in(list(days)))
+        return counted.group_by("day").agg(pl.col("rows").sum().cast(pl.Int64)).sort("day")
 
     def fingerprint(self, table: str, until: date) -> str:
-        """A hash of the Parquet files holding the days <= `until` of `table`: it changes when one is replaced."""
-        return str(
-            self.scalar(
-                "select md5(coalesce(string_agg(file || '@' || day, ',' order by day, file), '')) "
-                "from parts where table_name = ? and day <= ?",
-                [table, until],
-            )
-        )
+        """A hash of the data files that can hold days <= `until` of `table`: it changes when one is replaced."""
+        snapshot = self.delta(table)
+        files = self._data_files(table, snapshot) if snapshot is not None else pl.DataFrame(schema=_FILES)
+        files = files.filter(_overlaps_range(None, until)).sort("path")
+        return _md5(",".join(f"{path}@{first}" for path, first in files.select("path", "first").iter_rows()))
 
     def landed_fingerprint(self, until: date) -> str:
         """A hash of the content of every landed file ingested for the days <= `until` (orders and profiles).
@@ -379,27 +550,19 @@ class WorkingStore:
         It changes when a file of such a day is re-delivered with other content, and is the same in any
         store that ingested the same files.
         """
-        return str(
-            self.scalar(
-                "select md5(coalesce(string_agg(kind || '/' || day || '/' || source_file || '=' || fingerprint, ',' "
-                "order by kind, day, source_file), '')) from landing_files where day <= ?",
-                [until],
+        files = self.read("landing_files", pl.col("day") <= until).sort("kind", "day", "source_file")
+        return _md5(
+            ",".join(
+                f"{kind}/{day}/{name}={fp}"
+                for kind, day, name, fp in files.select("kind", "day", "source_file", "fingerprint").iter_rows()
             )
         )
 
-    def sweep_parts(self) -> None:
-        """Delete part files no committed manifest row names (left by a crash between write and commit)."""
-        with self.connect() as con:
-            kept = {self.parts_dir / file for (file,) in con.execute("select file from parts").fetchall()}
-            _unlink([path for path in self.parts_dir.glob("*/*/*.parquet") if path not in kept])
-
-    # --- ingestion ------------------------------------------------------------------------------------------------
+    # --- ingestion --------------------------------------------------------------------------------------------------
 
     def ingested_files(self, kind: Kind) -> pl.DataFrame:
         """The `landing_files` rows of `kind` (every ingested landed file); none for a store not made yet."""
-        if self.read_only and not self.path.exists():
-            return schemas.LANDING_FILES.empty()
-        return self.frame("select * from landing_files where kind = ? order by day, source_file", [kind])
+        return self.read("landing_files", pl.col("kind") == kind).sort("day", "source_file")
 
     @contextmanager
     def replace_day_batch(
@@ -412,179 +575,184 @@ class WorkingStore:
         quarantined: pl.DataFrame,
         files: pl.DataFrame,
     ) -> Iterator[None]:
-        """Replace `days` of `kind` in its raw, accepted and quarantine tables and in `landing_files`, atomically.
+        """Replace `days` of `kind` in its raw, accepted and quarantine tables, then in `landing_files`.
 
-        The rows are written on entering the block and committed when it ends; an error in the block (or
-        in writing) rolls all of it back.
+        The rows are written on entering the block (a commit per table), the `landing_files` rows when it ends
+        without an error. Until then the days are stale: a crash or an error in between makes the next run
+        ingest them again.
         """
         raw_table, accepted_table, quarantine_table = schemas.INGESTED[kind]
-        with self.transaction() as con:
-            self.replace_parts(con, raw_table.name, days, raw)
-            self.replace_parts(con, accepted_table.name, days, accepted)
-            _replace_matching(con, quarantine_table, quarantined, {schemas.DAY_COLUMN[kind]: list(days)})
-            _replace_matching(con, schemas.LANDING_FILES, files, {"kind": kind, "day": list(days)})
-            yield
+        self.replace_days(raw_table.name, days, raw)
+        self.replace_days(accepted_table.name, days, accepted)
+        self.replace_days(quarantine_table.name, days, quarantined)
+        yield
+        self.write("landing_files", files, {"kind": kind, "day": list(days)})
 
     def quarantined_per_day(
         self, kind: Kind, *, until: date | None = None, days: Sequence[date] | None = None
     ) -> pl.DataFrame:
         """(day, quarantined_rows) of the quarantine table of `kind`, days chosen as in `day_rows`."""
-        quarantine = schemas.INGESTED[kind][2]
-        day = quarantine.day
-        return self.frame(
-            f"select {day} as day, count(*) as quarantined_rows from {quarantine.name} "
-            f"where (?::date is null or {day} <= ?) and (?::date[] is null or {day} in (select unnest(?::date[]))) "
-            "group by 1",
-            [until, until, days, days],
-        )
+        table = schemas.INGESTED[kind][2].name
+        return self.day_rows(table, until=until, days=days).rename({"rows": "quarantined_rows"})
 
     def latest_day_rows(self, table: str, limit: int = 5) -> pl.DataFrame:
         """Up to `limit` rows of the latest day stored in the day-keyed table `table` (raw, accepted, quarantine)."""
-        day = schemas.TABLES[table].day
-        return self.frame(f"select * from {table} where {day} = (select max({day}) from {table}) limit ?", [limit])
+        snapshot = self.delta(table)
+        latest = None if snapshot is None else self.day_rows(table)["day"].max()
+        if latest is None:
+            return STORE_TABLES[table].empty()
+        rows = self._scan_days(table, snapshot, [(latest, latest)])
+        return rows.filter(pl.col(STORE_TABLES[table].day) == latest).head(limit).collect()
 
-    # --- features -------------------------------------------------------------------------------------------------
+    # --- features ---------------------------------------------------------------------------------------------------
 
     def feature_sources(self, since: date, before: date) -> list[tuple[date, str]]:
         """(as_of, orders_state) of the feature versions made for `since` <= as_of < `before`, newest first."""
-        rows = self.frame(
-            "select as_of, orders_state from feature_sources where as_of < ? and as_of >= ? order by as_of desc",
-            [before, since],
-        )
-        return list(rows.iter_rows())
+        rows = self.read("feature_sources", pl.col("as_of").is_between(since, before, closed="left"))
+        return list(rows.sort("as_of", descending=True).iter_rows())
 
     def customers_ordering(self, ranges: Sequence[tuple[date, date]]) -> pl.DataFrame:
         """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`."""
-        return self.frame(
-            "select distinct customer_id from orders where " + " or ".join(["order_day between ? and ?"] * len(ranges)),
-            [day for day_range in ranges for day in day_range],
-        )
+        snapshot = self.delta("orders")
+        if snapshot is None or not ranges:
+            return pl.DataFrame(schema={"customer_id": pl.String})
+        within = pl.any_horizontal(pl.col("order_day").is_between(first, last) for first, last in ranges)
+        return self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique().collect()
 
     def replace_feature_version(self, as_of: date, features: pl.DataFrame, orders_state: str) -> None:
-        """Write the feature version `as_of` and the state of the orders it was made from, atomically."""
+        """Write the feature version `as_of`, then (last: it marks the version made) the state of its orders."""
+        self.replace_days("customer_features", [as_of], features)
         source = pl.DataFrame({"as_of": [as_of], "orders_state": [orders_state]})
-        with self.transaction() as con:
-            self.replace_parts(con, "customer_features", [as_of], features)
-            _replace_matching(con, schemas.FEATURE_SOURCES, source, {"as_of": as_of})
+        self.write("feature_sources", source, {"as_of": as_of})
 
-    # --- models and versions --------------------------------------------------------------------------------------
+    # --- models and versions ----------------------------------------------------------------------------------------
+
+    def save_model(self, kind: str, version: str, model: bytes) -> str:
+        """Store the pickle of model `version` of `kind` (once); returns where it is (the registry's `path`)."""
+        where = {"kind": kind, "version": version}
+        if self.read("model_files", (pl.col("kind") == kind) & (pl.col("version") == version)).is_empty():
+            self.write("model_files", pl.DataFrame({"kind": [kind], "version": [version], "model": [model]}), where)
+        return f"model_files/{kind}-{version}"
+
+    def model_bytes(self, kind: str, version: str) -> bytes:
+        rows = self.read("model_files", (pl.col("kind") == kind) & (pl.col("version") == version))
+        if rows.is_empty():
+            raise StoreError(f"{self.uri}: model_files has no {kind} model {version}; re-run to retrain it")
+        return rows["model"][0]
 
     def register_model(
-        self, kind: str, version: str, trained_as_of: date, path: Path, metrics: dict, inputs: str
+        self, kind: str, version: str, trained_as_of: date, path: str, metrics: dict, inputs: str
     ) -> None:
         """(Re)register model `version` of `kind` as the one trained for `trained_as_of`."""
         row = pl.DataFrame(
-            {"kind": [kind], "version": [version], "trained_as_of": [trained_as_of], "path": [str(path)],
+            {"kind": [kind], "version": [version], "trained_as_of": [trained_as_of], "path": [path],
              "metrics": [json.dumps(metrics)], "created_at": [datetime.now(UTC).replace(tzinfo=None)],
              "inputs": [inputs]},
             schema=schemas.MODEL_REGISTRY.polars,
         )  # fmt: skip
-        with self.transaction() as con:
-            _replace_matching(con, schemas.MODEL_REGISTRY, row, {"kind": kind, "trained_as_of": trained_as_of})
+        self.write("model_registry", row, {"kind": kind, "trained_as_of": trained_as_of})
 
     def model_in_force(self, kind: str, as_of: date, *, before: bool = False) -> dict | None:
         """The latest registered model of `kind` trained on or before `as_of` (strictly before if asked):
         version, trained_as_of, path, metrics (parsed) and inputs."""
-        rows = self.frame(
-            "select version, trained_as_of, path, metrics, inputs from model_registry "
-            f"where kind = ? and trained_as_of {'<' if before else '<='} ? order by trained_as_of desc limit 1",
-            [kind, as_of],
-        )
+        trained = pl.col("trained_as_of") < as_of if before else pl.col("trained_as_of") <= as_of
+        rows = self.read("model_registry", (pl.col("kind") == kind) & trained)
         if rows.is_empty():
             return None
-        row = rows.row(0, named=True)
+        row = (
+            rows.sort("trained_as_of", descending=True)
+            .select("version", "trained_as_of", "path", "metrics", "inputs")
+            .row(0, named=True)
+        )
         return {**row, "metrics": json.loads(row["metrics"])}
 
     def completed_buyers(self, until: date) -> pl.Series:
         """The distinct customer_id with a completed accepted order on or before `until`."""
-        return self.frame(
-            "select distinct customer_id from orders where order_day <= ? and status = 'completed'", [until]
-        ).to_series()
+        done = (pl.col("order_day") <= until) & (pl.col("status") == "completed")
+        snapshot = self.delta("orders")
+        rows = (
+            schemas.ORDERS.empty().lazy() if snapshot is None else self._scan_days("orders", snapshot, [(None, until)])
+        )
+        return rows.filter(done).select("customer_id").unique().collect().to_series()
 
     def landed_through(self, kind: Kind, until: date) -> date | None:
         """The last day <= `until` with a landed `kind` file, or None."""
-        return self.scalar("select max(day) from landing_files where kind = ? and day <= ?", [kind, until])
+        return self.read("landing_files", (pl.col("kind") == kind) & (pl.col("day") <= until))["day"].max()
 
     def quarantined_rows(self, kind: Kind, until: date) -> int:
         """Quarantined `kind` rows of the landed days <= `until`."""
-        day = schemas.DAY_COLUMN[kind]
-        return int(self.scalar(f"select count(*) from quarantine_{kind} where {day} <= ?", [until]))
+        return int(self.quarantined_per_day(kind, until=until)["quarantined_rows"].sum())
 
     def previous_version(self, before: date) -> date | None:
         """The as-of date of the newest segment version before `before`, or None."""
-        return self.scalar("select max(as_of) from segment_versions where as_of < ?", [before])
+        return self.read("segment_versions", pl.col("as_of") < before)["as_of"].max()
 
     def version_metrics(self, as_of: date, churn_model_version: str) -> dict | None:
         """The metrics of version `as_of` if the churn model `churn_model_version` made it, else None."""
-        stored = self.scalar(
-            "select metrics from segment_versions where as_of = ? and churn_model_version = ?",
-            [as_of, churn_model_version],
-        )
-        return json.loads(stored) if stored else None
+        made = (pl.col("as_of") == as_of) & (pl.col("churn_model_version") == churn_model_version)
+        rows = self.read("segment_versions", made)
+        return json.loads(rows["metrics"][0]) if rows.height and rows["metrics"][0] else None
 
     def replace_segment_version(self, as_of: date, segments: pl.DataFrame, version_row: pl.DataFrame) -> None:
-        """Write version `as_of`: its customer_segments rows and its segment_versions row, atomically."""
-        with self.transaction() as con:
-            self.replace_parts(con, "customer_segments", [as_of], segments)
-            _replace_matching(con, schemas.SEGMENT_VERSIONS, version_row, {"as_of": as_of})
+        """Write version `as_of`: its customer_segments rows, then (last) its segment_versions row."""
+        self.replace_days("customer_segments", [as_of], segments)
+        self.write("segment_versions", version_row, {"as_of": as_of})
 
     def version_summary(self, as_of: date) -> dict | None:
         """segment_version, customers, prospects, orders_accepted and orders_quarantined of version `as_of`."""
-        rows = self.frame(
-            "select segment_version, customers, prospects, orders_accepted, orders_quarantined "
-            "from segment_versions where as_of = ?",
-            [as_of],
+        rows = self.read("segment_versions", pl.col("as_of") == as_of).select(
+            "segment_version", "customers", "prospects", "orders_accepted", "orders_quarantined"
         )
         return rows.row(0, named=True) if rows.height else None
 
-    def _files(
-        self, con: duckdb.DuckDBPyConnection, table: str, until: date | None = None, day: date | None = None
-    ) -> list[str]:
-        """The files holding days <= `until` (or the one `day`) of `table`, in day order."""
-        rows = con.execute(
-            "select file from parts where table_name = ? and (?::date is null or day <= ?) "
-            "and (?::date is null or day = ?) group by file order by min(day), file",
-            [table, until, until, day, day],
-        ).fetchall()
-        return [str(self.parts_dir / file) for (file,) in rows]
+    # --- marts ------------------------------------------------------------------------------------------------------
 
-    def _create_view(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
-        """(Re)define the view `table` over its committed parts (an empty typed relation when none)."""
-        files = self._files(con, table)
-        if files:
-            source = "read_parquet([" + ", ".join(sql_literal(f) for f in files) + "])"
-        else:
-            columns = ", ".join(f"null::{_DUCKDB_TYPES[type(t)]} as {c}" for c, t in PART_TABLES[table][1].items())
-            source = f"(select {columns} limit 0)"
-        con.execute(f"create or replace view {table} as select * from {source}")
+    def replace_mart_versions(self, table: str, rows: pl.DataFrame, as_ofs: Sequence[date]) -> None:
+        """Replace the versions `as_ofs` of the mart `table` with `rows` (columns new to it are added)."""
+        self.write(table, rows, {"as_of": sorted(set(as_ofs))})
+
+    def mart_latest(self, table: str, as_of: date) -> pl.DataFrame:
+        """The newest version on or before `as_of` of the mart `table`."""
+        rows = self.read(table, pl.col("as_of") <= as_of)
+        return rows.filter(pl.col("as_of") == rows["as_of"].max()) if rows.height else rows
 
 
-#: table -> (file, frame) of the part this process wrote last, for the tables in KEPT_IN_MEMORY
-_last_written: dict[str, tuple[str, pl.DataFrame]] = {}
+#: table URI -> (Delta version, days, frame) of the rows this process wrote last, for the tables in KEPT_IN_MEMORY
+_last_written: dict[str, tuple[int, frozenset[date], pl.DataFrame]] = {}
 
 
-def sql_literal(text: str) -> str:
-    """`text` as an SQL string literal, for statements that take no parameters (views, comments)."""
-    return "'" + text.replace("'", "''") + "'"
+def _touching(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """The `files` (see `_FILES`) that can hold one of the sorted `days` (a file without statistics: any day)."""
 
+    def holds(first: date | None, last: date | None) -> bool:
+        at = bisect_left(days, first) if first is not None else 0
+        return first is None or last is None or (at < len(days) and days[at] <= last)
 
-def _unlink(paths: Sequence[Path]) -> None:
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
-def _replace_matching(
-    con: duckdb.DuckDBPyConnection, table: Table, rows: pl.DataFrame, match: dict[str, object]
-) -> None:
-    """Delete the rows of the registry table `table` whose columns equal `match`'s values (a list: any of them),
-    then insert `rows` by column name; call inside `WorkingStore.transaction()`."""
-    types = {c.name: duckdb_type(c) for c in table.columns}
-    where = " and ".join(
-        f"{c} in (select unnest(?::{types[c]}[]))" if isinstance(v, list) else f"{c} = ?" for c, v in match.items()
+    return files.filter(
+        pl.Series([holds(*ends) for ends in files.select("first", "last").iter_rows()], dtype=pl.Boolean)
     )
-    con.register("_incoming", rows)
-    try:
-        con.execute(f"delete from {table.name} where {where}", list(match.values()))
-        con.execute(f"insert into {table.name} by name select * from _incoming")
-    finally:
-        con.unregister("_incoming")
+
+
+def _partly(files: pl.DataFrame, days: list[date]) -> list[str]:
+    """The paths of `files` that can hold a day other than `days` (their other days are carried over)."""
+    wanted = set(days)
+
+    def covered(first: date | None, last: date | None) -> bool:
+        return (
+            first is not None
+            and last is not None
+            and all(first + timedelta(days=n) in wanted for n in range((last - first).days + 1))
+        )
+
+    return [path for path, first, last in files.select("path", "first", "last").iter_rows() if not covered(first, last)]
+
+
+def _overlaps_range(first: date | None, last: date | None) -> pl.Expr:
+    """A file (see `_FILES`) can hold a day from `first` to `last` (None: open; no statistics: any day)."""
+    after = pl.lit(True) if first is None else pl.col("last") >= first
+    before = pl.lit(True) if last is None else pl.col("first") <= last
+    return (after & before).fill_null(True)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode()).hexdigest()

@@ -189,7 +189,7 @@ def personal_columns_in(path: str | Path) -> list[str]:
 
 def _small_tables(store: WorkingStore, marts: Mapping[str, str]) -> dict[str, pl.DataFrame]:
     """The tables copied whole, read from the working store (quarantine rows as `publishable`)."""
-    tables = {table: store.frame(f"from {table}") for table in (*marts, *WHOLE_TABLES)}
+    tables = {table: store.read(table) for table in (*marts, *WHOLE_TABLES)}
     return {
         t: publishable(rows, QUARANTINE_TABLES[t]) if t in QUARANTINE_TABLES else rows for t, rows in tables.items()
     }
