@@ -198,3 +198,13 @@ def test_merged_btyd_counts_fit_exactly_as_all_buyers(n, days):
         assert bgnbd.fit_bgnbd_counts(merged, penalizer, start=whole) == bgnbd.fit_bgnbd(
             x, tx, t, penalizer, start=whole
         )
+
+
+def test_key_share_sample_is_decided_per_customer():
+    ids = pl.Series([f"cust-{i}" for i in range(20_000)])
+    some = shards.in_key_share(ids, 0.3, "churn_sample:0:")
+    assert 0.28 < some.mean() < 0.32
+    assert not (shards.in_key_share(ids, 0.2, "churn_sample:0:") & ~some).any()  # a smaller share is a subset
+    assert (shards.in_key_share(ids.reverse(), 0.3, "churn_sample:0:") == some[::-1]).all()  # not positional
+    assert (shards.in_key_share(ids, 0.3, "other:") != some).any()  # the salt draws another sample
+    assert shards.in_key_share(ids, 1.0, "churn_sample:0:").all() and not shards.in_key_share(ids, 0.0, "x").any()

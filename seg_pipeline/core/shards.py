@@ -19,7 +19,8 @@ Population cut points are computed exactly from per-shard summaries, so they equ
 - BG/NBD fits read only the distinct (frequency, recency, T) rows with their counts (``core.bgnbd.btyd_counts``):
   the shards' counts, merged like value counts, fit bit for bit as all their buyers (``fit_bgnbd_counts``).
 - A customer sample identical for every N: the k customers of smallest (``sample_key``, customer_id);
-  each shard's ``bottom_k`` merges by taking the ``bottom_k`` of their concatenation.
+  each shard's ``bottom_k`` merges by taking the ``bottom_k`` of their concatenation. A sample of a share
+  instead of a size (``in_key_share``) is decided by each customer's key alone.
 """
 
 from __future__ import annotations
@@ -186,3 +187,11 @@ def bottom_k(frame: pl.DataFrame, k: int, salt: str) -> pl.DataFrame:
     and, applied to the concatenation of every shard's part, the sample of the whole population."""
     keyed = frame.with_columns(sample_key(frame["customer_id"], salt))
     return keyed.sort(_SAMPLE_KEY, "customer_id").head(k).drop(_SAMPLE_KEY)
+
+
+def in_key_share(customer_ids: pl.Series, share: float, salt: str) -> np.ndarray:
+    """Whether each customer's ``sample_key`` falls in the lowest `share` of the 64-bit range: a sample of about
+    `share` of the customers, decided per customer (bool array in the order of `customer_ids`)."""
+    if share >= 1.0:
+        return np.ones(customer_ids.len(), dtype=bool)
+    return sample_key(customer_ids, salt).to_numpy() < np.uint64(int(max(share, 0.0) * 2.0**64))
