@@ -208,3 +208,15 @@ def test_key_share_sample_is_decided_per_customer():
     assert (shards.in_key_share(ids.reverse(), 0.3, "churn_sample:0:") == some[::-1]).all()  # not positional
     assert (shards.in_key_share(ids, 0.3, "other:") != some).any()  # the salt draws another sample
     assert shards.in_key_share(ids, 1.0, "churn_sample:0:").all() and not shards.in_key_share(ids, 0.0, "x").any()
+
+
+@pytest.mark.parametrize("k", [0, 1, 7, 999, 1_000, 5_000])
+def test_bottom_k_is_the_head_of_the_full_key_order(k):
+    frame = _features(1_000, seed=2)
+    frame = pl.concat([frame, frame.with_columns(pl.col("frequency") + 1)])  # every key twice: ties at the k-th
+    keyed = frame.with_columns(shards.sample_key(frame["customer_id"], "s"))
+    expected = keyed.sort("_sample_key", "customer_id", maintain_order=True).head(k).drop("_sample_key")
+    assert shards.bottom_k(frame, k, "s").sort("customer_id", "frequency").equals(
+        expected.sort("customer_id", "frequency")
+    )
+    assert shards.bottom_k(frame, k, "s")["customer_id"].to_list() == expected["customer_id"].to_list()

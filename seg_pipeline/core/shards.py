@@ -185,8 +185,11 @@ def sample_key(customer_ids: pl.Series, salt: str) -> pl.Series:
 def bottom_k(frame: pl.DataFrame, k: int, salt: str) -> pl.DataFrame:
     """The `k` rows of smallest (``sample_key``, customer_id), in that order: one shard's part of the sample,
     and, applied to the concatenation of every shard's part, the sample of the whole population."""
-    keyed = frame.with_columns(sample_key(frame["customer_id"], salt))
-    return keyed.sort(_SAMPLE_KEY, "customer_id").head(k).drop(_SAMPLE_KEY)
+    keys = sample_key(frame["customer_id"], salt)
+    if frame.height > k > 0:  # sort only the rows of key <= the k-th smallest (all of them on ties)
+        keep = keys <= np.partition(keys.to_numpy(), k - 1)[k - 1]
+        frame, keys = frame.filter(keep), keys.filter(keep)
+    return frame.with_columns(keys).sort(_SAMPLE_KEY, "customer_id").head(k).drop(_SAMPLE_KEY)
 
 
 def in_key_share(customer_ids: pl.Series, share: float, salt: str) -> np.ndarray:
