@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from seg_pipeline.core import shards
 from seg_pipeline.core.bgnbd import BgNbdParams, expected_purchases
 from seg_pipeline.core.clv import DAYS_PER_MONTH, _fit_gamma_gamma, compute_clv, expected_spend
 
@@ -61,7 +62,9 @@ def test_discounting_reduces_value() -> None:
     discounted = compute_clv(feats, PARAMS, None, monthly_discount=0.01)["clv"].to_numpy()
     assert (discounted < plain).all()
     assert (discounted > plain / 1.01**12).all()
-    spend = expected_spend(*(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")))
+    spend = expected_spend(
+        *(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")), feats["customer_id"]
+    )
     purchases = compute_clv(feats, PARAMS, None)["expected_purchases_12m"].to_numpy()
     np.testing.assert_allclose(plain, purchases * spend, rtol=1e-9)
 
@@ -71,7 +74,9 @@ def test_value_is_the_discounted_sum_of_each_months_purchases() -> None:
     x, tx, T = (feats[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
     months = DAYS_PER_MONTH * np.arange(1, 13)
     monthly = np.diff(expected_purchases(PARAMS, months, x, tx, T), axis=0, prepend=0.0)
-    spend = expected_spend(*(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")))
+    spend = expected_spend(
+        *(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")), feats["customer_id"]
+    )
     direct = (1.01 ** -np.arange(1, 13)) @ monthly * spend
     np.testing.assert_allclose(compute_clv(feats, PARAMS, None)["clv"].to_numpy(), direct, rtol=1e-9)
 
@@ -101,7 +106,9 @@ def test_monotone_in_monetary_value() -> None:
 
 def test_spend_shrinks_towards_population_mean_less_with_more_purchases() -> None:
     feats = _features([("ZFEW", 1, 100.0, 300.0, 1000.0, 1040.0), ("ZMANY", 20, 290.0, 300.0, 1000.0, 20040.0)])
-    spend = expected_spend(*(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")))
+    spend = expected_spend(
+        *(feats[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")), feats["customer_id"]
+    )
     few, many = spend[-2:]
     population = feats.filter(pl.col("frequency") > 0)["monetary_value"].mean()
     assert population < few < many < 1000.0
@@ -137,8 +144,13 @@ def test_gamma_gamma_fit_on_a_sample_recovers_the_population_mean_spend() -> Non
     x = rng.integers(1, 12, n).astype(np.float64)
     nu = rng.gamma(q, 1.0 / v, n)
     m = rng.gamma(p * x, 1.0 / (nu * x))
-    fitted = _fit_gamma_gamma(x, m)
+    ids = pl.Series([f"c{i:06d}" for i in range(n)])
+    fitted = _fit_gamma_gamma(x, m, ids)
     assert fitted is not None
     fp, fq, fv = fitted
     assert fv * fp / (fq - 1) == pytest.approx(v * p / (q - 1), rel=0.03)
-    assert _fit_gamma_gamma(x, m) == fitted  # seeded
+    assert _fit_gamma_gamma(x, m, ids) == fitted  # seeded
+    # the sample is the customers of smallest stable key (what shards' bottom-k samples merge into), not positions
+    frame = pl.DataFrame({"customer_id": ids, "x": x, "m": m})
+    sample = shards.bottom_k(frame, 100_000, "gamma_gamma_sample:").sort("customer_id")
+    assert _fit_gamma_gamma(sample["x"].to_numpy(), sample["m"].to_numpy(), sample["customer_id"]) == fitted

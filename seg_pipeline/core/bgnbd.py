@@ -8,6 +8,9 @@ drop-out probabilities after each repeat purchase Beta(a, b).
 Fitting maximises the mean log-likelihood over log-parameters with L-BFGS-B and an
 analytic gradient; times are rescaled so that max(T) = 10 during the fit and identical
 (x, t_x, T) rows are collapsed with weights, so a million customers fit in about a second.
+Those distinct rows and their counts (``btyd_counts``) are all a fit reads of the buyers: the counts of
+several shards, added up (``core.shards.merge_counts``), fit exactly as all their buyers do
+(``fit_bgnbd_counts``).
 
 Known flaw (documented in the BG/NBD literature, fixed by MBG/NBD): drop-out can only
 happen right after a repeat purchase, so ``probability_alive`` is exactly 1 for every
@@ -21,6 +24,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 
 import numpy as np
+import polars as pl
 from scipy.optimize import minimize
 from scipy.special import digamma, expit, gammaln, hyp2f1
 from threadpoolctl import ThreadpoolController
@@ -42,9 +46,7 @@ class BgNbdParams:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-def _as_arrays(
-    frequency: ArrayLike, recency: ArrayLike, T: ArrayLike
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _as_arrays(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, tx, t_obs = (np.asarray(v, dtype=np.float64) for v in (frequency, recency, T))
     if np.isnan(x).any() or np.isnan(tx).any() or np.isnan(t_obs).any():
         raise ValueError("frequency/recency/T must not contain NaN (drop prospects first)")
@@ -151,24 +153,34 @@ def one_blas_thread() -> AbstractContextManager:
     return _blas_libraries().limit(limits=1, user_api="blas")
 
 
+def btyd_counts(frequency: ArrayLike, recency: ArrayLike, T: ArrayLike) -> pl.DataFrame:
+    """The distinct (frequency, recency, T) rows in sorted order with their ``count``: what a fit reads."""
+    (ux, utx, ut), _, counts = _unique_rows(*_as_arrays(frequency, recency, T))
+    return pl.DataFrame({"frequency": ux, "recency": utx, "T": ut, "count": counts.astype(np.int64)})
+
+
 def fit_bgnbd(
     frequency: ArrayLike, recency: ArrayLike, T: ArrayLike, penalizer: float = 0.0, *, start: BgNbdParams | None = None
 ) -> BgNbdParams:
     """Maximum-likelihood BG/NBD fit; ``penalizer`` adds ``penalizer * sum(log(param)^2)``. ``start``: params to
     start the search from (e.g. a fit on similar data: fewer steps to the same optimum)."""
-    x, tx, t_obs = _as_arrays(frequency, recency, T)
-    if x.size == 0:
+    return fit_bgnbd_counts(btyd_counts(frequency, recency, T), penalizer, start=start)
+
+
+def fit_bgnbd_counts(counts: pl.DataFrame, penalizer: float = 0.0, *, start: BgNbdParams | None = None) -> BgNbdParams:
+    """``fit_bgnbd`` of the buyers whose ``btyd_counts`` (or the merged counts of several shards) are `counts`."""
+    if counts.height == 0:
         raise ValueError("cannot fit BG/NBD on zero customers")
-    scale = 10.0 / max(float(t_obs.max()), 1.0)
-    (ux, utx, ut), _, counts = _unique_rows(x, tx * scale, t_obs * scale)
+    ux, utx, ut = (counts[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
+    scale = 10.0 / max(float(ut.max()), 1.0)
     x0 = np.zeros(4) if start is None else np.clip(
         np.log([start.r, start.alpha * scale, start.a, start.b]), -12.0, 12.0
-    )
+    )  # fmt: skip
     with one_blas_thread():
         res = minimize(
             _neg_ll_and_grad,
             x0=x0,
-            args=(ux, utx, ut, counts.astype(np.float64), penalizer),
+            args=(ux, utx * scale, ut * scale, counts["count"].cast(pl.Float64).to_numpy(), penalizer),
             jac=True,
             method="L-BFGS-B",
             bounds=[(-12.0, 12.0)] * 4,

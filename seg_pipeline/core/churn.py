@@ -55,6 +55,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from seg_pipeline.core import shards
 from seg_pipeline.core.bgnbd import BgNbdParams, fit_bgnbd, probability_alive, probability_no_purchase
 from seg_pipeline.core.booster_tables import BoosterTables
 from seg_pipeline.core.features import compute_customer_features
@@ -438,13 +439,14 @@ class TrainingSample:
 def training_sample(
     buyers: pl.Series, *, n_snapshots: int = 4, max_train_rows: int = 200_000, seed: int = 0
 ) -> TrainingSample:
-    """A seeded sample of `buyers` (ids with a completed order <= D) of about ``max_train_rows / n_snapshots``.
+    """A seeded sample of `buyers` (ids with a completed order <= D) of about ``max_train_rows / n_snapshots``:
+    those whose ``shards.sample_key`` is in the lowest ``fraction`` (decided per customer, so any shard can tell).
 
     Callers holding orders in a database draw it first and load only the sample's orders.
     """
     customers = buyers.unique().sort().to_frame("customer_id")
     fraction = min(1.0, max_train_rows / (n_snapshots * max(customers.height, 1)))
-    keep = np.random.default_rng(seed).random(customers.height) < fraction
+    keep = shards.in_key_share(customers["customer_id"], fraction, f"churn_sample:{seed}:")
     return TrainingSample(customers.filter(pl.Series(keep)), fraction)
 
 

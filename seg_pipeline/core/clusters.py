@@ -7,7 +7,7 @@ mean_days_between_purchases, a one-time buyer's tenure standing in as the lower 
 (days_since_first_order); plus, for every category (channel) that is the main one of >= ``MIN_LEVEL_SHARE`` of
 the buyers, ``category:<c>`` (``channel:<c>``) = the customer's main_category_share (main_channel_share) when c
 is their main one, else 0. Standardised on a seeded, day-to-day stable sample (the ``sample_size`` customers
-with the smallest seeded polars hash of their id).
+of smallest ``shards.sample_key`` of their id: the same sample for any number of shards).
 
 k: seeded k-means fits for every k in ``k_range`` on that sample; the largest k whose extra cluster still
 explains >= ``MIN_GAIN`` of the variance (the drop in within-cluster inertia from k - 1 to k) among those whose
@@ -46,6 +46,7 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 
+from seg_pipeline.core import shards
 from seg_pipeline.core.lifecycle import NEW_WINDOW_DAYS
 from seg_pipeline.core.prospects import PROSPECT_PREFIX
 
@@ -337,12 +338,7 @@ def fit_clusters(
     if not 2 <= k_range[0] <= k_range[1]:
         raise ValueError("need 2 <= k_range[0] <= k_range[1]")
     buyers = features.filter(pl.col("frequency").is_not_null())
-    sample = (
-        buyers.with_columns(pl.col("customer_id").hash(seed).alias("_h"))
-        .sort("_h", "customer_id")
-        .head(sample_size)
-        .drop("_h")
-    )
+    sample = shards.bottom_k(buyers, sample_size, f"cluster_sample:{seed}:")
     spec = feature_spec(sample)
     raw = _raw_matrix(sample, spec)
     if raw.size == 0:

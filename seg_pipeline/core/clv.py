@@ -9,7 +9,8 @@
   so P(alive) = (1 - q) / (1 - P0), clipped to [0, 1]. E(t) = P(alive) * E(t | alive), so the expected purchases
   are rescaled by that ratio. This fixes BG/NBD's P(alive) = 1 for one-time buyers.
 - Spend per purchase: Gamma-Gamma (Fader, Hardie & Lee 2005) fitted by maximum likelihood on repeat customers'
-  (frequency, monetary_value), a seeded sample of 100,000 of them when there are more; the posterior mean
+  (frequency, monetary_value), when there are more than 100,000 of them the 100,000 of smallest
+  ``shards.sample_key`` (the same sample for any number of shards); the posterior mean
   (v*p + p*x*m) / (p*x + q - 1) shrinks a customer's mean repeat spend m towards the population mean
   v*p/(q-1), less so the more repeat purchases x they have. One-time buyers (frequency 0, monetary_value 0 by
   convention) count their first-day spend as one observation (x = 1, m = total_spend). Should the fit be
@@ -35,10 +36,12 @@ from seg_pipeline.core.bgnbd import (
     probability_alive,
 )
 from seg_pipeline.core.predictions import ParamDraws, clv_interval, implied_p_alive, parameter_log_sd
+from seg_pipeline.core.shards import sample_key
 
 DAYS_PER_MONTH = 365.25 / 12
 _MIN_REPEAT_CUSTOMERS = 10
 _FIT_SAMPLE = 100_000  # three parameters: a larger sample moves them by less than their standard error
+_FIT_SALT = "gamma_gamma_sample:"
 
 
 def _gamma_gamma_nll(
@@ -65,12 +68,14 @@ def _gamma_gamma_nll(
     return float(-ll / n), grad
 
 
-def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> tuple[float, float, float] | None:
-    """MLE (p, q, v) on repeat customers; None when unusable (too few customers or q <= 1)."""
+def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray, customer_ids: pl.Series) -> tuple[float, float, float] | None:
+    """MLE (p, q, v) on repeat customers (rows in customer_id order); None when unusable (too few customers or
+    q <= 1)."""
     if x.size < _MIN_REPEAT_CUSTOMERS:
         return None
     if x.size > _FIT_SAMPLE:
-        chosen = np.sort(np.random.default_rng(0).choice(x.size, _FIT_SAMPLE, replace=False))
+        keys = sample_key(customer_ids, _FIT_SALT).to_numpy()
+        chosen = np.sort(np.argsort(keys, kind="stable")[:_FIT_SAMPLE])
         x, m = x[chosen], m[chosen]
     scale = float(m.mean())
     ux, counts = np.unique(x, return_counts=True)
@@ -89,21 +94,24 @@ def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> tuple[float, float, float]
     return float(p), float(q), float(v * scale)
 
 
-def expected_spend(frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray) -> np.ndarray:
-    """Shrunk expected spend per purchase day (see module docstring); inputs are buyers only."""
-    return spend_model(frequency, monetary_value, total_spend)[0]
+def expected_spend(
+    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series
+) -> np.ndarray:
+    """Shrunk expected spend per purchase day (see module docstring); inputs are buyers only, in id order."""
+    return spend_model(frequency, monetary_value, total_spend, customer_ids)[0]
 
 
 def spend_model(
-    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray
+    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series
 ) -> tuple[np.ndarray, float]:
     """(``expected_spend``, CV^2 of one purchase's spend around it): 1/p under Gamma-Gamma; for the fallback, the
-    CV^2 of the buyers' mean spend per purchase day (an upper bound: it also holds the spread between buyers)."""
+    CV^2 of the buyers' mean spend per purchase day (an upper bound: it also holds the spread between buyers).
+    Rows in customer_id order."""
     x = np.asarray(frequency, dtype=np.float64)
     m = np.where(x > 0, np.asarray(monetary_value, dtype=np.float64), np.asarray(total_spend, dtype=np.float64))
     n_obs = np.maximum(x, 1.0)
     repeat = (x > 0) & (m > 0)
-    gg = _fit_gamma_gamma(x[repeat], m[repeat])
+    gg = _fit_gamma_gamma(x[repeat], m[repeat], customer_ids.filter(pl.Series(repeat)))
     if gg is None:
         m_pop = float(np.asarray(total_spend, dtype=np.float64).sum() / (x + 1).sum()) if x.size else 0.0
         cv2 = float(m.var() / m.mean() ** 2) if x.size and m.mean() > 0 else 0.0
@@ -162,7 +170,9 @@ def clv_and_interval(
         nothing = np.zeros(0)
         point = published(expected_purchases_12m=nothing, clv=nothing)
         return point.insert_column(0, features["customer_id"]), lambda _: published(clv_low=nothing, clv_high=nothing)
-    b = features.select("frequency", "recency", "T", "monetary_value", "total_spend").filter(pl.Series(buyers))
+    b = features.select("customer_id", "frequency", "recency", "T", "monetary_value", "total_spend").filter(
+        pl.Series(buyers)
+    )
     x, tx, t_obs = (b[c].cast(pl.Float64).to_numpy() for c in ("frequency", "recency", "T"))
     (gx, gt), grid, _ = _unique_rows(x, t_obs)  # all but P(alive) and spend depend on (x, T) only
     horizons = DAYS_PER_MONTH * np.arange(1, horizon_months + 1)
@@ -174,7 +184,7 @@ def clv_and_interval(
     p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
     unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
     p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
-    spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy())
+    spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy(), b["customer_id"])
     value = p_alive * discounted[grid] * spend
     point = published(expected_purchases_12m=p_alive * total[grid], clv=value)
 

@@ -8,7 +8,7 @@ prospects of the profile snapshot in force at D - h (their profile columns as of
 their first completed order fell in (D - h, D]: a logistic regression on customer type, region, age band,
 membership (one-hot, unknown as its own level) and log1p(days since signup); a log-loss fit is calibrated
 in the large (its mean prediction is the training conversion rate), which the holdout checks.
-Evaluated like the churn model: a seeded 25% holdout of those prospects (by hashed id), AUC, Brier and log
+Evaluated like the churn model: a seeded 25% holdout of those prospects (by ``shards.in_key_share``), AUC, Brier and log
 loss against a baseline on signup recency alone. With fewer than ``MIN_TRAIN`` past prospects or fewer than
 ``MIN_CLASS`` in either class, the fallback ``prior`` scores everyone with the smoothed conversion rate of the
 past prospects, (converted + 1) / (prospects + 2) (0.5 with no past snapshot). Null for buyers.
@@ -21,6 +21,8 @@ import polars as pl
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
+
+from seg_pipeline.core import shards
 
 PROSPECT_PREFIX = "prospect "
 SIGNUP_BANDS = ((30, "< 30 days ago"), (180, "30-179 days ago"), (365, "180-364 days ago"))
@@ -123,7 +125,7 @@ def score_prospects(features: pl.DataFrame, train: pl.DataFrame | None, *, seed:
     else:
         levels = {c: sorted(set(train[c].cast(pl.String).fill_null("unknown").to_list())) for c in CATEGORICAL}
         y = train["converted"].to_numpy().astype(int)
-        holdout = (train["customer_id"].hash(seed) % 100 < HOLDOUT_SHARE * 100).to_numpy()
+        holdout = shards.in_key_share(train["customer_id"], HOLDOUT_SHARE, f"prospect_holdout:{seed}:")
         if min(y[holdout].sum(), (1 - y[holdout]).sum(), y[~holdout].sum(), (1 - y[~holdout]).sum()) < 3:
             holdout = np.zeros(len(y), dtype=bool)
         x, base = _design(train, levels), train.select(_recency_columns()).to_numpy()

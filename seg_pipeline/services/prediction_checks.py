@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import polars as pl
 
-from seg_pipeline.core import bgnbd, churn_fallback, clv, predictions
+from seg_pipeline.core import bgnbd, churn_fallback, clv, predictions, shards
 from seg_pipeline.core.features import compute_customer_features
 from seg_pipeline.services.inputs import orders_until, profiles_at
 from seg_pipeline.settings import PipelineSettings
@@ -16,6 +16,7 @@ from seg_pipeline.storage.model_store import ModelStore
 from seg_pipeline.storage.store import WorkingStore
 
 CHECK_SAMPLE = 20_000  # buyers: the sums and errors of a sample this size are within about 1% of the base's
+CHECK_SALT = "check_sample:"  # the sample: the buyers of smallest shards.sample_key under this salt
 
 
 def window_checks(
@@ -23,7 +24,7 @@ def window_checks(
 ) -> list[dict]:
     """``core.predictions.window_check`` of every complete window (module docstring), shortest window first."""
     ids = buyers.select("customer_id")
-    sample = ids.sample(CHECK_SAMPLE, seed=0).sort("customer_id") if ids.height > CHECK_SAMPLE else ids
+    sample = shards.bottom_k(ids, CHECK_SAMPLE, CHECK_SALT).sort("customer_id") if ids.height > CHECK_SAMPLE else ids
     orders = orders_until(store, as_of, sample)
     first_day = orders.filter(pl.col("status") == "completed")["order_day"].min()
     registry = ModelStore(store)
