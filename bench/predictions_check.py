@@ -44,7 +44,8 @@ def run(cache_dir: Path, as_of: date) -> dict:
     params = bgnbd.fit_bgnbd(x, tx, t_obs, penalizer=penalizer)
     draws = predictions.bootstrap_params(x, tx, t_obs, penalizer)
     predicted = predictions.predict(features, params, risk, as_of, HORIZON)
-    reasons, drivers = churn_reasons.churn_reasons(scorer, features, risk)
+    reasons, moved = churn_reasons.churn_reasons(scorer, features, risk)
+    drivers = churn_reasons.churn_drivers(moved)
     p_alive = predicted["p_alive"].to_numpy()
     alive = predictions.implied_p_alive(params, risk, x, t_obs, HORIZON)
     baseline = predictions.rhythm_baseline_days(

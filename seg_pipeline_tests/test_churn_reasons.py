@@ -59,7 +59,8 @@ def test_booster_table_contributions_sum_to_its_prediction(scored) -> None:
 
 def test_reasons_are_the_largest_contributions_phrased_from_the_customers_values(scored) -> None:
     model, features, risk = scored
-    reasons, drivers = churn_reasons.churn_reasons(model, features, risk)
+    reasons, moved = churn_reasons.churn_reasons(model, features, risk)
+    drivers = churn_reasons.churn_drivers(moved)
     frame = features.with_columns(reasons, pl.Series("risk", risk).fill_nan(None))
     assert frame.filter(pl.col("frequency").is_null())["churn_reasons"].null_count() == frame["frequency"].null_count()
     assert frame.filter(pl.col("risk") >= 0.5)["churn_reasons"].null_count() == 0  # every likely churner has one
@@ -112,9 +113,33 @@ def test_fallback_reasons_come_from_days_silent_and_one_time_buying(scored) -> N
     _, features, _ = scored
     fallback = fallback_churn(features, AS_OF, 90)
     risk = fallback.predict_risk(features)
-    reasons, drivers = churn_reasons.churn_reasons(fallback, features, risk)
+    reasons, moved = churn_reasons.churn_reasons(fallback, features, risk)
+    drivers = churn_reasons.churn_drivers(moved)
     frame = features.with_columns(reasons).filter(pl.col("frequency") == 0, pl.col("days_since_last_order") > 0)
     row = frame.row(0, named=True)
     assert row["churn_reasons"] == f"no order for {row['days_since_last_order']} days; only one purchase day so far"
     assert [d["reason"] for d in drivers] == ["silence", "purchases"]
     assert all(re.fullmatch(r"[a-z0-9 ;,%.\-:]+", r) for r in reasons.drop_nulls().to_list()), reasons.unique()
+
+
+def test_shards_explained_against_one_reference_have_the_whole_bases_reasons_and_drivers(scored) -> None:
+    """A customer's reasons depend on its own row and the reference only, so shards reproduce the whole base."""
+    from seg_pipeline.core.shards import shard_of
+
+    model, features, risk = scored
+    buyers = features.filter(pl.col("frequency").is_not_null())
+    reference = model.reference(buyers.filter(pl.col("customer_id").str.ends_with("7")))  # a sample of the base
+    base, _, parts = model.contributions(buyers, reference=reference)
+    np.testing.assert_allclose(base + parts.sum(axis=1), model._logit(buyers), rtol=0, atol=1e-9)  # still exact
+    whole, whole_moved = churn_reasons.churn_reasons(model, features, risk, reference=reference)
+    shard = shard_of(features["customer_id"], 3).to_numpy()
+    pieces = [churn_reasons.churn_reasons(model, features.filter(shard == k), risk[shard == k], reference=reference)
+              for k in range(3)]  # fmt: skip
+    by_id = dict(zip(features["customer_id"], whole, strict=True))
+    for k, (reasons, _) in enumerate(pieces):
+        assert reasons.to_list() == [by_id[c] for c in features.filter(shard == k)["customer_id"]]
+    merged = churn_reasons.churn_drivers(churn_reasons.merge_moved(moved for _, moved in pieces))
+    expected = churn_reasons.churn_drivers(whole_moved)
+    assert [d["reason"] for d in merged] == [d["reason"] for d in expected]
+    np.testing.assert_allclose([d["mean_abs_logit"] for d in merged], [d["mean_abs_logit"] for d in expected],
+                               rtol=1e-12)  # fmt: skip

@@ -96,14 +96,23 @@ class BoosterTables:
                 out += table.ravel()[codes[:, first] * (self.sizes[second] + 1) + codes[:, second]]
         return out
 
+    def code_frequencies(self, codes: np.ndarray) -> dict[int, np.ndarray]:
+        """The frequency of each code of every input a table reads, over the rows of `codes`: a reference of
+        ``contributions`` (e.g. of a sample of the population, for rows scored shard by shard)."""
+        read = sorted({column for columns, _ in self.tables for column in columns})
+        rows = max(len(codes), 1)
+        return {c: np.bincount(codes[:, c].astype(np.intp), minlength=self.sizes[c] + 1) / rows for c in read}
+
     def contributions(
-        self, codes: np.ndarray, into: np.ndarray | None = None, width: int | None = None
-    ) -> tuple[float, np.ndarray]:
+        self, codes: np.ndarray, into: np.ndarray | None = None, width: int | None = None,
+        frequencies: dict[int, np.ndarray] | None = None,
+    ) -> tuple[float, np.ndarray]:  # fmt: skip
         """(base, per-input contributions of shape (rows, inputs)) with base + row sum = ``predict(codes)``.
 
-        Each one-input table counts against its mean over the rows; a pair table's value T[i, j] is split between
-        its two inputs as Shapley values with the inputs' code frequencies over the rows as the reference:
+        Each one-input table counts against its mean over the reference; a pair table's value T[i, j] is split
+        between its two inputs as Shapley values with the inputs' code frequencies over the reference:
         i gets ((T[i, j] - E_i' T[i', j]) + (E_j' T[i, j'] - E T)) / 2, j the mirror, and E T goes to the base.
+        The reference: `frequencies` (``code_frequencies`` of other rows), by default the rows' own.
         ``into`` (an output column per input) with ``width`` columns: the inputs' contributions summed into those
         columns instead. A pair table whose two inputs share a column adds its centred value there in one gather.
         """
@@ -119,7 +128,12 @@ class BoosterTables:
             """(the input's codes as gather indices, their frequencies over the rows), worked out once per input."""
             if column not in inputs:
                 index = codes[:, column].astype(np.intp)  # native indices: numpy gathers with them fastest
-                inputs[column] = index, np.bincount(index, minlength=self.sizes[column] + 1) / len(codes)
+                weights = (
+                    np.bincount(index, minlength=self.sizes[column] + 1) / len(codes)
+                    if frequencies is None
+                    else frequencies[column]
+                )
+                inputs[column] = index, weights
             return inputs[column]
 
         for columns, table in self.tables:

@@ -95,6 +95,15 @@ def _bin_codes(values: pl.Expr, edges: tuple[float, ...]) -> pl.Expr:
 
 
 @dataclass(frozen=True)
+class ContributionReference:
+    """What contributions are counted against (``ChurnModel.reference``): stage 1's mean terms and the booster
+    inputs' code frequencies over some buyers (a sample of the population, for rows explained shard by shard)."""
+
+    term_means: np.ndarray
+    frequencies: dict[int, np.ndarray]
+
+
+@dataclass(frozen=True)
 class ChurnModel:
     """BTYD logistic regression plus a gradient-boosted correction over customer features."""
 
@@ -236,42 +245,58 @@ class ChurnModel:
         if head.height:
             _TABLES[self.booster] = tables
 
+    def _stage1_terms(self, inputs: np.ndarray) -> np.ndarray:
+        """Stage 1's terms coef * standardised input, per row and input."""
+        return self.base[-1].coef_[0] * self.base[0].transform(inputs)
+
+    def reference(self, features: pl.DataFrame) -> ContributionReference | None:
+        """The ``ContributionReference`` of buyers' rows `features` (None without rows)."""
+        if not features.height:
+            return None
+        _, tables, codes, inputs = self._prepared(features)
+        return ContributionReference(self._stage1_terms(inputs).mean(axis=0), tables.code_frequencies(codes))
+
     def contributions(
-        self, features: pl.DataFrame, group: Callable[[str], str] | None = None, prepared: tuple | None = None
-    ) -> tuple[float, tuple[str, ...], np.ndarray]:
+        self, features: pl.DataFrame, group: Callable[[str], str] | None = None, prepared: tuple | None = None,
+        reference: ContributionReference | None = None,
+    ) -> tuple[float, tuple[str, ...], np.ndarray]:  # fmt: skip
         """(base, feature names, contributions (rows, names)) on the logit scale for buyers' rows:
         base + row sum = the model's logit (risk = expit of it, before clipping).
 
-        Stage 1 contributes coef * (standardised input - its mean over the rows), each input under the feature it
-        is made of (BG/NBD logits under ``bgnbd_p_alive`` / ``bgnbd_p_no_purchase``, the one-time flag under
-        ``frequency``); the booster's tables contribute as ``BoosterTables.contributions``. ``group`` (feature ->
-        name): contributions summed per name instead (names in order of first feature), without the per-feature
-        matrix. ``prepared``: ``_prepared(features)`` when already at hand.
+        Stage 1 contributes coef * (standardised input - its mean over the reference), each input under the feature
+        it is made of (BG/NBD logits under ``bgnbd_p_alive`` / ``bgnbd_p_no_purchase``, the one-time flag under
+        ``frequency``); the booster's tables contribute as ``BoosterTables.contributions``. The reference:
+        `reference` (``reference`` of other buyers), by default the rows themselves. ``group`` (feature -> name):
+        contributions summed per name instead (names in order of first feature), without the per-feature matrix.
+        ``prepared``: ``_prepared(features)`` when already at hand.
         """
         _, tables, codes, inputs = self._prepared(features) if prepared is None else prepared
-        scaler, regression = self.base[0], self.base[-1]
-        terms = regression.coef_[0] * scaler.transform(inputs)
-        means = terms.mean(axis=0) if features.height else np.zeros(terms.shape[1])
+        terms = self._stage1_terms(inputs)
+        if reference is not None:
+            means, frequencies = reference.term_means, reference.frequencies
+        else:
+            means, frequencies = terms.mean(axis=0) if features.height else np.zeros(terms.shape[1]), None
         group = group or (lambda name: name)
         names = tuple(dict.fromkeys(group(f) for f in [*self.feature_names, *_BASE_INPUT_FEATURES]))
         into = np.array([names.index(group(f)) for f in self.feature_names])
-        booster_base, out = tables.contributions(codes, into=into, width=len(names))
+        booster_base, out = tables.contributions(codes, into=into, width=len(names), frequencies=frequencies)
         for column, name in enumerate(_BASE_INPUT_FEATURES):
             out[:, names.index(group(name))] += terms[:, column] - means[column]
-        return float(regression.intercept_[0] + means.sum() + booster_base), names, out
+        return float(self.base[-1].intercept_[0] + means.sum() + booster_base), names, out
 
     def risk_and_explainer(
-        self, features: pl.DataFrame, group: Callable[[str], str] | None = None
-    ) -> tuple[np.ndarray, Callable[[], tuple[float, tuple[str, ...], np.ndarray]]]:
-        """(``predict_risk(features)``, a function giving ``contributions(buyers' rows, group)``): the inputs are
-        worked out once for both, and the contributions only when asked for."""
+        self, features: pl.DataFrame, group: Callable[[str], str] | None = None,
+        reference: ContributionReference | None = None,
+    ) -> tuple[np.ndarray, Callable[[], tuple[float, tuple[str, ...], np.ndarray]]]:  # fmt: skip
+        """(``predict_risk(features)``, a function giving ``contributions(buyers' rows, group, reference=)``): the
+        inputs are worked out once for both, and the contributions only when asked for."""
         out = np.full(features.height, np.nan)
         buyers = features["frequency"].is_not_null().to_numpy()
         rows = features.filter(pl.col("frequency").is_not_null())
         prepared = self._prepared(rows)
         if buyers.any():
             out[buyers] = np.clip(expit(self._logit(rows, prepared)), _P_MIN, _P_MAX)
-        return out, partial(self.contributions, rows, group, prepared)
+        return out, partial(self.contributions, rows, group, prepared, reference)
 
     def predict_risk(self, features: pl.DataFrame) -> np.ndarray:
         """Churn probability per row; NaN for prospects (frequency null)."""

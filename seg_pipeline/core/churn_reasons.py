@@ -1,24 +1,26 @@
 """Plain-language reasons for a customer's churn risk, from the churn model's own per-feature contributions.
 
 ``ChurnModel.contributions`` splits each buyer's logit exactly into a base (the same for everyone: the mean
-buyer of the version) plus one contribution per feature. Features that say the same thing to a person are
+buyer of a reference) plus one contribution per feature. Features that say the same thing to a person are
 summed into one reason (days silent, BG/NBD's P(alive) and P(no purchase) and recency are all "no order for
 N days"). For a customer whose logit is above the base, the up to three reasons that raise it most (by more
 than ``MIN_CONTRIBUTION``) are phrased from the customer's own values and joined with "; ", strongest first;
 below the base, the reasons that lower it most. A buyer with churn_risk >= 0.5 left without a reason gets
-``TYPICAL_RISK`` (the risk is about the base's own).
+``TYPICAL_RISK`` (the risk is about the base's own). The reference (``core.churn.ContributionReference``) is a
+version's seeded sample of buyers (``core.segments``), so that no reason depends on the shard explaining it.
 
 While a churn fallback scores (``bgnbd`` / ``prior``), the reasons are its inputs: the days since the last
 order and, for one-time buyers, the single purchase day. Prospects get null.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
 from seg_pipeline.core.bgnbd import _dense_unique_rows
-from seg_pipeline.core.churn import ChurnModel
+from seg_pipeline.core.churn import ChurnModel, ContributionReference
 
 MAX_REASONS = 3
 MAX_DRIVERS = 10
@@ -197,17 +199,39 @@ def _top_codes(summed: np.ndarray) -> np.ndarray:
     return codes
 
 
-def model_reasons(contributions: tuple[float, tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, list[str], list[dict]]:
-    """(reason codes of the rows (``_top_codes``), reason names, churn drivers) from a model's contributions
-    (``ChurnModel.contributions(rows, reason_of)``, module docstring); the drivers are the ``MAX_DRIVERS`` reasons
-    of largest mean absolute contribution over the rows (> 0), largest first."""
+@dataclass(frozen=True)
+class Moved:
+    """How much each reason moved the logit over some buyers: the sum of its absolute contributions over `rows`
+    buyers (None while a fallback scores: it has no contributions). Shards' merge by adding (``merge_moved``)."""
+
+    names: tuple[str, ...]
+    abs_sums: tuple[float, ...] | None
+    rows: int
+
+
+def merge_moved(parts: Iterable[Moved]) -> Moved:
+    """The ``Moved`` of the union of the buyers of `parts` (every part of the same scorer)."""
+    parts = list(parts)
+    sums = None if parts[0].abs_sums is None else tuple(np.sum([p.abs_sums for p in parts], axis=0).tolist())
+    return Moved(parts[0].names, sums, sum(p.rows for p in parts))
+
+
+def churn_drivers(moved: Moved) -> list[dict]:
+    """The churn drivers (segment_versions.metrics): the ``MAX_DRIVERS`` reasons of largest mean absolute
+    contribution over the buyers (> 0), largest first; a fallback's are its inputs, without a mean."""
+    if moved.abs_sums is None:
+        return [{"reason": name, "mean_abs_logit": None} for name in moved.names]
+    means = [s / max(moved.rows, 1) for s in moved.abs_sums]
+    drivers = ({"reason": n, "mean_abs_logit": m} for n, m in zip(moved.names, means, strict=True) if m > 0)
+    return sorted(drivers, key=lambda d: -d["mean_abs_logit"])[:MAX_DRIVERS]
+
+
+def model_reasons(contributions: tuple[float, tuple[str, ...], np.ndarray]) -> tuple[np.ndarray, list[str], Moved]:
+    """(reason codes of the rows (``_top_codes``), reason names, how much each moved the rows) from a model's
+    contributions (``ChurnModel.contributions(rows, reason_of)``, module docstring)."""
     _, names, summed = contributions
-    mean_moved = [float(np.abs(summed[:, k]).sum()) / max(summed.shape[0], 1) for k in range(len(names))]
-    drivers = sorted(
-        ({"reason": name, "mean_abs_logit": m} for name, m in zip(names, mean_moved, strict=True) if m > 0),
-        key=lambda d: -d["mean_abs_logit"],
-    )[:MAX_DRIVERS]
-    return _top_codes(summed), list(names), drivers
+    moved = Moved(tuple(names), tuple(float(np.abs(summed[:, k]).sum()) for k in range(len(names))), summed.shape[0])
+    return _top_codes(summed), list(names), moved
 
 
 def fallback_codes(frequency: np.ndarray, days_since_last_order: np.ndarray) -> np.ndarray:
@@ -219,25 +243,28 @@ def fallback_codes(frequency: np.ndarray, days_since_last_order: np.ndarray) -> 
 def churn_reasons(
     model: object, features: pl.DataFrame, risk: np.ndarray,
     contributions: tuple[float, tuple[str, ...], np.ndarray] | None = None,
-) -> tuple[pl.Series, list[dict]]:  # fmt: skip
-    """(``churn_reasons`` in ``features`` row order, null for prospects; churn drivers) for ``risk`` aligned with
-    ``features`` (NaN for prospects). ``model`` is the churn scorer in force: a ``ChurnModel`` or a
-    ``core.churn_fallback.ChurnFallback``, whose drivers are its inputs (no contribution to report).
-    ``contributions``: a ``ChurnModel``'s contributions of the buyers' rows (``risk_and_explainer``) when at hand.
+    reference: ContributionReference | None = None,
+) -> tuple[pl.Series, Moved]:  # fmt: skip
+    """(``churn_reasons`` in ``features`` row order, null for prospects; how much each reason moved the buyers'
+    risk, for ``churn_drivers``) for ``risk`` aligned with ``features`` (NaN for prospects). ``model`` is the churn
+    scorer in force: a ``ChurnModel`` or a ``core.churn_fallback.ChurnFallback``, whose reasons are its inputs.
+    ``contributions``: a ``ChurnModel``'s contributions of the buyers' rows (``risk_and_explainer``) when at hand,
+    else worked out against ``reference`` (by default the buyers themselves).
     The reasons are phrased on the rows of ``features`` themselves (prospects name none).
     """
     buyers = features["frequency"].is_not_null().to_numpy()
     if isinstance(model, ChurnModel):
         if contributions is None:
-            contributions = model.contributions(features.filter(pl.col("frequency").is_not_null()), reason_of)
-        codes, names, drivers = model_reasons(contributions)
+            rows = features.filter(pl.col("frequency").is_not_null())
+            contributions = model.contributions(rows, reason_of, reference=reference)
+        codes, names, moved = model_reasons(contributions)
     else:
         b = features.select("frequency", "days_since_last_order").filter(pl.Series(buyers))
         codes = fallback_codes(b["frequency"].to_numpy(), b["days_since_last_order"].to_numpy())
         names = FALLBACK_REASONS
-        drivers = [{"reason": name, "mean_abs_logit": None} for name in names]
+        moved = Moved(tuple(names), None, b.height)
     every = np.full((features.height, codes.shape[1]), -1, dtype=np.int16)
     every[buyers] = codes
     read = set().union(*(_phrase(name).meta.root_names() for name in names))
     phrased_from = features.select(c for c in features.columns if c in read)
-    return _phrased(phrased_from, every, names, np.asarray(risk, dtype=np.float64)), drivers
+    return _phrased(phrased_from, every, names, np.asarray(risk, dtype=np.float64)), moved

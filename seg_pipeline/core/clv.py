@@ -22,6 +22,7 @@
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
@@ -94,6 +95,35 @@ def _fit_gamma_gamma(x: np.ndarray, m: np.ndarray, customer_ids: pl.Series) -> t
     return float(p), float(q), float(v * scale)
 
 
+@dataclass(frozen=True)
+class SpendFit:
+    """The population's spend model: Gamma-Gamma's (p, q, v), or None, and the fallback's population mean spend
+    per purchase day and CV^2 (see ``spend_model``)."""
+
+    gamma_gamma: tuple[float, float, float] | None
+    m_pop: float
+    cv2: float
+
+
+def _observed(frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(x, m, number of observations) of buyers: a one-time buyer's first-day spend counts as one observation."""
+    x = np.asarray(frequency, dtype=np.float64)
+    m = np.where(x > 0, np.asarray(monetary_value, dtype=np.float64), np.asarray(total_spend, dtype=np.float64))
+    return x, m, np.maximum(x, 1.0)
+
+
+def fit_spend(
+    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series
+) -> SpendFit:
+    """The ``SpendFit`` of all buyers (rows in customer_id order): the same for any number of shards."""
+    x, m, _ = _observed(frequency, monetary_value, total_spend)
+    repeat = (x > 0) & (m > 0)
+    gg = _fit_gamma_gamma(x[repeat], m[repeat], customer_ids.filter(pl.Series(repeat)))
+    m_pop = float(np.asarray(total_spend, dtype=np.float64).sum() / (x + 1).sum()) if x.size else 0.0
+    cv2 = float(m.var() / m.mean() ** 2) if x.size and m.mean() > 0 else 0.0
+    return SpendFit(gg, m_pop, cv2)
+
+
 def expected_spend(
     frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series
 ) -> np.ndarray:
@@ -102,21 +132,17 @@ def expected_spend(
 
 
 def spend_model(
-    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series
-) -> tuple[np.ndarray, float]:
+    frequency: np.ndarray, monetary_value: np.ndarray, total_spend: np.ndarray, customer_ids: pl.Series,
+    fit: SpendFit | None = None,
+) -> tuple[np.ndarray, float]:  # fmt: skip
     """(``expected_spend``, CV^2 of one purchase's spend around it): 1/p under Gamma-Gamma; for the fallback, the
     CV^2 of the buyers' mean spend per purchase day (an upper bound: it also holds the spread between buyers).
-    Rows in customer_id order."""
-    x = np.asarray(frequency, dtype=np.float64)
-    m = np.where(x > 0, np.asarray(monetary_value, dtype=np.float64), np.asarray(total_spend, dtype=np.float64))
-    n_obs = np.maximum(x, 1.0)
-    repeat = (x > 0) & (m > 0)
-    gg = _fit_gamma_gamma(x[repeat], m[repeat], customer_ids.filter(pl.Series(repeat)))
-    if gg is None:
-        m_pop = float(np.asarray(total_spend, dtype=np.float64).sum() / (x + 1).sum()) if x.size else 0.0
-        cv2 = float(m.var() / m.mean() ** 2) if x.size and m.mean() > 0 else 0.0
-        return (n_obs * m + m_pop) / (n_obs + 1), cv2
-    p, q, v = gg
+    Rows in customer_id order; `fit`: the population's (``fit_spend``) when these buyers are one shard of it."""
+    fit = fit or fit_spend(frequency, monetary_value, total_spend, customer_ids)
+    _, m, n_obs = _observed(frequency, monetary_value, total_spend)
+    if fit.gamma_gamma is None:
+        return (n_obs * m + fit.m_pop) / (n_obs + 1), fit.cv2
+    p, q, v = fit.gamma_gamma
     return (v * p + p * n_obs * m) / (p * n_obs + q - 1), 1.0 / p
 
 
@@ -151,9 +177,11 @@ def clv_and_interval(
     monthly_discount: float = 0.01,
     *,
     churn_horizon_days: int = 90,
+    spend_fit: SpendFit | None = None,
 ) -> tuple[pl.DataFrame, Callable[[ParamDraws | None], pl.DataFrame]]:
     """``compute_clv`` in two parts: (customer_id, expected_purchases_12m, clv), and a function of the bootstrap
-    fits giving (clv_low, clv_high) in the same row order, so that the interval is worked out apart."""
+    fits giving (clv_low, clv_high) in the same row order, so that the interval is worked out apart.
+    `spend_fit`: the population's (``fit_spend``) when `features` is one shard of it."""
     if horizon_months < 1 or monthly_discount < 0:
         raise ValueError("need horizon_months >= 1 and monthly_discount >= 0")
     buyers = features["frequency"].is_not_null().to_numpy()
@@ -184,7 +212,9 @@ def clv_and_interval(
     p_alive = implied_p_alive(params, q, gx, gt, churn_horizon_days, grid)
     unknown = np.flatnonzero(np.isnan(q))  # BG/NBD's own P(alive) where no churn risk is given
     p_alive[unknown] = probability_alive(params, x[unknown], tx[unknown], t_obs[unknown])
-    spend, spend_cv2 = spend_model(x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy(), b["customer_id"])
+    spend, spend_cv2 = spend_model(
+        x, b["monetary_value"].to_numpy(), b["total_spend"].to_numpy(), b["customer_id"], spend_fit
+    )
     value = p_alive * discounted[grid] * spend
     point = published(expected_purchases_12m=p_alive * total[grid], clv=value)
 

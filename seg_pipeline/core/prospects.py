@@ -16,6 +16,8 @@ past prospects, (converted + 1) / (prospects + 2) (0.5 with no past snapshot). N
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 from sklearn.linear_model import LogisticRegression
@@ -111,33 +113,53 @@ def training_frame(past: pl.DataFrame, now: pl.DataFrame, horizon_days: int) -> 
     )
 
 
-def score_prospects(features: pl.DataFrame, train: pl.DataFrame | None, *, seed: int = 0) -> tuple[pl.Series, dict]:
-    """(``purchase_propensity`` per row of ``features``, null for buyers; metrics with ``method`` model/prior)."""
-    prospects = features["frequency"].is_null()
+@dataclass(frozen=True)
+class PropensityModel:
+    """The fitted propensity: the logistic regression and the levels of its one-hot columns, or the prior's rate."""
+
+    rate: float
+    levels: dict[str, list[str]] | None = None
+    model: LogisticRegression | None = None
+
+    def score(self, features: pl.DataFrame) -> pl.Series:
+        """``purchase_propensity`` per row of `features`: null for buyers."""
+        if self.model is None:
+            p = np.full(features.height, self.rate)
+        else:
+            p = self.model.predict_proba(_design(features, self.levels))[:, 1]
+        propensity = pl.Series("purchase_propensity", np.clip(p, _P_MIN, _P_MAX), dtype=pl.Float64)
+        prospects = features["frequency"].is_null()
+        return pl.select(pl.when(prospects).then(propensity)).to_series().alias("purchase_propensity")
+
+
+def fit_propensity(train: pl.DataFrame | None, *, seed: int = 0) -> tuple[PropensityModel, dict]:
+    """(the ``PropensityModel`` of the past prospects `train` (``training_frame``, or None), its metrics with
+    ``method`` model/prior)."""
     n = 0 if train is None else train.height
     positives = 0 if train is None else int(train["converted"].sum())
     metrics: dict = {"train_prospects": n, "converted": positives}
     if n < MIN_TRAIN or min(positives, n - positives) < MIN_CLASS:
         rate = (positives + 1) / (n + 2) if n else 0.5
         reason = f"{n} past prospects, {positives} converted (needs >= {MIN_TRAIN} and >= {MIN_CLASS} per class)"
-        p = np.full(features.height, rate)
-        metrics |= {"method": "prior", "reason": reason, "rate": rate}
-    else:
-        levels = {c: sorted(set(train[c].cast(pl.String).fill_null("unknown").to_list())) for c in CATEGORICAL}
-        y = train["converted"].to_numpy().astype(int)
-        holdout = shards.in_key_share(train["customer_id"], HOLDOUT_SHARE, f"prospect_holdout:{seed}:")
-        if min(y[holdout].sum(), (1 - y[holdout]).sum(), y[~holdout].sum(), (1 - y[~holdout]).sum()) < 3:
-            holdout = np.zeros(len(y), dtype=bool)
-        x, base = _design(train, levels), train.select(_recency_columns()).to_numpy()
-        if holdout.any():
-            model = _fit(x[~holdout], y[~holdout]).predict_proba(x[holdout])[:, 1]
-            baseline = _fit(base[~holdout], y[~holdout]).predict_proba(base[holdout])[:, 1]
-            metrics |= {
-                "n_holdout": int(holdout.sum()), "holdout_conversion_rate": float(y[holdout].mean()),
-                "holdout_mean_predicted": float(model.mean()),
-                "model": _scores(y[holdout], model), "signup_recency": _scores(y[holdout], baseline),
-            }  # fmt: skip
-        p = _fit(x, y).predict_proba(_design(features, levels))[:, 1]
-        metrics["method"] = "model"
-    propensity = pl.Series("purchase_propensity", np.clip(p, _P_MIN, _P_MAX), dtype=pl.Float64)
-    return pl.select(pl.when(prospects).then(propensity)).to_series().alias("purchase_propensity"), metrics
+        return PropensityModel(rate), metrics | {"method": "prior", "reason": reason, "rate": rate}
+    levels = {c: sorted(set(train[c].cast(pl.String).fill_null("unknown").to_list())) for c in CATEGORICAL}
+    y = train["converted"].to_numpy().astype(int)
+    holdout = shards.in_key_share(train["customer_id"], HOLDOUT_SHARE, f"prospect_holdout:{seed}:")
+    if min(y[holdout].sum(), (1 - y[holdout]).sum(), y[~holdout].sum(), (1 - y[~holdout]).sum()) < 3:
+        holdout = np.zeros(len(y), dtype=bool)
+    x, base = _design(train, levels), train.select(_recency_columns()).to_numpy()
+    if holdout.any():
+        model = _fit(x[~holdout], y[~holdout]).predict_proba(x[holdout])[:, 1]
+        baseline = _fit(base[~holdout], y[~holdout]).predict_proba(base[holdout])[:, 1]
+        metrics |= {
+            "n_holdout": int(holdout.sum()), "holdout_conversion_rate": float(y[holdout].mean()),
+            "holdout_mean_predicted": float(model.mean()),
+            "model": _scores(y[holdout], model), "signup_recency": _scores(y[holdout], baseline),
+        }  # fmt: skip
+    return PropensityModel(float(y.mean()), levels, _fit(x, y)), metrics | {"method": "model"}
+
+
+def score_prospects(features: pl.DataFrame, train: pl.DataFrame | None, *, seed: int = 0) -> tuple[pl.Series, dict]:
+    """(``purchase_propensity`` per row of ``features``, null for buyers; metrics with ``method`` model/prior)."""
+    model, metrics = fit_propensity(train, seed=seed)
+    return model.score(features), metrics

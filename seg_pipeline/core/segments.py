@@ -1,9 +1,18 @@
-"""One segment version composed from a feature version and the models in force: a pure function.
+"""One segment version composed from a feature version and the models in force: pure functions.
 
-`compose_version` scores every known customer (churn risk and its reasons, persona, purchase propensity,
-lifecycle stage, RFM, value tier, CLV with its interval, the predictions, the recommended action and the
-control group), names the version after everything it was made from, and gathers the version's metrics.
-It reads nothing and writes nothing: the segments service hands it its inputs and stores what it returns.
+A version is made in three parts, which customer shards (``SEG_CUSTOMER_SHARDS``) run as separate steps:
+
+- ``population``: what needs the whole population, from a few columns of every customer or from a seeded
+  sample that is the same for any number of shards: the version id, BG/NBD's parameters and their bootstrap,
+  the spend model, the churn reasons' reference, the purchase propensity model, the RFM and value-tier cuts;
+- ``score_shard``: every customer of a shard (churn risk and its reasons, persona, purchase propensity,
+  lifecycle stage, RFM, value tier, CLV with its interval, the predictions, the recommended action and the
+  control group), each row from its own customer and the population's part only;
+- ``version_of``: the shards' rows together, with the version's metrics.
+
+``compose_version`` is the three in one process. Since every row depends on its customer and the population's
+part only, a version is the same for any number of shards. Nothing here reads or writes: the segments service
+hands these functions their inputs and stores what they return.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +50,11 @@ from seg_pipeline.core.stopwatch import Stopwatch
 
 BTYD_SAMPLE = 100_000  # buyers BG/NBD is fitted on: those of smallest shards.sample_key under BTYD_SALT
 BTYD_SALT = "btyd_sample:"
+REFERENCE_SAMPLE = 20_000  # buyers the churn reasons are counted against (their mean), as BTYD_SAMPLE is drawn
+REFERENCE_SALT = "reason_reference:"
+#: the columns of every customer that ``population`` reads (the shards read whole rows of their own customers)
+POPULATION_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value", "total_spend",
+                      "days_since_first_order", "days_since_last_order", "order_count", "spend_365d")  # fmt: skip
 #: the work of issue 18's columns only (p_alive, expected purchases per window, next_order_date, the CLV interval,
 #: churn_reasons with the churn model's contributions, their checks), timed apart from the rest of a version
 PREDICTIONS = "predictions"
@@ -78,14 +92,44 @@ class ModelInForce:
 
 @dataclass(frozen=True)
 class Version:
-    """A composed version: its customer_segments rows, its id, its metrics and what the checks need."""
+    """A composed version: its customer_segments rows, its id and its metrics."""
 
     segments: pl.DataFrame
     segment_version: str
     metrics: dict
-    buyers: pl.DataFrame
-    penalizer: float
     seconds: dict[str, float]  # "composing": the whole of compose_version; PREDICTIONS: the part of it they took
+
+
+@dataclass(frozen=True)
+class Population:
+    """What every customer of a version is scored with, worked out once from the whole population (or from a
+    sample of it that is the same for any number of shards) and handed to each shard (``score_shard``)."""
+
+    segment_version: str
+    penalizer: float
+    params: bgnbd.BgNbdParams
+    draws: predictions.ParamDraws
+    spend: clv.SpendFit
+    churn_reference: churn.ContributionReference | None
+    propensity: prospects.PropensityModel
+    rfm_cuts: rfm.RfmCuts
+    tier_cuts: value_tiers.TierCuts
+    fitted: dict  # what the version's metrics report of the fits: "prospects", "bgnbd"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The customer_segments rows of one shard of customers, and how much each churn reason moved them."""
+
+    segments: pl.DataFrame
+    moved: churn_reasons.Moved
+    seconds: dict[str, float]
+
+
+def bgnbd_penalizer(churn_entry: ModelInForce) -> float:
+    """BG/NBD's penalizer: a history too short for the churn model cannot pin BG/NBD down either, and the
+    fallback's penalised fit keeps the parameters (and so the CLV) finite."""
+    return churn_fallback.BGNBD_PENALIZER if churn_entry.churn_method != "model" else 0.0
 
 
 def compose_version(
@@ -100,101 +144,132 @@ def compose_version(
     previous_labels: pl.DataFrame,
     prediction_checks: Callable[[pl.DataFrame, float], dict],
 ) -> Version:
-    """Compose version `as_of` from its `features` (``customer_features``) and the models in force.
+    """Compose version `as_of` from its `features` (``customer_features``) and the models in force, in one process:
+    ``population``, one ``score_shard`` of every customer, ``version_of``.
 
     `data_key` identifies the landed data it was made from; `past_prospects` is ``prospects.training_frame``
     of the snapshot one horizon back (or None); `previous_labels` the previous version's (customer_id,
-    cluster_label); `prediction_checks(buyers, bgnbd_penalizer)` gives the predictions' window checks.
-    The work done only for the predictions (``PREDICTIONS``) is timed apart: ``Version.seconds``.
+    cluster_label); `prediction_checks(buyers, bgnbd_penalizer)` gives the predictions' window checks, worked out
+    on a thread of their own meanwhile. The waits for the predictions' work (``PREDICTIONS``) are timed apart.
     """
     started, watch = time.perf_counter(), Stopwatch()
+    entries = (churn_entry, cluster_entry)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        buyers = features.filter(pl.col("frequency").is_not_null())
+        checked = pool.submit(prediction_checks, buyers, bgnbd_penalizer(churn_entry))
+        reference_rows = features.filter(pl.col("customer_id").is_in(reference_sample(features).implode()))
+        base = population(as_of, features, entries, policy, data_key=data_key, past_prospects=past_prospects,
+                          reference_rows=reference_rows)  # fmt: skip
+        shard = score_shard(as_of, features, entries, policy, base)
+        with watch.part(PREDICTIONS):
+            checks = checked.result()
+    version = version_of([shard], base, entries, policy, previous_labels, checks)
+    seconds = {"composing": time.perf_counter() - started, PREDICTIONS: watch.seconds.get(PREDICTIONS, 0.0)
+               + shard.seconds.get(PREDICTIONS, 0.0)}  # fmt: skip
+    return Version(version.segments, version.segment_version, version.metrics, seconds)
+
+
+def population(
+    as_of: date, features: pl.DataFrame, entries: tuple[ModelInForce, ModelInForce], policy: Policy, *,
+    data_key: str, past_prospects: pl.DataFrame | None, reference_rows: pl.DataFrame,
+) -> Population:  # fmt: skip
+    """The ``Population`` of version `as_of` from the ``POPULATION_COLUMNS`` of every customer (`features`, in
+    customer_id order), the landed data's key and the past prospects (as ``compose_version``); `reference_rows`:
+    the whole feature rows of the ``reference_sample`` of `features`, in customer_id order."""
+    churn_entry, cluster_entry = entries
     buyers = features.filter(pl.col("frequency").is_not_null())
+    penalizer = bgnbd_penalizer(churn_entry)
     horizon = policy.churn_horizon_days
-    scorer = churn_entry.model
-    # a history too short for the churn model cannot pin BG/NBD down either: the fallback's penalised fit keeps
-    # the parameters (and so the CLV) finite
-    penalizer = churn_fallback.BGNBD_PENALIZER if churn_entry.churn_method != "model" else 0.0
-    # the predictions run on two threads beside the rest of the version (numpy and Polars release the GIL): the
-    # window checks from the start, the columns once churn risk, BG/NBD and CLV are known; only the waits for
-    # them at the end are the predictions' part of the time
+    btyd = _btyd_sample(buyers)
+    params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the bootstrap fits meanwhile (SciPy releases the GIL)
+        drawing = pool.submit(predictions.bootstrap_params, *btyd, penalizer, start=params)
+        spend = clv.fit_spend(*(buyers[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")),
+                              buyers["customer_id"])  # fmt: skip
+        model = churn_entry.model
+        reference = model.reference(reference_rows) if isinstance(model, churn.ChurnModel) else None
+        propensity, prospect_metrics = prospects.fit_propensity(past_prospects)
+        rfm_cuts = rfm.rfm_cuts([rfm.rfm_summary(features, horizon)])
+        tier_cuts = value_tiers.own_cuts(features, "spend_365d", tuple(policy.value_tier_cuts))
+        draws = drawing.result()
+    return Population(
+        version_id(as_of, churn_entry, cluster_entry, policy, data_key), penalizer, params, draws, spend, reference,
+        propensity, rfm_cuts, tier_cuts, {"prospects": prospect_metrics, "bgnbd": params.to_dict()},
+    )  # fmt: skip
+
+
+def reference_sample(features: pl.DataFrame) -> pl.Series:
+    """The customer_ids (ascending) of the buyers churn reasons are counted against: the ``REFERENCE_SAMPLE`` of
+    smallest ``shards.sample_key`` under ``REFERENCE_SALT``, the same for any number of shards."""
+    buyers = features.select("customer_id", "frequency").filter(pl.col("frequency").is_not_null())
+    return shards.bottom_k(buyers.select("customer_id"), REFERENCE_SAMPLE, REFERENCE_SALT)["customer_id"].sort()
+
+
+def score_shard(
+    as_of: date, features: pl.DataFrame, entries: tuple[ModelInForce, ModelInForce], policy: Policy,
+    base: Population,
+) -> Shard:  # fmt: skip
+    """The customer_segments rows of the customers of `features` (whole ``customer_features`` rows, any subset of
+    the version's customers, in customer_id order) scored with the population's `base`: each row depends on its
+    customer and `base` only. The churn reasons and the predictions are worked out on two threads meanwhile."""
+    started, watch = time.perf_counter(), Stopwatch()
+    churn_entry, cluster_entry = entries
+    horizon, scorer = policy.churn_horizon_days, churn_entry.model
     with ThreadPoolExecutor(max_workers=2) as pool:
-        checked = pool.submit(prediction_checks, buyers, penalizer)
         explain = None  # the churn model's own contributions, for the reasons
         if isinstance(scorer, churn.ChurnModel):
-            risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of)
+            risk, explain = scorer.risk_and_explainer(features, churn_reasons.reason_of, base.churn_reference)
         else:
             risk = scorer.predict_risk(features)
-        btyd = _btyd_sample(buyers)
-        params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
-        value, interval = clv.clv_and_interval(
-            features, params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon
-        )
-        predicting = pool.submit(
-            _predictions, features, as_of, horizon, risk, (btyd, params, penalizer), interval, (scorer, explain)
-        )
-        propensity, prospect_metrics = prospects.score_prospects(features, past_prospects)
-        scored = features.with_columns(
-            pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
-            propensity,
-            prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
-        )
-        scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
-        tiers = value_tiers.assign_value_tiers(features, "spend_365d", tuple(policy.value_tier_cuts))
-        rfm_scores = rfm.score_rfm(features, horizon)
-        with watch.part(PREDICTIONS):
-            predicted, reasons, drivers = predicting.result()
-        # every part is in the row order of `features`, so they line up side by side without a join
-        segments = pl.concat(
-            [
-                scored.select(_SCORED),
-                *(part.drop("customer_id") for part in (rfm_scores, tiers, value)),
-                predicted,
-                reasons.to_frame(),
-            ],
-            how="horizontal",
-        )
-        action = actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action")
-        segment_version = version_id(as_of, churn_entry, cluster_entry, policy, data_key)
-        segments = segments.with_columns(
-            action,
-            pl.lit(segment_version).alias("segment_version"),
-            control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
-        ).select(CUSTOMER_SEGMENTS.names)
-        with watch.part(PREDICTIONS):
-            checks = {**checked.result(), "churn_drivers": drivers}
-    metrics = _metrics(segments, features, tiers, (churn_entry, cluster_entry), policy, previous_labels,
-                       {"prospects": prospect_metrics, "bgnbd": params.to_dict(), "predictions": checks})  # fmt: skip
-    seconds = {"composing": time.perf_counter() - started, **watch.seconds}
-    return Version(segments, segment_version, metrics, buyers, penalizer, seconds)
-
-
-def _predictions(
-    features: pl.DataFrame, as_of: date, horizon: int, risk: np.ndarray,
-    btyd: tuple[tuple[np.ndarray, ...], bgnbd.BgNbdParams, float],
-    interval: Callable[[predictions.ParamDraws | None], pl.DataFrame], churn_scorer: tuple[object, Callable | None],
-) -> tuple[pl.DataFrame, pl.Series, list[dict]]:  # fmt: skip
-    """(the CLV interval beside p_alive, the windows and next_order_date; churn_reasons; churn drivers) in the row
-    order of `features`: the reasons (from the churn model's contributions, `churn_scorer` = (scorer, a function
-    giving them or None)) are worked out on a second thread while the bootstrap fits, the interval and the
-    predictions are on this one."""
-    (frequency, recency, T), params, penalizer = btyd
-    scorer, explain = churn_scorer
-    with ThreadPoolExecutor(max_workers=1) as pool:
         reasons = pool.submit(
             lambda: churn_reasons.churn_reasons(scorer, features, risk, None if explain is None else explain())
         )
-        draws = predictions.bootstrap_params(frequency, recency, T, penalizer, start=params)
-        predicted = pl.concat(
-            [interval(draws), predictions.predict(features, params, risk, as_of, horizon).drop("customer_id")],
-            how="horizontal",
+        value, interval = clv.clv_and_interval(
+            features, base.params, risk, monthly_discount=policy.clv_monthly_discount, churn_horizon_days=horizon,
+            spend_fit=base.spend,
         )
-        phrased, drivers = reasons.result()
-    return predicted, phrased, drivers
+        predicting = pool.submit(
+            lambda: pl.concat([interval(base.draws), predictions.predict(features, base.params, risk, as_of, horizon)
+                               .drop("customer_id")], how="horizontal")  # fmt: skip
+        )
+        scored = features.with_columns(
+            pl.Series("churn_risk", risk, dtype=pl.Float64).fill_nan(None),
+            base.propensity.score(features),
+            prospects.with_personas(cluster_entry.model.predict_labels(features), features).alias("cluster_label"),
+        )
+        scored = scored.with_columns(lifecycle.assign_lifecycle(scored, horizon))
+        tiers = value_tiers.assign_value_tiers(features, "spend_365d", tiers=base.tier_cuts)
+        rfm_scores = rfm.score_rfm(features, horizon, base.rfm_cuts)
+        with watch.part(PREDICTIONS):
+            predicted, (phrased, moved) = predicting.result(), reasons.result()
+    # every part is in the row order of `features`, so they line up side by side without a join
+    parts = [scored.select(_SCORED), *(p.drop("customer_id") for p in (rfm_scores, tiers, value)), predicted]
+    segments = pl.concat([*parts, phrased.to_frame()], how="horizontal")
+    segments = segments.with_columns(
+        actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action"),
+        pl.lit(base.segment_version).alias("segment_version"),
+        control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
+    ).select(CUSTOMER_SEGMENTS.names)
+    return Shard(segments, moved, {"scoring": time.perf_counter() - started, **watch.seconds})
+
+
+def version_of(
+    parts: Sequence[Shard], base: Population, entries: tuple[ModelInForce, ModelInForce], policy: Policy,
+    previous_labels: pl.DataFrame, checks: dict,
+) -> Version:  # fmt: skip
+    """The version whose customers are those of every shard of `parts` (scored with `base`), in customer_id order,
+    with its metrics: `checks` are the predictions' window checks (``compose_version``'s `prediction_checks`)."""
+    segments = parts[0].segments if len(parts) == 1 else pl.concat([p.segments for p in parts]).sort("customer_id")
+    drivers = churn_reasons.churn_drivers(churn_reasons.merge_moved(p.moved for p in parts))
+    fitted = {**base.fitted, "predictions": {**checks, "churn_drivers": drivers}}
+    metrics = _metrics(segments, entries, policy, previous_labels, fitted)
+    seconds = {part: sum(p.seconds.get(part, 0.0) for p in parts) for part in parts[0].seconds}
+    return Version(segments, base.segment_version, metrics, seconds)
 
 
 def _metrics(
-    segments: pl.DataFrame, features: pl.DataFrame, tiers: pl.DataFrame, entries: tuple[ModelInForce, ModelInForce],
-    policy: Policy, previous_labels: pl.DataFrame, fitted: dict,
+    segments: pl.DataFrame, entries: tuple[ModelInForce, ModelInForce], policy: Policy, previous_labels: pl.DataFrame,
+    fitted: dict,
 ) -> dict:  # fmt: skip
     """The version's metrics (segment_versions.metrics): the models' (`entries`: churn, clusters), what was
     fitted and checked for the version (`fitted`: prospects, bgnbd, predictions) and the segments' shares."""
@@ -205,8 +280,7 @@ def _metrics(
         "clusters": cluster_entry.metrics,
         "prospects": fitted["prospects"],
         "cluster_label_keep_share": None if np.isnan(keep_share) else keep_share,
-        # tiers are in the row order of features: side by side, no join
-        "value_tiers": value_tiers.tier_revenue_shares(tiers.with_columns(features["spend_365d"]), "spend_365d"),
+        "value_tiers": value_tiers.tier_revenue_shares(segments.select("customer_id", "value_tier", "spend_365d")),
         "bgnbd": fitted["bgnbd"],
         "predictions": fitted["predictions"],
         "rfm": {"churn_horizon_days": policy.churn_horizon_days},

@@ -57,6 +57,12 @@ def tier_cuts(bounds: Sequence[TierBoundary], tied: Sequence[Sequence[pl.Series]
     return TierCuts(tuple(bounds), tuple(last_ids))
 
 
+def own_cuts(values: pl.DataFrame, value_col: str, cuts: tuple[float, float, float] = DEFAULT_CUTS) -> TierCuts:
+    """The ``TierCuts`` of the customers of `values` (all of them: one frame, one shard)."""
+    bounds = boundaries(value_counts(values[value_col]), cuts)
+    return tier_cuts(bounds, [[tie_ids(values, value_col, b) for b in bounds]])
+
+
 def assign_value_tiers(
     values: pl.DataFrame, value_col: str, cuts: tuple[float, float, float] = DEFAULT_CUTS, *,
     tiers: TierCuts | None = None,
@@ -65,9 +71,7 @@ def assign_value_tiers(
 
     `tiers`: the population's cuts when `values` is one shard of it; by default those of `values` (by `cuts`).
     """
-    if tiers is None:
-        bounds = boundaries(value_counts(values[value_col]), cuts)
-        tiers = tier_cuts(bounds, [[tie_ids(values, value_col, b) for b in bounds]])
+    tiers = tiers or own_cuts(values, value_col, cuts)
     value = pl.col(value_col)
     tier = pl.when(value.is_null()).then(None)
     for name, bound, last_id in zip(VALUE_TIERS, tiers.boundaries, tiers.last_ids, strict=False):

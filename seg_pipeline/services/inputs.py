@@ -1,5 +1,6 @@
 """What a version of as-of date D may read from the working store: orders and profiles up to D, features of D."""
 
+from collections.abc import Sequence
 from datetime import date
 
 import polars as pl
@@ -28,7 +29,10 @@ def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
 
 
-def features_at(store: WorkingStore, as_of: date) -> pl.DataFrame:
-    """The stored feature table of `as_of`, sorted by customer_id (as written: checked, re-sorted only if not)."""
-    features = store.read_parts("customer_features", list(FEATURE_COLUMNS), day=as_of)
+def features_at(
+    store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None, columns: Sequence[str] = FEATURE_COLUMNS
+) -> pl.DataFrame:
+    """`columns` of the stored feature table of `as_of` (optionally of `customers` only), sorted by customer_id (as
+    written: checked, re-sorted only if not)."""
+    features = store.read_parts("customer_features", list(columns), day=as_of, semi=customers)
     return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")

@@ -1,6 +1,11 @@
-"""The segments service: read a version's inputs from the store, compose it (`core.segments`), store it."""
+"""The segments service: read a version's inputs from the store, compose it (`core.segments`), store it.
+
+In one step (`build_version`), or, with customer shards, in the steps of `stage_population`, `stage_shard` for
+each shard and `publish_shards`, which hand each other their results through `storage.staging`.
+"""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 
@@ -10,16 +15,36 @@ from seg_pipeline import __version__
 from seg_pipeline.core import predictions, prospects
 from seg_pipeline.core.features import profile_snapshot
 from seg_pipeline.core.schemas import SEGMENT_VERSIONS
-from seg_pipeline.core.segments import ModelInForce, Policy, Version, compose_version
+from seg_pipeline.core.segments import (
+    POPULATION_COLUMNS,
+    ModelInForce,
+    Policy,
+    Population,
+    Shard,
+    Version,
+    bgnbd_penalizer,
+    compose_version,
+    population,
+    reference_sample,
+    score_shard,
+    version_id,
+    version_of,
+)
+from seg_pipeline.core.shards import shard_of
 from seg_pipeline.services.inputs import features_at, profiles_at
 from seg_pipeline.services.prediction_checks import window_checks
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.storage.model_store import ModelStore
+from seg_pipeline.storage.staging import Staging
 from seg_pipeline.storage.store import WorkingStore
 
 
 class ModelsMissing(LookupError):
     """No churn or cluster model is registered for the as-of date."""
+
+
+class StaleStaging(RuntimeError):
+    """What a sharded version's steps staged was made from other inputs than the step's own."""
 
 
 def policy(settings: PipelineSettings) -> Policy:
@@ -35,24 +60,121 @@ def build_version(
     store: WorkingStore, settings: PipelineSettings, as_of: date, run_id: str
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
     """The customer_segments rows and the segment_versions row of version `as_of` (not yet stored), and the
-    seconds its composition took (`core.segments.Version.seconds`)."""
-    registry = ModelStore(store)
-    churn_entry, cluster_entry = (_in_force(registry, kind, as_of) for kind in ("churn", "clusters"))
+    seconds its composition took (`core.segments.Version.seconds`), all in this process."""
+    entries = models_in_force(store, as_of)
     features = features_at(store, as_of)
     previous_as_of = store.previous_version(as_of)
-    previous_labels = (
-        store.read_parts("customer_segments", ["customer_id", "cluster_label"], day=previous_as_of)
-        if previous_as_of is not None
-        else pl.DataFrame(schema={"customer_id": pl.String, "cluster_label": pl.String})
-    )
     version = compose_version(
-        as_of, features, churn_entry, cluster_entry, policy(settings),
+        as_of, features, *entries, policy(settings),
         data_key=store.landed_fingerprint(as_of),
         past_prospects=_past_prospects(store, features, as_of, settings.churn_horizon_days),
-        previous_labels=previous_labels,
-        prediction_checks=partial(_prediction_checks, store, settings, as_of, churn_entry.version, previous_as_of),
+        previous_labels=_labels(store, previous_as_of),
+        prediction_checks=partial(_prediction_checks, store, settings, as_of, entries[0].version, previous_as_of),
     )  # fmt: skip
-    return version.segments, _version_row(store, version, as_of, run_id, churn_entry, cluster_entry), version.seconds
+    return version.segments, _version_row(store, version, as_of, run_id, entries), version.seconds
+
+
+def stage_population(store: WorkingStore, settings: PipelineSettings, as_of: date, shards: int) -> Population:
+    """Stage what the `shards` shard steps of version `as_of` score with (`core.segments.population`, from a few
+    columns of every customer), the predictions' window checks, and each shard's customer_ids."""
+    entries = models_in_force(store, as_of)
+    features = features_at(store, as_of, columns=POPULATION_COLUMNS)
+    previous_as_of = store.previous_version(as_of)
+    past = _past_prospects(store, features, as_of, settings.churn_horizon_days)
+    reference_rows = features_at(store, as_of, reference_sample(features).to_frame())
+    data_key = store.landed_fingerprint(as_of)
+    buyers = features.filter(pl.col("frequency").is_not_null())
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the window checks meanwhile, as in compose_version
+        checked = pool.submit(_prediction_checks, store, settings, as_of, entries[0].version, previous_as_of, buyers,
+                              bgnbd_penalizer(entries[0]))  # fmt: skip
+        base = population(as_of, features, entries, policy(settings), data_key=data_key, past_prospects=past,
+                          reference_rows=reference_rows)  # fmt: skip
+        checks = checked.result()
+    staging = Staging(store)
+    staging.put(f"{as_of}/population", (base, checks))
+    member_of = shard_of(features["customer_id"], shards)
+    for k in range(shards):
+        staging.put(_members(as_of, k, shards), features["customer_id"].filter(member_of == k))
+    return base
+
+
+def stage_shard(store: WorkingStore, settings: PipelineSettings, as_of: date, shard: int, shards: int) -> Shard:
+    """Score and stage the customers of shard `shard` of `shards` of version `as_of` (`core.segments.score_shard`),
+    from the population its population step staged; refused when that was made from other inputs than today's."""
+    staging = Staging(store)
+    base, _ = _population(staging, as_of)
+    entries = models_in_force(store, as_of)
+    current = version_id(as_of, *entries, policy(settings), store.landed_fingerprint(as_of))
+    if current != base.segment_version:
+        raise StaleStaging(
+            f"segments_population of {as_of} was made from other inputs (version {base.segment_version}, now "
+            f"{current}): materialize segments_population and its shards for {as_of} again"
+        )
+    members = staging.get(_members(as_of, shard, shards), f"the customers of shard {shard} of {shards} of {as_of} "
+                          "are not staged: materialize segments_population for it first")  # fmt: skip
+    scored = score_shard(as_of, features_at(store, as_of, members.to_frame()), entries, policy(settings), base)
+    staging.put(_scored(as_of, shard, shards), scored)
+    return scored
+
+
+def publish_shards(
+    store: WorkingStore, settings: PipelineSettings, as_of: date, shards: int, run_id: str
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """`build_version`'s result from the staged shards of version `as_of` (`core.segments.version_of`); refused
+    when a shard is missing or was scored for another version than the staged population's."""
+    staging = Staging(store)
+    base, checks = _population(staging, as_of)
+    parts = []
+    for k in range(shards):
+        part = staging.get(_scored(as_of, k, shards), f"shard {k} of {shards} of {as_of} is not staged: materialize "
+                           f"{shard_asset(k)} for it first")  # fmt: skip
+        if part.segments.height and part.segments["segment_version"][0] != base.segment_version:
+            raise StaleStaging(
+                f"{shard_asset(k)} of {as_of} scored version {part.segments['segment_version'][0]}, not the staged "
+                f"population's {base.segment_version}: materialize {shard_asset(k)} for {as_of} again"
+            )
+        parts.append(part)
+    entries = models_in_force(store, as_of)
+    previous = _labels(store, store.previous_version(as_of))
+    version = version_of(parts, base, entries, policy(settings), previous, checks)
+    return version.segments, _version_row(store, version, as_of, run_id, entries), version.seconds
+
+
+def drop_staged(store: WorkingStore, as_of: date) -> None:
+    """Remove what the steps of version `as_of` staged (once it is published)."""
+    Staging(store).drop(str(as_of))
+
+
+def shard_asset(shard: int) -> str:
+    """The name of the asset of customer shard `shard`."""
+    return f"segments_shard_{shard}"
+
+
+def _population(staging: Staging, as_of: date) -> tuple[Population, dict]:
+    return staging.get(f"{as_of}/population", f"nothing is staged for version {as_of}: materialize "
+                       "segments_population for it first")  # fmt: skip
+
+
+def _members(as_of: date, shard: int, shards: int) -> str:
+    return f"{as_of}/members_{shard}_of_{shards}"
+
+
+def _scored(as_of: date, shard: int, shards: int) -> str:
+    return f"{as_of}/shard_{shard}_of_{shards}"
+
+
+def models_in_force(store: WorkingStore, as_of: date) -> tuple[ModelInForce, ModelInForce]:
+    """The (churn, clusters) models in force at `as_of`; `ModelsMissing` when one is not registered."""
+    registry = ModelStore(store)
+    churn, clusters = (_in_force(registry, kind, as_of) for kind in ("churn", "clusters"))
+    return churn, clusters
+
+
+def _labels(store: WorkingStore, as_of: date | None) -> pl.DataFrame:
+    """(customer_id, cluster_label) of version `as_of` (none for None)."""
+    if as_of is None:
+        return pl.DataFrame(schema={"customer_id": pl.String, "cluster_label": pl.String})
+    return store.read_parts("customer_segments", ["customer_id", "cluster_label"], day=as_of)
 
 
 def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
@@ -65,10 +187,10 @@ def _in_force(registry: ModelStore, kind: str, as_of: date) -> ModelInForce:
 
 
 def _version_row(
-    store: WorkingStore, version: Version, as_of: date, run_id: str, churn: ModelInForce, clusters: ModelInForce
+    store: WorkingStore, version: Version, as_of: date, run_id: str, entries: tuple[ModelInForce, ModelInForce]
 ) -> pl.DataFrame:
     """The segment_versions row of a composed version."""
-    segments = version.segments
+    segments, (churn, clusters) = version.segments, entries
     row = {
         "as_of": as_of, "segment_version": version.segment_version, "run_id": run_id, "code_version": __version__,
         "churn_model_version": churn.version, "cluster_model_version": clusters.version,

@@ -197,7 +197,7 @@ class WorkingStore:
             self._snapshots[table] = snapshot
         return snapshot
 
-    def _private(self) -> AbstractContextManager[None]:
+    def owner_only(self) -> AbstractContextManager[None]:
         """Files made meanwhile on a local disk are owner-only (the store holds personal data)."""
         return _owner_only() if self.local else nullcontext()
 
@@ -226,7 +226,7 @@ class WorkingStore:
             return
         for attempt in range(COMMIT_ATTEMPTS):
             try:
-                with self._private():
+                with self.owner_only():
                     write_deltalake(
                         self.delta(table) or self.table_uri(table), rows.to_arrow(), mode="overwrite",
                         predicate=predicate(match), schema_mode=None if shape is not None else "merge",
@@ -263,7 +263,7 @@ class WorkingStore:
                 return
             base = snapshot.version()
             try:
-                with self._private():
+                with self.owner_only():
                     snapshot.create_write_transaction(
                         actions, "append", snapshot.schema(), commit_properties=CommitProperties(max_commit_retries=0)
                     )
@@ -284,7 +284,7 @@ class WorkingStore:
     def _create(self, table: str) -> DeltaTable:
         """Create the day-keyed `table`, empty, with its registry schema (unless another writer just did)."""
         try:
-            with self._private():
+            with self.owner_only():
                 write_deltalake(self.table_uri(table), DAY_TABLES[table].empty().to_arrow(), mode="append")
         except CommitFailedError:
             pass
@@ -299,12 +299,12 @@ class WorkingStore:
         name = f"{first.isoformat()}-{uuid.uuid4().hex}.parquet"
         if self.local:
             path = Path(self.table_uri(table)) / name
-            with self._private():
+            with self.owner_only():
                 rows.write_parquet(path, **PARQUET)
             size = path.stat().st_size
         else:  # Polars reaches object storage with the same credentials from the environment
             rows.write_parquet(f"{self.table_uri(table)}/{name}", **PARQUET)
-            size = self._fs().get_file_info(f"{table}/{name}").size
+            size = self.filesystem().get_file_info(f"{table}/{name}").size
         stats = {"numRecords": rows.height, "minValues": {day: str(first)}, "maxValues": {day: str(last)},
                  "nullCount": {day: rows[day].null_count()}}  # fmt: skip
         return AddAction(name, size, {}, int(time.time() * 1000), True, json.dumps(stats))
@@ -314,9 +314,9 @@ class WorkingStore:
         if self.local:
             (Path(self.table_uri(table)) / unquote(path)).unlink(missing_ok=True)
         else:
-            self._fs().delete_file(f"{table}/{unquote(path)}")
+            self.filesystem().delete_file(f"{table}/{unquote(path)}")
 
-    def _fs(self) -> PyFileSystem:
+    def filesystem(self) -> PyFileSystem:
         """The store's object storage, as delta-rs reaches it (its credentials from the environment)."""
         return PyFileSystem(DeltaStorageHandler(self.uri))
 
@@ -376,12 +376,14 @@ class WorkingStore:
         return (rows if where is None else rows.filter(where)).collect()
 
     def table_names(self) -> list[str]:
-        """Every Delta table under the store's URI (the store's own and the marts)."""
+        """Every Delta table under the store's URI (the store's own and the marts; not its `_staging` folder)."""
         if self.local:
             root = Path(self.uri)
             return sorted(log.parent.name for log in root.glob("*/_delta_log"))
-        listed = self._fs().get_file_info(FileSelector("", allow_not_found=True))
-        return sorted(info.base_name for info in listed if info.type == FileType.Directory)
+        listed = self.filesystem().get_file_info(FileSelector("", allow_not_found=True))
+        return sorted(
+            info.base_name for info in listed if info.type == FileType.Directory and not info.base_name.startswith("_")
+        )
 
     @contextmanager
     def connect(self, tables: Sequence[str] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -424,7 +426,7 @@ class WorkingStore:
         for name in self.table_names():
             snapshot = self.delta(name)
             if snapshot is not None:
-                with self._private():
+                with self.owner_only():
                     removed = snapshot.vacuum(
                         retention_hours=retention_hours, dry_run=False, enforce_retention_duration=False, full=True
                     )
