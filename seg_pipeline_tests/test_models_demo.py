@@ -185,3 +185,50 @@ def test_cdnow_lines_become_accepted_orders() -> None:
     assert _bench_module().cdnow_to_orders(sample.split("\n", 1)[1]).equals(orders)
     with pytest.raises(ValueError, match="not in CDNOW format"):
         _bench_module().cdnow_to_orders(sample + " 00004 1997-01-05 1 3.00\n")
+
+
+@pytest.mark.parametrize("shards", [1, 3, 4])
+def test_a_version_scored_shard_by_shard_equals_the_one_composed_whole(
+    demo_landing: Path, features_by_day: dict[date, pl.DataFrame], churn_result: ChurnTrainingResult,
+    cluster_models: tuple[ClusterModel, ClusterModel], monkeypatch: pytest.MonkeyPatch, shards: int,
+) -> None:  # fmt: skip
+    """Issue 21's parity: the same customers, strings and integers, floats within 1e-9 relative, and metrics."""
+    from polars.testing import assert_frame_equal
+
+    from seg_pipeline.core import segments
+    from seg_pipeline.core.shards import shard_of
+
+    monkeypatch.setattr(segments, "REFERENCE_SAMPLE", 500)  # the reasons' reference: a real sample of the buyers
+    features = features_by_day[END]
+    past = END - timedelta(days=90)
+    train = prospects.training_frame(profile_snapshot(_profiles_at(demo_landing, past), past), features, 90)
+    entries = (segments.ModelInForce("churn-1", churn_result.model, churn_result.metrics),
+               segments.ModelInForce("clusters-1", cluster_models[1], {}))  # fmt: skip
+    policy = segments.Policy(90, (0.01, 0.05, 0.20), 0.01, "USD", 0.5, 0.1, "salt")
+    previous = pl.DataFrame(schema={"customer_id": pl.String, "cluster_label": pl.String})
+    whole = segments.compose_version(END, features, *entries, policy, data_key="k", past_prospects=train,
+                                     previous_labels=previous, prediction_checks=lambda *_: {"windows": []})  # fmt: skip
+    narrow = features.select(segments.POPULATION_COLUMNS)
+    reference = features.filter(pl.col("customer_id").is_in(segments.reference_sample(narrow).implode()))
+    assert 0 < reference.height < features["frequency"].count()
+    base = segments.population(END, narrow, entries, policy, data_key="k", past_prospects=train,
+                               reference_rows=reference)  # fmt: skip
+    member_of = shard_of(features["customer_id"], shards)
+    parts = [segments.score_shard(END, features.filter(member_of == k), entries, policy, base) for k in range(shards)]
+    assert min(p.segments.height for p in parts) > 0
+    sharded = segments.version_of(parts, base, entries, policy, previous, {"windows": []})
+    assert sharded.segment_version == whole.segment_version
+    assert_frame_equal(sharded.segments, whole.segments, check_exact=False, rel_tol=1e-9, abs_tol=0.0)
+    assert whole.segments["churn_reasons"].null_count() < whole.segments.height
+    assert _close(sharded.metrics, whole.metrics)
+
+
+def _close(got: object, want: object) -> bool:
+    """JSON-like values equal, floats within 1e-9 relative."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(_close(got[k], want[k]) for k in want)
+    if isinstance(want, list | tuple):
+        return len(got) == len(want) and all(_close(g, w) for g, w in zip(got, want, strict=True))
+    if isinstance(want, float):
+        return bool(np.isclose(got, want, rtol=1e-9, atol=0.0)) or (np.isnan(got) and np.isnan(want))
+    return got == want

@@ -119,7 +119,8 @@ class Population:
 
 @dataclass(frozen=True)
 class Shard:
-    """The customer_segments rows of one shard of customers, and how much each churn reason moved them."""
+    """The customer_segments rows (and spend_365d) of one shard of customers, and how much each churn reason moved
+    them."""
 
     segments: pl.DataFrame
     moved: churn_reasons.Moved
@@ -249,7 +250,7 @@ def score_shard(
         actions.recommend_actions(segments, policy.contact_cost).alias("recommended_action"),
         pl.lit(base.segment_version).alias("segment_version"),
         control_group.control_flags(segments["customer_id"], policy.control_share, policy.control_salt),
-    ).select(CUSTOMER_SEGMENTS.names)
+    ).select(*CUSTOMER_SEGMENTS.names, "spend_365d")  # the value the tiers' revenue shares are of
     return Shard(segments, moved, {"scoring": time.perf_counter() - started, **watch.seconds})
 
 
@@ -264,7 +265,7 @@ def version_of(
     fitted = {**base.fitted, "predictions": {**checks, "churn_drivers": drivers}}
     metrics = _metrics(segments, entries, policy, previous_labels, fitted)
     seconds = {part: sum(p.seconds.get(part, 0.0) for p in parts) for part in parts[0].seconds}
-    return Version(segments, base.segment_version, metrics, seconds)
+    return Version(segments.select(CUSTOMER_SEGMENTS.names), base.segment_version, metrics, seconds)
 
 
 def _metrics(
