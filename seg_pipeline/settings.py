@@ -19,6 +19,7 @@ import dagster as dg
 #: SEG_RETRAIN_EVERY_DAYS unset: weekly (the benchmark runs this cadence too)
 RETRAIN_EVERY_DAYS = 7
 
+MAX_SHARDS = 256  # SEG_CUSTOMER_SHARDS: each shard is an asset of its own in the UI
 #: variable -> (default, one-line description); the README's settings table is generated from it.
 SETTINGS_DOC: dict[str, tuple[str, str]] = {
     "SEG_LANDING_DIR": ("./data/landing", "landing directory with `orders/` and `profiles/`"),
@@ -94,6 +95,12 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
         "cores at once), `celery` (dagster-celery workers, extra `[celery]`) or `k8s` (a Kubernetes Job per step, "
         "extra `[k8s]`); see Running on a cluster",
     ),
+    "SEG_CUSTOMER_SHARDS": (
+        "1",
+        "customer shards of the segments step: above 1, a population step, one step per shard (in parallel under "
+        "the multiprocess, celery or k8s executor) and a publish step make each version, the same as in one step; "
+        f"at most {MAX_SHARDS}, see Customer shards",
+    ),
     "SEG_EXECUTOR_CONFIG": (
         "(none)",
         "a YAML file whose `execution: config:` block configures the executor (the file `dagster-celery worker "
@@ -137,6 +144,7 @@ class PipelineSettings(dg.ConfigurableResource):
     sql_dir: str
     executor: str
     executor_config: str
+    customer_shards: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
@@ -178,6 +186,7 @@ class PipelineSettings(dg.ConfigurableResource):
         profile_share = _number("SEG_PROFILE_MIN_SHARE", raw("SEG_PROFILE_MIN_SHARE"), float)
         gap = _number("SEG_MAX_LANDING_GAP_DAYS", raw("SEG_MAX_LANDING_GAP_DAYS"), int)
         control = _number("SEG_CONTROL_SHARE", raw("SEG_CONTROL_SHARE"), float)
+        shards = _number("SEG_CUSTOMER_SHARDS", raw("SEG_CUSTOMER_SHARDS"), int)
         for name, value, ok in [
             ("SEG_CHURN_HORIZON_DAYS", horizon, horizon >= 7),
             ("SEG_RETRAIN_EVERY_DAYS", retrain, retrain >= 1),
@@ -190,6 +199,7 @@ class PipelineSettings(dg.ConfigurableResource):
             ("SEG_PROFILE_MIN_SHARE", profile_share, 0 <= profile_share <= 1),
             ("SEG_MAX_LANDING_GAP_DAYS", gap, gap >= 0),
             ("SEG_CONTROL_SHARE", control, 0 <= control < 1),
+            ("SEG_CUSTOMER_SHARDS", shards, 1 <= shards <= MAX_SHARDS),
         ]:
             if not ok:
                 raise SettingsError(f"{name}: value {value} is out of range")
@@ -217,6 +227,7 @@ class PipelineSettings(dg.ConfigurableResource):
             schedule_cron=_cron(raw("SEG_SCHEDULE_CRON")),
             schedule_timezone=_timezone(raw("SEG_SCHEDULE_TIMEZONE")),
             sql_dir=_sql_dir(env.get("SEG_SQL_DIR")),
+            customer_shards=shards,
             **_executor(env),
         )
 

@@ -142,12 +142,15 @@ def _env(published, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**cli_env(settings, tmp_path / "home"), "SEG_RETRAIN_EVERY_DAYS": "1", **extra}
 
 
-def test_a_multiprocess_run_equals_the_in_process_one(published, tmp_path):
-    env = _env(published, tmp_path, SEG_EXECUTOR="multiprocess", SEG_EXECUTOR_CONFIG=str(DEPLOY / "multiprocess.yaml"))
+def test_a_multiprocess_run_in_three_customer_shards_equals_the_in_process_one(published, tmp_path):
+    env = _env(published, tmp_path, SEG_EXECUTOR="multiprocess", SEG_EXECUTOR_CONFIG=str(DEPLOY / "multiprocess.yaml"),
+               SEG_CUSTOMER_SHARDS="3")  # fmt: skip
     run = cli(env, "materialize", "--as-of", str(DAY))
     assert run.returncode == 0, run.stderr
     _assert_same_version(env["SEG_WAREHOUSE_PATH"], published[0].warehouse_path)
     dagster_run, pids = _step_pids(tmp_path / "home")
+    assert {"segments_population", "segments_shard_0", "segments_shard_1", "segments_shard_2"} <= set(pids)
+    assert not (Path(env["SEG_WAREHOUSE_PATH"]).parent / "segments_store" / "_staging" / str(DAY)).exists()
     owner = int(dagster_run.tags[PROCESS_TAG].split()[2])  # the CLI's process, not overwritten by a step's
     assert len(pids) >= 15 and len(set(pids.values())) == len(pids) and owner not in pids.values()
 
@@ -195,7 +198,8 @@ def celery_workers(published, tmp_path):
     config = yaml.safe_load((DEPLOY / "celery.yaml").read_text())
     config["execution"]["config"].update(broker=f"redis://127.0.0.1:{port}/0", backend=f"redis://127.0.0.1:{port}/1")
     config_path = _write(tmp_path / "celery.yaml", yaml.safe_dump(config))
-    env = {**os.environ, **_env(published, tmp_path, SEG_EXECUTOR="celery", SEG_EXECUTOR_CONFIG=config_path)}
+    env = {**os.environ, **_env(published, tmp_path, SEG_EXECUTOR="celery", SEG_EXECUTOR_CONFIG=config_path,
+                                SEG_CUSTOMER_SHARDS="4")}  # fmt: skip
     env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"  # dagster-celery starts `celery` from the PATH
     home = Path(env["DAGSTER_HOME"])
     home.mkdir()
@@ -220,7 +224,7 @@ def celery_workers(published, tmp_path):
             _stop(process)
 
 
-def test_a_run_through_two_celery_workers_equals_the_in_process_one(celery_workers, published, tmp_path):
+def test_a_run_in_four_shards_through_two_celery_workers_equals_the_in_process_one(celery_workers, published, tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(DAY)],
         env=celery_workers, capture_output=True, text=True, timeout=900,

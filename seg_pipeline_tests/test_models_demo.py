@@ -206,8 +206,10 @@ def test_a_version_scored_shard_by_shard_equals_the_one_composed_whole(
                segments.ModelInForce("clusters-1", cluster_models[1], {}))  # fmt: skip
     policy = segments.Policy(90, (0.01, 0.05, 0.20), 0.01, "USD", 0.5, 0.1, "salt")
     previous = pl.DataFrame(schema={"customer_id": pl.String, "cluster_label": pl.String})
-    whole = segments.compose_version(END, features, *entries, policy, data_key="k", past_prospects=train,
-                                     previous_labels=previous, prediction_checks=lambda *_: {"windows": []})  # fmt: skip
+    whole = segments.compose_version(
+        END, features, *entries, policy, data_key="k", past_prospects=train, previous_labels=previous,
+        prediction_checks=lambda *_: {"windows": []},
+    )
     narrow = features.select(segments.POPULATION_COLUMNS)
     reference = features.filter(pl.col("customer_id").is_in(segments.reference_sample(narrow).implode()))
     assert 0 < reference.height < features["frequency"].count()

@@ -40,6 +40,11 @@ _JUMP_MULTIPLIER = np.uint64(2862933555777941757)
 _SAMPLE_KEY = "_sample_key"
 
 
+def shard_asset(shard: int) -> str:
+    """The name of the Dagster asset (and step) that scores customer shard `shard`."""
+    return f"segments_shard_{shard}"
+
+
 def jump_hash(keys: np.ndarray, buckets: int) -> np.ndarray:
     """Lamping & Veach's jump consistent hash of each uint64 key into [0, buckets), as int64.
 

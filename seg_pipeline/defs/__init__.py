@@ -33,7 +33,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     assets = [
         *ingestion_assets(partitions),
         *feature_assets(partitions),
-        *model_assets(partitions),
+        *model_assets(partitions, settings.customer_shards),
         *mart_assets(partitions, sql_dir, {"churn_horizon_days": settings.churn_horizon_days}, marts),
         *warehouse_assets(partitions, marts),
         *report_assets(partitions),

@@ -13,9 +13,10 @@ from datetime import date
 import dagster as dg
 
 from seg_pipeline.core.schemas import CUSTOMER_SEGMENTS
+from seg_pipeline.core.shards import SCHEME, shard_asset
 from seg_pipeline.defs.metadata import frame_metadata, markdown_table, per_partition
 from seg_pipeline.defs.partitions import as_of_dates
-from seg_pipeline.defs.policy import STORE_POOL
+from seg_pipeline.defs.policy import SHARDS_GROUP, STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
 
@@ -23,9 +24,51 @@ from seg_pipeline.settings import PipelineSettings
 PART_SECONDS = "seconds composing"
 
 
-def model_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+def model_assets(partitions: dg.PartitionsDefinition, shards: int = 1) -> list[dg.AssetsDefinition]:
+    """The models and customer_segments; with `shards` > 1 (SEG_CUSTOMER_SHARDS), customer_segments publishes what
+    segments_population and one step per shard staged (README "Customer shards")."""
     common = dict(partitions_def=partitions, pool=STORE_POOL, group_name="models")
-    return [_churn_model_asset(common), _cluster_model_asset(common), _segments_asset(common)]
+    models = [_churn_model_asset(common), _cluster_model_asset(common), _segments_asset(common, shards)]
+    if shards == 1:
+        return models
+    sharded = dict(partitions_def=partitions, group_name=SHARDS_GROUP, retry_policy=TRANSIENT_RETRY)
+    return [*models, _population_asset(sharded, shards), *(_shard_asset(sharded, k, shards) for k in range(shards))]
+
+
+def _population_asset(common: dict, shards: int) -> dg.AssetsDefinition:
+    @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
+    def segments_population(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """What every customer shard of a version scores with (BG/NBD, spend model, reasons' reference, propensity
+        model, RFM and tier cuts, from a few columns of every customer), and each shard's customers: staged."""
+        from seg_pipeline.services import segments
+
+        with store.open() as working:
+            for as_of in as_of_dates(context):
+                try:
+                    base = segments.stage_population(working, settings, as_of, shards)
+                except segments.REFUSALS as error:
+                    raise dg.Failure(str(error), allow_retries=False) from None
+        return dg.MaterializeResult(metadata={"segment_version": base.segment_version, "shards": shards,
+                                              "shard hash": SCHEME})  # fmt: skip
+
+    return segments_population
+
+
+def _shard_asset(common: dict, shard: int, shards: int) -> dg.AssetsDefinition:
+    @dg.asset(name=shard_asset(shard), deps=["segments_population"], **common)
+    def customer_shard(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
+        """The customer_segments rows of one customer shard, scored with the staged population: staged."""
+        from seg_pipeline.services import segments
+
+        with store.open() as working:
+            for as_of in as_of_dates(context):
+                try:
+                    scored = segments.stage_shard(working, settings, as_of, shard, shards)
+                except segments.REFUSALS as error:
+                    raise dg.Failure(str(error), allow_retries=False) from None
+        return dg.MaterializeResult(metadata={"customers": scored.segments.height, "shard": f"{shard} of {shards}"})
+
+    return customer_shard
 
 
 def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
@@ -84,9 +127,13 @@ def _cluster_model_asset(common: dict) -> dg.AssetsDefinition:
     return cluster_model
 
 
-def _segments_asset(common: dict) -> dg.AssetsDefinition:
+def _segments_asset(common: dict, shards: int) -> dg.AssetsDefinition:
+    inputs = ["churn_model", "cluster_model", "customer_features"] if shards == 1 else [
+        shard_asset(k) for k in range(shards)
+    ]
+
     @dg.asset(
-        deps=["churn_model", "cluster_model", "customer_features"],
+        deps=inputs,
         check_specs=[dg.AssetCheckSpec("data_through", asset="customer_segments", description=_DATA_THROUGH_CHECK)],
         **common,
     )
@@ -98,11 +145,16 @@ def _segments_asset(common: dict) -> dg.AssetsDefinition:
         with store.open() as working:
             for as_of in as_of_dates(context):
                 try:
-                    rows, version_row, spent = segments.build_version(working, settings, as_of, context.run.run_id)
-                except segments.ModelsMissing as error:
+                    rows, version_row, spent = (
+                        segments.build_version(working, settings, as_of, context.run.run_id) if shards == 1
+                        else segments.publish_shards(working, settings, as_of, shards, context.run.run_id)
+                    )  # fmt: skip
+                except segments.REFUSALS as error:
                     raise dg.Failure(str(error)) from None
                 seconds.update(spent)
                 working.replace_segment_version(as_of, rows, version_row)
+                if shards > 1:
+                    segments.drop_staged(working, as_of)
                 built.append((as_of, version_row.row(0, named=True)))
                 context.log.info(f"customer_segments {as_of}: {rows.height} customers, "
                                  f"version {version_row['segment_version'][0]}")  # fmt: skip

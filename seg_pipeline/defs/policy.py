@@ -16,7 +16,10 @@ STORE_POOL = "seg_store"  # every asset writing the working store; dagster.yaml 
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 #: groups whose steps are retried on an error that does not refuse retries: reading landed files and running the
 #: marts' SQL; the model and segment steps are deterministic and minutes long at scale, so a retry would only repeat
-RETRIED_GROUPS = frozenset({"ingestion", "marts"})
+#: the steps of a sharded version (SEG_CUSTOMER_SHARDS > 1): they write only the store's staging folder, so they
+#: run outside the store pool, in parallel; a retry repeats one shard (a lost worker, an evicted pod), not the version
+SHARDS_GROUP = "shards"
+RETRIED_GROUPS = frozenset({"ingestion", "marts", SHARDS_GROUP})
 #: a backfill of any range is one run, whose assets loop over `context.partition_keys`
 BACKFILL = dg.BackfillPolicy.single_run()
 OWNERS = ["team:segmentation"]
@@ -25,6 +28,7 @@ KINDS = {
     "ingestion": {"polars", "great_expectations"},
     "features": {"polars"},
     "models": {"scikit-learn"},
+    SHARDS_GROUP: {"scikit-learn", "polars"},
     "marts": {"duckdb", "sql"},
     "warehouse": {"duckdb"},
 }
@@ -53,8 +57,10 @@ def _spec_policy(spec: dg.AssetSpec) -> dg.AssetSpec:
 
 def _check_op_policy(asset: dg.AssetsDefinition) -> None:
     name, groups = asset.node_def.name, set(asset.group_names_by_key.values())
-    if "store" in asset.required_resource_keys and asset.op.pool != STORE_POOL:
-        raise PolicyError(f"{name} uses the working store but not the {STORE_POOL!r} pool")
+    sharded = SHARDS_GROUP in groups
+    if "store" in asset.required_resource_keys and asset.op.pool != (None if sharded else STORE_POOL):
+        where = f"outside the {STORE_POOL!r} pool (a {SHARDS_GROUP} step)" if sharded else f"in the {STORE_POOL!r} pool"
+        raise PolicyError(f"{name} uses the working store: it must run {where}")
     retried = bool(groups & RETRIED_GROUPS)
     if asset.op.retry_policy != (TRANSIENT_RETRY if retried else None):
         raise PolicyError(f"{name}: retry policy {asset.op.retry_policy} breaks RETRIED_GROUPS {sorted(groups)}")

@@ -30,12 +30,12 @@ from seg_pipeline.core.segments import (
     version_id,
     version_of,
 )
-from seg_pipeline.core.shards import shard_of
+from seg_pipeline.core.shards import shard_asset, shard_of
 from seg_pipeline.services.inputs import features_at, profiles_at
 from seg_pipeline.services.prediction_checks import window_checks
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.storage.model_store import ModelStore
-from seg_pipeline.storage.staging import Staging
+from seg_pipeline.storage.staging import Staging, StagingMissing
 from seg_pipeline.storage.store import WorkingStore
 
 
@@ -45,6 +45,10 @@ class ModelsMissing(LookupError):
 
 class StaleStaging(RuntimeError):
     """What a sharded version's steps staged was made from other inputs than the step's own."""
+
+
+#: what a segments step refuses with one line (a Dagster failure without retries)
+REFUSALS = (ModelsMissing, StaleStaging, StagingMissing)
 
 
 def policy(settings: PipelineSettings) -> Policy:
@@ -143,11 +147,6 @@ def publish_shards(
 def drop_staged(store: WorkingStore, as_of: date) -> None:
     """Remove what the steps of version `as_of` staged (once it is published)."""
     Staging(store).drop(str(as_of))
-
-
-def shard_asset(shard: int) -> str:
-    """The name of the asset of customer shard `shard`."""
-    return f"segments_shard_{shard}"
 
 
 def _population(staging: Staging, as_of: date) -> tuple[Population, dict]:
