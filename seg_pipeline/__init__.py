@@ -1,3 +1,3 @@
 """seg_pipeline: versioned customer segments from raw orders and profiles."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
