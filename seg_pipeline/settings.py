@@ -204,10 +204,7 @@ class PipelineSettings(dg.ConfigurableResource):
             if not ok:
                 raise SettingsError(f"{name}: value {value} is out of range")
         return cls(
-            landing_dir=str(landing),
-            warehouse_path=str(warehouse),
-            store_path=str(store),
-            store_uri=store_uri,
+            landing_dir=str(landing), warehouse_path=str(warehouse), store_path=str(store), store_uri=store_uri,
             partition_start=start,
             churn_horizon_days=horizon,
             currency=currency,
@@ -215,8 +212,7 @@ class PipelineSettings(dg.ConfigurableResource):
             quarantine_min_rows=min_rows,
             quarantine_warn_share=warn_share,
             profile_min_share=profile_share,
-            max_landing_gap_days=gap,
-            value_tier_cuts=cuts,
+            max_landing_gap_days=gap, value_tier_cuts=cuts,
             clv_monthly_discount=discount,
             contact_cost=contact_cost,
             retrain_every_days=retrain,

@@ -13,6 +13,7 @@ from seg_pipeline.defs.policy import (
     KINDS,
     OWNERS,
     RETRIED_GROUPS,
+    SHARDS_GROUP,
     STORE_POOL,
     TRANSIENT_RETRY,
     PolicyError,
@@ -26,13 +27,15 @@ SHARED = {"policy", "partitions", "metadata", "resources"}
 
 
 def test_every_asset_carries_the_policy(settings):
-    assets = build_definitions(settings).resolve_asset_graph().assets_defs
+    sharded = settings.model_copy(update={"customer_shards": 2})  # the shard steps too
+    assets = build_definitions(sharded).resolve_asset_graph().assets_defs
     store_assets = [a for a in assets if "store" in a.required_resource_keys]
     assert len(store_assets) == len(assets) - 1  # all but the report, which reads the published analyst file
     for asset in assets:
         name, [group] = asset.node_def.name, set(asset.group_names_by_key.values())
         assert asset.backfill_policy == dg.BackfillPolicy.single_run(), name
-        assert asset.op.pool == (STORE_POOL if asset in store_assets else None), name
+        sharded = group == SHARDS_GROUP
+        assert asset.op.pool == (STORE_POOL if asset in store_assets and not sharded else None), name
         assert asset.op.retry_policy == (TRANSIENT_RETRY if group in RETRIED_GROUPS else None), name
         for spec in asset.specs:
             assert KINDS.get(group, set()) <= spec.kinds, name
@@ -48,7 +51,11 @@ def test_an_asset_breaking_the_op_policy_is_refused():
     @dg.asset(group_name="marts", pool=STORE_POOL)
     def unretried(store: StoreResource) -> None: ...
 
-    for asset, error in [(unpooled, "not the 'seg_store' pool"), (unretried, "breaks RETRIED_GROUPS")]:
+    @dg.asset(group_name=SHARDS_GROUP, pool=STORE_POOL, retry_policy=TRANSIENT_RETRY)
+    def pooled_shard(store: StoreResource) -> None: ...
+
+    for asset, error in [(unpooled, "must run in the 'seg_store' pool"), (unretried, "breaks RETRIED_GROUPS"),
+                         (pooled_shard, "must run outside the 'seg_store' pool")]:  # fmt: skip
         with pytest.raises(PolicyError, match=error):
             apply_policy([asset])
 

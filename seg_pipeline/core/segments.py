@@ -115,6 +115,7 @@ class Population:
     rfm_cuts: rfm.RfmCuts
     tier_cuts: value_tiers.TierCuts
     fitted: dict  # what the version's metrics report of the fits: "prospects", "bgnbd"
+    seconds: dict[str, float]  # PREDICTIONS: the wait for the bootstrap, the predictions' part of it
 
 
 @dataclass(frozen=True)
@@ -165,8 +166,8 @@ def compose_version(
         with watch.part(PREDICTIONS):
             checks = checked.result()
     version = version_of([shard], base, entries, policy, previous_labels, checks)
-    seconds = {"composing": time.perf_counter() - started, PREDICTIONS: watch.seconds.get(PREDICTIONS, 0.0)
-               + shard.seconds.get(PREDICTIONS, 0.0)}  # fmt: skip
+    waits = (watch.seconds, base.seconds, shard.seconds)
+    seconds = {"composing": time.perf_counter() - started, PREDICTIONS: sum(w.get(PREDICTIONS, 0.0) for w in waits)}
     return Version(version.segments, version.segment_version, version.metrics, seconds)
 
 
@@ -183,6 +184,7 @@ def population(
     horizon = policy.churn_horizon_days
     btyd = _btyd_sample(buyers)
     params = bgnbd.fit_bgnbd(*btyd, penalizer=penalizer)
+    watch = Stopwatch()
     with ThreadPoolExecutor(max_workers=1) as pool:  # the bootstrap fits meanwhile (SciPy releases the GIL)
         drawing = pool.submit(predictions.bootstrap_params, *btyd, penalizer, start=params)
         spend = clv.fit_spend(*(buyers[c].to_numpy() for c in ("frequency", "monetary_value", "total_spend")),
@@ -192,10 +194,11 @@ def population(
         propensity, prospect_metrics = prospects.fit_propensity(past_prospects)
         rfm_cuts = rfm.rfm_cuts([rfm.rfm_summary(features, horizon)])
         tier_cuts = value_tiers.own_cuts(features, "spend_365d", tuple(policy.value_tier_cuts))
-        draws = drawing.result()
+        with watch.part(PREDICTIONS):
+            draws = drawing.result()
     return Population(
         version_id(as_of, churn_entry, cluster_entry, policy, data_key), penalizer, params, draws, spend, reference,
-        propensity, rfm_cuts, tier_cuts, {"prospects": prospect_metrics, "bgnbd": params.to_dict()},
+        propensity, rfm_cuts, tier_cuts, {"prospects": prospect_metrics, "bgnbd": params.to_dict()}, watch.seconds,
     )  # fmt: skip
 
 
