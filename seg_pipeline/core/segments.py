@@ -205,8 +205,8 @@ def population(
 def reference_sample(features: pl.DataFrame) -> pl.Series:
     """The customer_ids (ascending) of the buyers churn reasons are counted against: the ``REFERENCE_SAMPLE`` of
     smallest ``shards.sample_key`` under ``REFERENCE_SALT``, the same for any number of shards."""
-    buyers = features.select("customer_id", "frequency").filter(pl.col("frequency").is_not_null())
-    return shards.bottom_k(buyers.select("customer_id"), REFERENCE_SAMPLE, REFERENCE_SALT)["customer_id"].sort()
+    buyers = features.filter(pl.col("frequency").is_not_null()).select("customer_id")
+    return shards.bottom_k(buyers, REFERENCE_SAMPLE, REFERENCE_SALT)["customer_id"].sort()
 
 
 def score_shard(

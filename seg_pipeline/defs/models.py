@@ -8,7 +8,9 @@ code location loads.
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from datetime import date
+from typing import TypeVar
 
 import dagster as dg
 
@@ -19,7 +21,9 @@ from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import SHARDS_GROUP, STORE_POOL, TRANSIENT_RETRY
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.settings import PipelineSettings
+from seg_pipeline.storage.store import WorkingStore
 
+T = TypeVar("T")
 #: metadata of customer_segments: seconds per part of composing its versions (core.segments.Version.seconds)
 PART_SECONDS = "seconds composing"
 
@@ -42,12 +46,10 @@ def _population_asset(common: dict, shards: int) -> dg.AssetsDefinition:
         model, RFM and tier cuts, from a few columns of every customer), and each shard's customers: staged."""
         from seg_pipeline.services import segments
 
-        with store.open() as working:
-            for as_of in as_of_dates(context):
-                try:
-                    base = segments.stage_population(working, settings, as_of, shards)
-                except segments.REFUSALS as error:
-                    raise dg.Failure(str(error), allow_retries=False) from None
+        def stage(working: WorkingStore, as_of: date):
+            return segments.stage_population(working, settings, as_of, shards)
+
+        base = _stage_each(context, store, stage)
         return dg.MaterializeResult(metadata={"segment_version": base.segment_version, "shards": shards,
                                               "shard hash": SCHEME})  # fmt: skip
 
@@ -60,15 +62,30 @@ def _shard_asset(common: dict, shard: int, shards: int) -> dg.AssetsDefinition:
         """The customer_segments rows of one customer shard, scored with the staged population: staged."""
         from seg_pipeline.services import segments
 
-        with store.open() as working:
-            for as_of in as_of_dates(context):
-                try:
-                    scored = segments.stage_shard(working, settings, as_of, shard, shards)
-                except segments.REFUSALS as error:
-                    raise dg.Failure(str(error), allow_retries=False) from None
+        def stage(working: WorkingStore, as_of: date):
+            return segments.stage_shard(working, settings, as_of, shard, shards)
+
+        scored = _stage_each(context, store, stage)
         return dg.MaterializeResult(metadata={"customers": scored.segments.height, "shard": f"{shard} of {shards}"})
 
     return customer_shard
+
+
+def _stage_each(
+    context: dg.AssetExecutionContext, store: StoreResource, stage: Callable[[WorkingStore, date], T]
+) -> T:
+    """`stage(working store, as_of)` for each as-of date of the run, oldest first: the last one's result (each
+    one's is staged, none kept here); a refusal of the segments service (`services.segments.REFUSALS`: missing
+    models, missing or stale staging) fails the step without retries."""
+    from seg_pipeline.services import segments
+
+    with store.open() as working:
+        try:
+            for as_of in as_of_dates(context):
+                staged = stage(working, as_of)
+        except segments.REFUSALS as error:
+            raise dg.Failure(str(error), allow_retries=False) from None
+    return staged
 
 
 def _churn_model_asset(common: dict) -> dg.AssetsDefinition:
