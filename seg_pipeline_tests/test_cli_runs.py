@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +28,6 @@ from seg_pipeline_tests.conftest import END, make_settings
 from seg_pipeline_tests.test_pipeline import analyst, cli, cli_env
 
 REPO = Path(seg_pipeline.__file__).resolve().parent.parent
-BROKEN_ORDERS = "order_id;customer_id;order_ts;amount\nX;C;2026-06-30T01:00:00;1\n"
 
 
 def test_a_failing_step_is_one_line_naming_its_log_file(tmp_path, landing):
@@ -166,23 +166,25 @@ query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) { .
   sensorState { ticks(limit: 20) { status originRunIds logEvents { events { message } } } } } } }
 """
 REEXECUTE = """
-mutation($parent: String!) { launchPipelineReexecution(reexecutionParams: {parentRunId: $parent, strategy: ALL_STEPS})
-  { __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }
+mutation($parent: String!) {
+  launchPipelineReexecution(reexecutionParams: {parentRunId: $parent, strategy: FROM_FAILURE}) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }
 """
 RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 
 
 @pytest.fixture
 def webserver(tmp_path, landing):
-    """`dagster dev` (webserver and daemon) on the workspace.yaml of the repository, on a free loopback port."""
-    settings = make_settings(tmp_path, landing)
+    """`dagster dev` (webserver and daemon) on the workspace.yaml of the repository, on a free loopback port, with
+    versions made in two customer shards."""
+    settings = make_settings(tmp_path, landing, SEG_CUSTOMER_SHARDS="2")
     home = tmp_path / "home"
     home.mkdir()
     shutil.copyfile(REPO / "seg_pipeline" / "dagster.yaml", home / "dagster.yaml")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = cli_env(settings, home)
+    env = {**cli_env(settings, home), "SEG_CUSTOMER_SHARDS": "2"}
     dev = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO / "workspace.yaml"),
          "-h", "127.0.0.1", "-p", str(port)],
@@ -202,7 +204,27 @@ def webserver(tmp_path, landing):
             os.killpg(dev.pid, signal.SIGKILL)
 
 
-def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(webserver, landing):
+def _steps(instance: dg.DagsterInstance, run_id: str, *events: dg.DagsterEventType) -> Counter:
+    """How many times each step of a run logged one of `events`."""
+    return Counter(e.dagster_event.step_key for e in instance.all_logs(run_id, of_type=set(events)))
+
+
+#: a step's first start and each of its retries' starts
+STARTS = (dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_RESTARTED)
+
+
+def _taken(settings, as_of) -> Path:
+    """Shard 1 of 2's staging path of `as_of`, taken by a folder: the shard's rename onto it fails, as on a full or
+    broken disk, until the folder is removed."""
+    taken = Path(settings.store_uri) / "_staging" / str(as_of) / "shard_1_of_2.pkl"
+    (taken / "in_the_way").mkdir(parents=True)
+    return taken
+
+
+def test_a_failing_shard_is_retried_alone_and_the_ui_reexecutes_only_it_once_it_failed(webserver, landing):
+    """Day one: shard 1 of 2 fails once, is retried alone, the run succeeds. Day two: it fails on every try, the
+    run fails, the failure sensor says where; once its path is free, the UI re-executes from the failure: that
+    shard and the steps after it, nothing before."""
     settings, env, port = webserver
     selector = {"repositoryName": "__repository__", "repositoryLocationName": "seg_pipeline.definitions",
                 "sensorName": "run_failure_summary"}  # fmt: skip
@@ -211,21 +233,37 @@ def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(we
         return _graphql(port, SENSOR_TICKS, {"selector": selector})["sensorOrError"]["sensorState"]["ticks"]
 
     _wait("the daemon's first run_failure_summary tick", 120, ticks)  # its cursor starts at that tick
-    good = (landing / "orders" / f"{END}.csv").read_text()
-    (landing / "orders" / f"{END}.csv").write_text(BROKEN_ORDERS)
-    failed = cli(env, "materialize", "--as-of", str(END))
-    assert failed.returncode == 1 and f"orders/{END}.csv" in failed.stderr.strip().splitlines()[-1]
-    parent = re.search(r"\(run ([0-9a-f]{8})\)", failed.stderr).group(1)
     instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
+    day_one, taken = END - timedelta(days=1), _taken(settings, END - timedelta(days=1))
+    first = subprocess.Popen([sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", str(day_one)],
+                             env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    _wait("shard 1's first failure", 300, lambda: [
+        r for r in instance.get_runs() if _steps(instance, r.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    ])  # fmt: skip
+    shutil.rmtree(taken)  # before its retry (TRANSIENT_RETRY waits 5 s)
+    assert first.wait(timeout=300) == 0, first.stderr.read()
+    [one] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": str(day_one)}))
+    assert _steps(instance, one.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY) == {"segments_shard_1": 1}
+    started = _steps(instance, one.run_id, *STARTS)
+    assert {step: n for step, n in started.items() if n > 1} == {"segments_shard_1": 2}  # the others ran once
+
+    taken = _taken(settings, END)
+    failed = cli(env, "materialize", "--as-of", str(END))
+    assert failed.returncode == 1 and "shard_1_of_2.pkl" in failed.stderr.strip().splitlines()[-1], failed.stderr
+    parent = re.search(r"\(run ([0-9a-f]{8})\)", failed.stderr).group(1)
     [parent_run] = [r for r in instance.get_runs() if r.run_id.startswith(parent)]
+    started = _steps(instance, parent_run.run_id, *STARTS)
+    assert _steps(instance, parent_run.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY) == {"segments_shard_1": 2}
+    assert started["segments_shard_1"] == 3 and started["segments_shard_0"] == started["segments_population"] == 1
+    assert "customer_segments" not in started
 
     reported = _wait("the failure sensor to report the CLI run", 180, lambda: [
         t for t in ticks() if parent_run.run_id in t["originRunIds"]
     ])  # fmt: skip
     messages = [e["message"] for t in reported for e in t["logEvents"]["events"]]
-    assert any(f"Run {parent} of segments_job for partition {END} failed in ingest_orders" in m for m in messages)
+    assert any(f"Run {parent} of segments_job for partition {END} failed in segments_shard_1" in m for m in messages)
 
-    (landing / "orders" / f"{END}.csv").write_text(good)  # on-call fixes the file, then re-executes in the UI
+    shutil.rmtree(taken)  # on-call frees the path, then re-executes from the failure in the UI
     launched = _graphql(port, REEXECUTE, {"parent": parent_run.run_id})["launchPipelineReexecution"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     child = launched["run"]["runId"]
@@ -238,7 +276,14 @@ def test_the_ui_reexecutes_a_failed_cli_run_and_the_failure_sensor_reports_it(we
     failures = [e.message for e in instance.all_logs(child) if e.level >= 40]  # logging.ERROR
     assert status == "SUCCESS", failures
     assert instance.get_run_by_id(child).parent_run_id == parent_run.run_id
-    assert analyst(settings.warehouse_path, "select distinct as_of from current_segments") == [(END,)]
+    rerun = _steps(instance, child, dg.DagsterEventType.STEP_SUCCESS)
+    assert rerun["segments_shard_1"] == rerun["customer_segments"] == 1
+    assert not {"ingest_orders", "customer_features", "segments_population", "segments_shard_0"} & set(rerun)
+    customers = WorkingStore(settings.store_uri).read_parts("customer_features", ["customer_id"], day=END).height
+    assert analyst(settings.warehouse_path, "select distinct as_of, count(*) from current_segments group by 1") == [
+        (END, customers)
+    ]
+    assert not taken.parent.exists()  # the published version's staging is dropped
 
 
 def test_a_young_shop_whose_files_stopped_arriving_publishes_with_warning_lines(tmp_path):

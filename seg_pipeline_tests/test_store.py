@@ -185,9 +185,10 @@ def test_a_reader_process_never_sees_half_a_day_while_it_is_replaced(store: Work
         stdout=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+    first = reader.stdout.readline()  # the reader is up and reading before the writer starts
     writer = _writer(store, D1)
     assert writer.wait(timeout=120) == 0, writer.stderr.read()
-    seen = [line.split() for line in reader.communicate(timeout=120)[0].splitlines()]
+    seen = [line.split() for line in [first, *reader.communicate(timeout=120)[0].splitlines()]]
     assert len(seen) > 3
     for rows, tags in seen:  # one writer's batch whole: n * 50 rows of tag w<n>, never a mix or a part
         assert "," not in tags and int(rows) == int(tags.removeprefix("w")) * 50, (rows, tags)
