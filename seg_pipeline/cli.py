@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         default=RETRAIN_EVERY_DAYS,
         help=f"SEG_RETRAIN_EVERY_DAYS of the runs (default {RETRAIN_EVERY_DAYS})",
     )
+    bench.add_argument("--shards", type=_positive, default=1, help="SEG_CUSTOMER_SHARDS of the runs (default 1)")
+    bench.add_argument("--executor", choices=("in_process", "multiprocess"), default="in_process",
+                       help="SEG_EXECUTOR of the runs (default in_process)")  # fmt: skip
     bench.add_argument("--out", type=Path, default=None, help="result JSON (default <work-dir>/bench.json)")
     args = parser.parse_args(argv)
     try:
@@ -190,8 +193,9 @@ def _bench(args: argparse.Namespace) -> int:
     sizes = {name: value for name in ("orders", "customers") if (value := getattr(args, name)) is not None}
     try:
         result = run_benchmark(
-            args.work_dir, days=args.days, quick=args.quick, retrain_every_days=args.retrain_every_days, **sizes
-        )
+            args.work_dir, days=args.days, quick=args.quick, retrain_every_days=args.retrain_every_days,
+            shards=args.shards, executor=args.executor, **sizes,
+        )  # fmt: skip
     except BenchmarkError as error:
         print(f"seg-pipeline: {error}", file=sys.stderr)
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,7 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
     report = format_report(result)
     assert all(stage in report for stage in STAGES) and "floor" in report
     assert "issue 18's predictions" in report
+    assert cold["largest_step"]["peak_rss_mb"] == max(cold["step_peak_rss_mb"].values()) > 0
     json.dumps(result)
 
     # the CLI passes its sizes on and writes the JSON file (a second real run would double the test's time)
@@ -48,5 +50,37 @@ def test_tiny_benchmark_reports_every_stage_and_the_floor(tmp_path: Path, monkey
     monkeypatch.setattr(bench, "run_benchmark", lambda work_dir, **kwargs: calls.append(kwargs) or result)
     out = tmp_path / "result.json"
     assert main(["bench", "--work-dir", str(tmp_path), "--quick", "--orders", "6000", "--out", str(out)]) == 0
-    assert calls == [{"days": 730, "quick": True, "orders": 6000, "retrain_every_days": 7}]
+    assert main(["bench", "--work-dir", str(tmp_path), "--shards", "4", "--executor", "multiprocess"]) == 0
+    assert calls == [
+        {"days": 730, "quick": True, "orders": 6000, "retrain_every_days": 7, "shards": 1, "executor": "in_process"},
+        {"days": 730, "quick": False, "retrain_every_days": 7, "shards": 4, "executor": "multiprocess"},
+    ]
     assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+
+
+ALLOCATES = """
+import subprocess, sys
+code = "import time; block = bytearray(300 * 2**20); block[::4096] = b'x' * len(block[::4096]); time.sleep(1.5)"
+sys.exit(subprocess.run([sys.executable, "-c", code]).returncode)
+"""
+
+
+def test_memory_is_sampled_per_process_and_a_step_run_in_its_own_process_gets_that_process_peak(tmp_path) -> None:
+    child = bench._run([sys.executable, "-c", ALLOCATES], tmp_path / "log", tmp_path, None)
+    assert child.returncode == 0
+    others = {pid for _, pid, _ in child.samples} - {child.pid}
+    assert len(others) == 1 and max(rss for _, rss in child.own()) < 200  # the parent never held the 300 MB
+    [worker] = others
+    whole = (child.started, child.ended)
+    pids = {"own": worker, "in_run": child.pid}  # a step in a process of its own; one in the run's process
+    events = bench._RunEvents("run", spans={"own": whole, "in_run": whole}, pids=pids, validating={}, composing={})
+    peaks = bench._step_peaks(child, events)
+    assert peaks["own"] > 300 > peaks["in_run"]
+
+
+def test_the_steps_of_a_sharded_version_count_as_the_segments_stage(tmp_path) -> None:
+    env = {"SEG_LANDING_DIR": str(tmp_path), "SEG_WAREHOUSE_PATH": str(tmp_path / "segments.duckdb")}
+    stages = bench._step_stages({**env, "SEG_CUSTOMER_SHARDS": "3"})
+    assert {step for step, stage in stages.items() if stage == "segments"} == {
+        "customer_segments", "segments_population", "segments_shard_0", "segments_shard_1", "segments_shard_2"
+    }  # fmt: skip

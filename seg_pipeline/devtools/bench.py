@@ -4,8 +4,9 @@ Landing data is generated once per set of parameters (generation is not timed). 
 as its own process, exactly as an operator would start it, in a fresh store, warehouse and
 `DAGSTER_HOME` under the work dir: first the second-to-last landed day (cold: everything is ingested),
 then the last day (incremental). Stage times come from the run's STEP_START/STEP_SUCCESS events;
-memory from the child's peak RSS (`wait4`) and from sampling its `/proc/<pid>/status` VmRSS, each sample
-attributed to the step running at that moment. The ingest steps read, validate and write batch after
+memory from the child's peak RSS (`wait4`) and from sampling the `/proc/<pid>/status` VmRSS of it and of every
+process under it: a sample of the run's own process is attributed to the step running at that moment, one of a
+step's own process (the multiprocess executor's) to that step. The ingest steps read, validate and write batch after
 batch; the spans they spend validating (reported in their materialization metadata) are the "validate"
 stage, the rest of them "ingest".
 
@@ -31,6 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.core.segments import PREDICTIONS
+from seg_pipeline.core.shards import shard_asset
 from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
 from seg_pipeline.storage.landing import COLUMNS
 from seg_pipeline.storage.sql_models import load_sql_models
@@ -51,6 +53,7 @@ STEP_STAGES = {
     "churn_model": "models",
     "cluster_model": "models",
     "customer_segments": "segments",
+    "segments_population": "segments",
     "current_segments": "publish",
     "segment_report": "report",
     "audiences": "exports",
@@ -79,11 +82,14 @@ def run_benchmark(
     quick: bool = False,
     seed: int = 42,
     retrain_every_days: int = RETRAIN_EVERY_DAYS,
+    shards: int = 1,
+    executor: str = "in_process",
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Generate (or reuse) landing data in `work_dir`, time a cold and a next-day run, and the floor.
 
-    `quick` swaps the full-size defaults for QUICK_SIZE (explicitly given other sizes are kept).
+    `quick` swaps the full-size defaults for QUICK_SIZE (explicitly given other sizes are kept); the runs make
+    their versions in `shards` customer shards (SEG_CUSTOMER_SHARDS) under `executor` (SEG_EXECUTOR).
     Returns a JSON-serialisable dict (see `format_report`); raises `BenchmarkError` when a run fails.
     """
     if quick:
@@ -113,6 +119,8 @@ def run_benchmark(
         "SEG_PARTITION_START": (end - timedelta(days=days - 1)).isoformat(),
         "DAGSTER_HOME": str(run_dir / "dagster_home"),
         "SEG_RETRAIN_EVERY_DAYS": str(retrain_every_days),
+        "SEG_CUSTOMER_SHARDS": str(shards),
+        "SEG_EXECUTOR": executor,
         "GX_ANALYTICS_ENABLED": "false",
     }
     load_before = os.getloadavg()
@@ -125,7 +133,7 @@ def run_benchmark(
         runs[name] = _materialize(run_dir, env, day, floor["seconds"])
         progress(f"{name}: {runs[name]['wall_seconds']:.1f} s, peak {runs[name]['peak_rss_mb']:,.0f} MB")
     result = {
-        "params": {**params, "retrain_every_days": retrain_every_days},
+        "params": {**params, "retrain_every_days": retrain_every_days, "shards": shards, "executor": executor},
         "landing": landing,
         "machine": {
             "cpus": os.cpu_count(),
@@ -152,6 +160,7 @@ def format_report(result: dict) -> str:
         f"load average (1/5/15 min) before {load['before']}, after {load['after']}",
         f"models retrained every {p['retrain_every_days']} day(s) (SEG_RETRAIN_EVERY_DAYS)"
         + ("; the next day reuses the cold run's models" if p["retrain_every_days"] > 1 else ""),
+        f"versions in {p['shards']} customer shard(s) (SEG_CUSTOMER_SHARDS), {p['executor']} executor",
         f"floor: bare DuckDB BTYD summary over the landed order files <= {floor['as_of']}: "
         f"{floor['seconds']:.2f} s ({floor['cpu_seconds']:.2f} CPU s), peak {floor['peak_rss_mb']:,.0f} MB "
         f"({floor['customers']:,} buyers)",
@@ -169,6 +178,9 @@ def format_report(result: dict) -> str:
                    "peak_rss_mb": r["peak_rss_mb"]} for run, r in (("cold", cold), ("next", nxt))}  # fmt: skip
     lines.append(f"{'total':17}" + cells(total["cold"]) + cells(total["next"]))
     lines += [f"{'CPU seconds':17}{cold['cpu_seconds']:>10.2f}{'':23}{nxt['cpu_seconds']:>10.2f}", ""]
+    lines.append("largest step process (peak RSS of one step's own process, or of the run's while it ran the step): "
+                 + "; ".join(f"{run} {_mb(r['largest_step']['peak_rss_mb'])} MB ({r['largest_step']['step']})"
+                             for run, r in (("cold", cold), ("next day", nxt))))  # fmt: skip
     parts = {run: r["stages"]["segments"]["parts"] for run, r in (("cold", cold), ("next day", nxt))}
     lines.append("segments step: issue 18's predictions (p_alive, windows, next order, CLV interval, churn reasons, "
                  "their checks) against the rest: " + "; ".join(
@@ -280,18 +292,24 @@ def floor_process(args: str, out: str) -> None:
 
 @dataclass
 class _Finished:
-    """A finished child process: exit code, resource usage, epoch start and end, (epoch, RSS MB) samples."""
+    """A finished child process: pid, exit code, resource usage, epoch start and end, and (epoch, pid, RSS MB)
+    samples of it and of the processes under it."""
 
+    pid: int
     returncode: int
     usage: resource.struct_rusage
     started: float
     ended: float
-    samples: list[tuple[float, float]]
+    samples: list[tuple[float, int, float]]
+
+    def own(self) -> list[tuple[float, float]]:
+        """The (epoch, RSS MB) samples of the child itself."""
+        return [(t, rss) for t, pid, rss in self.samples if pid == self.pid]
 
 
 def _run(command: list[str], log: Path, cwd: Path, env: dict | None) -> _Finished:
     """Run `command` to completion with its output to `log`, sampling its RSS meanwhile."""
-    samples: list[tuple[float, float]] = []
+    samples: list[tuple[float, int, float]] = []
     started = time.time()
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -302,21 +320,24 @@ def _run(command: list[str], log: Path, cwd: Path, env: dict | None) -> _Finishe
         done.set()
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
-    return _Finished(proc.returncode, usage, started, time.time(), samples)
+    return _Finished(proc.pid, proc.returncode, usage, started, time.time(), samples)
 
 
-def _sample_rss(pid: int, samples: list[tuple[float, float]], done: threading.Event) -> None:
-    status = Path(f"/proc/{pid}/status")
+def _sample_rss(root: int, samples: list[tuple[float, int, float]], done: threading.Event) -> None:
+    """Until `done`, every _SAMPLE_SECONDS: (epoch, pid, RSS MB) of `root` and of each process under it."""
     while not done.is_set():
-        try:
-            text = status.read_text()
-        except OSError:
-            return
-        now = time.time()
-        for line in text.splitlines():
-            if line.startswith("VmRSS:"):
-                samples.append((now, int(line.split()[1]) / 1024))
-                break
+        now, pending = time.time(), [root]
+        while pending:
+            pid = pending.pop()
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                pending += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+            except (OSError, ValueError):
+                continue  # the process ended meanwhile
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    samples.append((now, pid, int(line.split()[1]) / 1024))
+                    break
         done.wait(_SAMPLE_SECONDS)
 
 
@@ -328,9 +349,12 @@ def _meminfo_kb(field: str) -> int:
 
 
 def _step_stages(env: dict) -> dict[str, str]:
-    """STEP_STAGES and, as "marts", the SQL models of the settings in `env` (the materialize process's)."""
-    marts = load_sql_models(Path(PipelineSettings.from_env(env).sql_dir))
-    return {**STEP_STAGES, **{model.name: "marts" for model in marts}}
+    """STEP_STAGES and, for the settings in `env` (the materialize process's): as "segments", the population and
+    shard steps of a sharded version; as "marts", the SQL models."""
+    settings = PipelineSettings.from_env(env)
+    shards = {shard_asset(k): "segments" for k in range(settings.customer_shards)}
+    marts = {model.name: "marts" for model in load_sql_models(Path(settings.sql_dir))}
+    return {**STEP_STAGES, **shards, **marts}
 
 
 def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) -> dict:
@@ -338,13 +362,14 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
     log = run_dir / f"materialize-{as_of}.log"
     command = [sys.executable, "-m", "seg_pipeline.cli", "materialize", "--as-of", as_of.isoformat()]
     child = _run(command, log, run_dir, env)
-    wall, samples = child.ended - child.started, child.samples
+    wall, samples = child.ended - child.started, child.own()
     lines = log.read_text(errors="replace").strip().splitlines()
     if child.returncode:
         raise BenchmarkError(
             f"materialize --as-of {as_of} failed (exit {child.returncode}): {lines[-1] if lines else ''}; see {log}"
         )
-    run_id, spans, validating, composing = _step_spans(Path(env["DAGSTER_HOME"]), as_of)
+    events = _run_events(Path(env["DAGSTER_HOME"]), as_of)
+    run_id, spans, validating, composing = events.run_id, events.spans, events.validating, events.composing
     step_stages = _step_stages(env)
     stage_spans: dict[str, list[tuple[float, float]]] = {stage: [] for stage in STAGES}
     steps: dict[str, dict[str, float]] = {stage: {} for stage in STAGES}
@@ -365,6 +390,9 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
         "between steps": round(last_end - first_start - in_steps, 3),
         "shutdown (after the last step)": round(child.ended - last_end, 3),
     }
+    step_peaks = _step_peaks(child, events)
+    separate = {step: peak for step, peak in step_peaks.items() if events.pids[step] != child.pid}
+    largest = max(step_peaks, key=lambda step: step_peaks[step] or 0)
     stages = {}
     for stage in STAGES:
         if stage == "overhead":
@@ -376,6 +404,7 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
             )
         else:
             seconds, peak = sum(steps[stage].values()), _peak(samples, stage_spans[stage])
+        peak = max([p for p in (peak, *(separate.get(step) for step in steps[stage])) if p is not None], default=None)
         stages[stage] = {"seconds": seconds, "x_floor": seconds / floor_seconds, "peak_rss_mb": peak,
                          "steps": steps[stage]}  # fmt: skip
     stages["segments"]["parts"] = _segments_parts(stages["segments"]["seconds"], composing)
@@ -387,9 +416,23 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
         "cpu_seconds": child.usage.ru_utime + child.usage.ru_stime,
         "peak_rss_mb": child.usage.ru_maxrss / 1024,
         "stages": stages,
+        "step_peak_rss_mb": step_peaks,
+        "largest_step": {"step": largest, "peak_rss_mb": step_peaks[largest]},
         "summary": lines[-1] if lines else "",
         "log": str(log),
     }
+
+
+def _step_peaks(child: _Finished, events: _RunEvents) -> dict[str, float | None]:
+    """Per step, the peak RSS (MB) of the process that ran it: its own (the multiprocess executor's), or the run's
+    while it ran the step."""
+    own, peaks = child.own(), {}
+    for step, pid in events.pids.items():
+        if pid == child.pid:
+            peaks[step] = _peak(own, [events.spans[step]])
+        else:
+            peaks[step] = max((rss for _, sampled, rss in child.samples if sampled == pid), default=None)
+    return peaks
 
 
 def _segments_parts(step_seconds: float, composing: dict[str, float]) -> dict[str, float]:
@@ -401,12 +444,22 @@ def _segments_parts(step_seconds: float, composing: dict[str, float]) -> dict[st
             "predictions_share_of_rest": round(predicted / rest, 3) if rest > 0 else None}  # fmt: skip
 
 
-def _step_spans(
-    dagster_home: Path, as_of: date
-) -> tuple[str, dict[str, tuple[float, float]], dict[str, list[tuple[float, float]]], dict[str, float]]:
-    """The latest run's id; per step, (first STEP_START, last STEP_SUCCESS/FAILURE) epoch seconds; per ingest
-    step, the (start, end) spans its materializations report as "validation spans"; the seconds per part the
-    customer_segments step reports composing its versions (`defs.models.PART_SECONDS`)."""
+@dataclass
+class _RunEvents:
+    """What the latest run's events say: its id; per step, (first STEP_START, last STEP_SUCCESS/FAILURE) epoch
+    seconds and the pid of the process that ran it; per ingest step, the (start, end) spans its materializations
+    report as "validation spans"; the seconds per part the customer_segments step reports composing its versions
+    (`defs.models.PART_SECONDS`)."""
+
+    run_id: str
+    spans: dict[str, tuple[float, float]]
+    pids: dict[str, int]
+    validating: dict[str, list[tuple[float, float]]]
+    composing: dict[str, float]
+
+
+def _run_events(dagster_home: Path, as_of: date) -> _RunEvents:
+    """The events of the latest run in `dagster_home`, which must be the one for `as_of`."""
     import dagster as dg
 
     from seg_pipeline.defs.models import PART_SECONDS
@@ -418,6 +471,7 @@ def _step_spans(
         entries = instance.all_logs(run.run_id)
     starts: dict[str, float] = {}
     ends: dict[str, float] = {}
+    pids: dict[str, int] = {}
     validating: dict[str, list[tuple[float, float]]] = {}
     composing: dict[str, float] = {}
     for entry in entries:
@@ -426,6 +480,7 @@ def _step_spans(
             continue
         if event.event_type_value == "STEP_START":
             starts.setdefault(entry.step_key, entry.timestamp)
+            pids[entry.step_key] = event.pid
         elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
             ends[entry.step_key] = entry.timestamp
         elif event.is_step_materialization:
@@ -435,7 +490,7 @@ def _step_spans(
             if (parts := metadata.get(PART_SECONDS)) is not None:
                 composing.update(parts.value)
     spans = {step: (starts[step], ends[step]) for step in starts if step in ends}
-    return run.run_id, spans, validating, composing
+    return _RunEvents(run.run_id, spans, {step: pids[step] for step in spans}, validating, composing)
 
 
 def _peak(samples: list[tuple[float, float]], spans: list[tuple[float, float]]) -> float | None:
