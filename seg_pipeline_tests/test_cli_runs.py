@@ -283,7 +283,7 @@ def test_a_failing_shard_is_retried_alone_and_the_ui_reexecutes_only_it_once_it_
     assert analyst(settings.warehouse_path, "select distinct as_of, count(*) from current_segments group by 1") == [
         (END, customers)
     ]
-    assert not taken.parent.exists()  # the published version's staging is dropped
+    assert not taken.parent.parent.exists()  # the published versions' staging is dropped
 
 
 def test_a_young_shop_whose_files_stopped_arriving_publishes_with_warning_lines(tmp_path):

@@ -5,9 +5,10 @@ machines: the population step stages what every shard scores with and each shard
 stages its rows, the publish step reads them all. They live beside the store's tables (local or object storage),
 so that every worker reaches them where it reaches the store; `table_names` skips the folder. A staged object
 is written whole before it can be read (a local rename; an object store's put is atomic), and a version's folder
-is removed once the version is published.
+is removed once the version is published (and `_staging/` with the last one).
 """
 
+import contextlib
 import os
 import pickle
 import shutil
@@ -62,6 +63,8 @@ class Staging:
         """Remove everything staged under `folder` (e.g. a published version's)."""
         if self.store.local:
             shutil.rmtree(Path(self.store.uri) / FOLDER / folder, ignore_errors=True)
+            with contextlib.suppress(OSError):  # the staging folder itself, once nothing else is staged
+                (Path(self.store.uri) / FOLDER).rmdir()
             return
         fs = self.store.filesystem()
         for info in fs.get_file_info(FileSelector(f"{FOLDER}/{folder}", allow_not_found=True, recursive=True)):
