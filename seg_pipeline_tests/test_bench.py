@@ -74,7 +74,7 @@ def test_memory_is_sampled_per_process_and_a_step_run_in_its_own_process_gets_th
     whole = (child.started, child.ended)
     pids = {"own": worker, "in_run": child.pid}  # a step in a process of its own; one in the run's process
     events = bench._RunEvents("run", spans={"own": whole, "in_run": whole}, pids=pids, validating={}, composing={})
-    peaks = bench._step_peaks(child, events)
+    peaks = bench._step_peaks(child, events, child.own())
     assert peaks["own"] > 300 > peaks["in_run"]
 
 

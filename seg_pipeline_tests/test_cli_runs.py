@@ -184,7 +184,7 @@ def webserver(tmp_path, landing):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {**cli_env(settings, home), "SEG_CUSTOMER_SHARDS": "2"}
+    env = cli_env(settings, home)
     dev = subprocess.Popen(
         [str(Path(sys.executable).with_name("dagster")), "dev", "-w", str(REPO / "workspace.yaml"),
          "-h", "127.0.0.1", "-p", str(port)],

@@ -68,6 +68,7 @@ def cli_env(settings, home: Path) -> dict[str, str]:
         "SEG_LANDING_DIR": settings.landing_dir,
         "SEG_WAREHOUSE_PATH": settings.warehouse_path,
         "SEG_PARTITION_START": settings.partition_start,
+        "SEG_CUSTOMER_SHARDS": str(settings.customer_shards),
         "DAGSTER_HOME": str(home),
     }
 

@@ -390,7 +390,7 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
         "between steps": round(last_end - first_start - in_steps, 3),
         "shutdown (after the last step)": round(child.ended - last_end, 3),
     }
-    step_peaks = _step_peaks(child, events)
+    step_peaks = _step_peaks(child, events, samples)
     separate = {step: peak for step, peak in step_peaks.items() if events.pids[step] != child.pid}
     largest = max(step_peaks, key=lambda step: step_peaks[step] or 0)
     stages = {}
@@ -423,16 +423,14 @@ def _materialize(run_dir: Path, env: dict, as_of: date, floor_seconds: float) ->
     }
 
 
-def _step_peaks(child: _Finished, events: _RunEvents) -> dict[str, float | None]:
+def _step_peaks(child: _Finished, events: _RunEvents, own: list[tuple[float, float]]) -> dict[str, float | None]:
     """Per step, the peak RSS (MB) of the process that ran it: its own (the multiprocess executor's), or the run's
-    while it ran the step."""
-    own, peaks = child.own(), {}
-    for step, pid in events.pids.items():
-        if pid == child.pid:
-            peaks[step] = _peak(own, [events.spans[step]])
-        else:
-            peaks[step] = max((rss for _, sampled, rss in child.samples if sampled == pid), default=None)
-    return peaks
+    (`own`: `child.own()`) while it ran the step."""
+    by_process: dict[int, float] = {}
+    for _, pid, rss in child.samples:
+        by_process[pid] = max(rss, by_process.get(pid, rss))
+    return {step: _peak(own, [events.spans[step]]) if pid == child.pid else by_process.get(pid)
+            for step, pid in events.pids.items()}  # fmt: skip
 
 
 def _segments_parts(step_seconds: float, composing: dict[str, float]) -> dict[str, float]:
