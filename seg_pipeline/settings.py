@@ -97,9 +97,9 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_CUSTOMER_SHARDS": (
         "1",
-        "customer shards of the segments step: above 1, a population step, one step per shard (in parallel under "
-        "the multiprocess, celery or k8s executor) and a publish step make each version, the same as in one step; "
-        f"at most {MAX_SHARDS}, see Customer shards",
+        "customer shards: above 1, customer_features is made one shard at a time (the memory of one shard), and a "
+        "population step, one step per shard (in parallel under the multiprocess, celery or k8s executor) and a "
+        f"publish step make each version, the same as in one step; at most {MAX_SHARDS}, see Customer shards",
     ),
     "SEG_EXECUTOR_CONFIG": (
         "(none)",

@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 from seg_pipeline.core import features
 from seg_pipeline.core.features import BEHAVIOURAL_COLUMNS, FEATURE_COLUMNS, compute_customer_features
+from seg_pipeline.core.shards import shard_of
 from seg_pipeline_tests.conftest import ORDER_SCHEMA
 
 AS_OF = date(2024, 6, 30)
@@ -417,6 +418,17 @@ def test_deterministic_and_input_order_independent():
     first = compute_customer_features(orders, profiles, AS_OF)
     shuffled = compute_customer_features(orders.sample(fraction=1.0, shuffle=True, seed=1), profiles.reverse(), AS_OF)
     assert_frame_equal(shuffled, first, check_exact=False, rel_tol=1e-12)
+
+
+def test_the_features_of_each_customer_shard_are_its_rows_of_the_whole_table_bit_for_bit():
+    """Customer shards (services.features) make the table shard by shard: every float equal, not close."""
+    orders, profiles = random_inputs(30_000, 3_000, seed=7)
+    whole = compute_customer_features(orders, profiles, AS_OF)
+    ids = whole["customer_id"]
+    shard = shard_of(ids, 3)
+    members = [pl.col("customer_id").is_in(ids.filter(shard == k).implode()) for k in range(3)]
+    parts = [compute_customer_features(orders.filter(m), profiles.filter(m), AS_OF) for m in members]
+    assert_frame_equal(pl.concat(parts).sort("customer_id"), whole, check_exact=True)
 
 
 @pytest.mark.parametrize("gap_days", [1, 3, 40])

@@ -7,13 +7,15 @@ import dagster as dg
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from seg_pipeline.core.features import compute_customer_features
-from seg_pipeline.defs.features import feature_assets, orders_until, profiles_at
+from seg_pipeline.core.features import changed_day_ranges, compute_customer_features
+from seg_pipeline.core.shards import shard_of
+from seg_pipeline.defs.features import feature_assets
 from seg_pipeline.defs.ingestion import ingestion_assets
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
+from seg_pipeline.services.inputs import orders_until, profiles_at
 from seg_pipeline.storage.store import WorkingStore
-from seg_pipeline_tests.conftest import END
+from seg_pipeline_tests.conftest import END, make_settings
 
 
 def features_run(settings, instance, day) -> str:
@@ -68,3 +70,31 @@ def test_a_backfill_reports_every_as_of_date(settings, instance):
     days = [(first + timedelta(days=i)).isoformat() for i in range(3)]
     assert [row.split(" | ")[0].strip("| ") for row in rows] == days
     assert "from all orders" in rows[0] and all("rolled forward" in row for row in rows[1:])
+
+
+def test_features_made_shard_by_shard_equal_the_whole_table_and_roll_forward_across_shard_counts(
+    tmp_path, landing, instance
+):
+    whole = make_settings(tmp_path, landing)
+    sharded = make_settings(tmp_path, landing, SEG_CUSTOMER_SHARDS="3")
+    first, second = END - timedelta(days=2), END - timedelta(days=1)
+    assert features_run(whole, instance, first) == "from all orders"
+    # rolled forward from a version made in one piece, then from one made in shards
+    assert features_run(sharded, instance, second) == (
+        f"rolled forward from {first}, {_touched(whole, first, second):,} customers recomputed, in 3 customer shards"
+    )
+    assert features_run(sharded, instance, END).startswith(f"rolled forward from {second}, ")
+    for day in (second, END):
+        assert_equals_full_computation(sharded, day)
+    store = WorkingStore(sharded.store_uri)
+    files = pl.DataFrame(store.delta("customer_features").get_add_actions(flatten=True))
+    per_day = files.group_by(pl.col("min.as_of").alias("as_of")).len().sort("as_of")
+    assert per_day.rows() == [(first, 1), (second, 3), (END, 3)]  # a file per shard
+    for path in files.filter(pl.col("min.as_of") == END)["path"]:
+        ids = pl.read_parquet(Path(store.table_uri("customer_features")) / path)["customer_id"]
+        assert ids.is_sorted() and shard_of(ids, 3).n_unique() == 1  # each of one shard's customers only
+
+
+def _touched(settings, previous_as_of, as_of) -> int:
+    store = WorkingStore(settings.store_uri)
+    return store.customers_ordering(changed_day_ranges(previous_as_of, as_of)).height

@@ -59,6 +59,10 @@ _PROFILE_SCHEMA = {
 }
 _ORDER_COLUMNS = ("customer_id", "order_day", "amount", "status", "channel", "category", "quantity")
 _U64 = (1 << 64) - 1
+#: the engine of the per-customer sums: in memory, each customer's floats are added over its own rows in order, so a
+#: customer's features do not depend on the other customers read with it (the streaming engine adds partial sums
+#: of chunks whose bounds do); customer shards rely on it (README "Customer shards")
+SUMS_ENGINE = "in-memory"
 _MAX_SEEDS = 8
 
 
@@ -217,7 +221,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
             _customer_hash(pl.col("customer_id"), seed + 1_000_003).alias("_check"),
             "_row",
         )
-        .sort("_packed")
+        .sort("_packed", maintain_order=True)
         .collect()
     )
     customer = pl.col("_packed") & (_U64 ^ low)
@@ -228,7 +232,7 @@ def _buyers(orders: pl.DataFrame, as_of: date, seed: int) -> pl.DataFrame:
     buyers = (
         _behaviour(sorted_orders, low, as_of)
         .filter(pl.col("_buyer") & ~pl.col("_key").is_in(clashed.implode()))
-        .collect()
+        .collect(engine=SUMS_ENGINE)
     )
     buyers = (
         buyers.with_columns(orders["customer_id"].gather(buyers["_row"]))
@@ -406,7 +410,7 @@ def _main_category(sorted_orders: pl.DataFrame, categories: pl.Series, low: int)
             ((pl.col("_packed") & (_U64 ^ low)) | pl.col("_category").cast(pl.UInt64)).alias("_pair"),
             "amount",
         )
-        .sort("_pair")
+        .sort("_pair", maintain_order=True)
         .group_by("_pair", maintain_order=True)
         .agg(pl.col("amount").sum().alias("_main_spend"))
         .select((pl.col("_pair") & (_U64 ^ low)).alias("_key"), (pl.col("_pair") & low).alias("_index"), spend)
@@ -415,7 +419,7 @@ def _main_category(sorted_orders: pl.DataFrame, categories: pl.Series, low: int)
         # within a customer the pairs are in category order: the first largest spend is the alphabetically first
         .agg(pl.col("_index").get(spend.arg_max()), spend.max())
         .select("_key", pl.lit(categories).gather(pl.col("_index")).alias("main_category"), "_main_spend")
-        .collect()
+        .collect(engine=SUMS_ENGINE)
     )
 
 

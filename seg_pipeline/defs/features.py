@@ -1,18 +1,16 @@
 """The customer feature table: one version per as-of date, computed by the Polars core."""
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
-import polars as pl
 
-from seg_pipeline import __version__
-from seg_pipeline.core.features import FEATURE_COLUMNS, changed_day_ranges, compute_customer_features, roll_forward
+from seg_pipeline.core.features import FEATURE_COLUMNS
 from seg_pipeline.defs.metadata import frame_metadata, per_partition
 from seg_pipeline.defs.partitions import as_of_dates
 from seg_pipeline.defs.policy import STORE_POOL
 from seg_pipeline.defs.resources import StoreResource
 from seg_pipeline.services import ingest
-from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
+from seg_pipeline.services.features import store_features
 from seg_pipeline.settings import PipelineSettings
 from seg_pipeline.storage.store import WorkingStore
 
@@ -33,37 +31,6 @@ def ensure_not_blocked(store: WorkingStore, settings: PipelineSettings, as_of: d
             )
 
 
-#: a version at most this many days old is rolled forward; an older one would touch most customers anyway
-ROLL_FORWARD_MAX_DAYS = 31
-
-
-def orders_state(store: WorkingStore, as_of: date) -> str:
-    """Which Parquet files hold the accepted orders of the days <= `as_of` now, and the code version."""
-    return f"{__version__}:{store.fingerprint('orders', as_of)}"
-
-
-def build_features(store: WorkingStore, as_of: date) -> tuple[pl.DataFrame, str, str]:
-    """The feature table at `as_of`, the state of the orders it was made from, and how it was made.
-
-    The latest earlier version (at most ROLL_FORWARD_MAX_DAYS old) made by this code version from
-    exactly the orders stored now is rolled forward: only customers with orders on the new days or on days leaving
-    a window are recomputed (`core.features.roll_forward`, equal to computing from all orders).
-    Without one, every order <= `as_of` is read.
-    """
-    state = orders_state(store, as_of)
-    earlier = store.feature_sources(since=as_of - timedelta(days=ROLL_FORWARD_MAX_DAYS), before=as_of)
-    previous_as_of = next((day for day, made_from in earlier if made_from == orders_state(store, day)), None)
-    profiles = profiles_at(store, as_of)
-    if previous_as_of is None:
-        return compute_customer_features(orders_until(store, as_of), profiles, as_of), state, "from all orders"
-    ranges = changed_day_ranges(previous_as_of, as_of)
-    touched = store.customers_ordering(ranges)
-    features = roll_forward(
-        features_at(store, previous_as_of), previous_as_of, orders_until(store, as_of, touched), profiles, as_of
-    )
-    return features, state, f"rolled forward from {previous_as_of}, {touched.height:,} customers recomputed"
-
-
 def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
     @dg.asset(
         partitions_def=partitions,
@@ -77,11 +44,11 @@ def feature_assets(partitions: dg.PartitionsDefinition) -> list[dg.AssetsDefinit
         with store.open() as working:
             for as_of in as_of_dates(context):
                 ensure_not_blocked(working, settings, as_of)
-                features, state, how = build_features(working, as_of)
-                working.replace_feature_version(as_of, features, state)
-                built.append((as_of, features.height, how))
-                context.log.info(f"customer_features {as_of}: {features.height} customers, {how}")
-        metadata = {**frame_metadata(features, FEATURE_COLUMNS), "as_of": str(as_of), "computed": how,
+                version = store_features(working, as_of, settings.customer_shards)
+                built.append((as_of, version.customers, version.how))
+                context.log.info(f"customer_features {as_of}: {version.customers} customers, {version.how}")
+        metadata = {**frame_metadata(version.head, FEATURE_COLUMNS), "dagster/row_count": version.customers,
+                    "as_of": str(as_of), "computed": version.how,
                     **per_partition(["customers", "computed"], built)}  # fmt: skip
         return dg.MaterializeResult(metadata=metadata)
 

@@ -20,10 +20,9 @@ def orders_until(store: WorkingStore, as_of: date, customers: pl.DataFrame | Non
 
 def profiles_at(store: WorkingStore, as_of: date, customers: pl.DataFrame | None = None) -> pl.DataFrame | None:
     """The accepted profiles of the latest snapshot <= `as_of` (optionally of `customers` only), or None if none."""
-    snapshots = store.day_rows("profiles", until=as_of)
-    if snapshots.is_empty():
+    snapshot = _snapshot_day(store, as_of)
+    if snapshot is None:
         return None
-    snapshot = snapshots["day"].max()
     # where each row came from, so a duplicate customer_id can be named; personal data is not needed here
     columns = [c for c in PROFILES.names if c not in ("snapshot_date", *PERSONAL_COLUMNS)]
     return store.read_parts("profiles", columns, day=snapshot, semi=customers)
@@ -36,3 +35,17 @@ def features_at(
     written: checked, re-sorted only if not)."""
     features = store.read_parts("customer_features", list(columns), day=as_of, semi=customers)
     return features if features.get_column("customer_id").is_sorted() else features.sort("customer_id")
+
+
+def customers_at(store: WorkingStore, as_of: date) -> pl.Series:
+    """Every customer_id a version of `as_of` has: of the accepted orders <= `as_of` and of the profile snapshot in
+    force, each once, sorted."""
+    snapshot = _snapshot_day(store, as_of)
+    profiled = [] if snapshot is None else [store.read_parts("profiles", ["customer_id"], day=snapshot)]
+    ids = pl.concat([store.customers_ordering([(None, as_of)]), *profiled])
+    return ids.get_column("customer_id").unique().sort()
+
+
+def _snapshot_day(store: WorkingStore, as_of: date) -> date | None:
+    """The day of the latest profile snapshot <= `as_of` (None: none yet)."""
+    return store.day_rows("profiles", until=as_of)["day"].max()

@@ -37,7 +37,7 @@ import threading
 import time
 import uuid
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -215,14 +215,12 @@ class WorkingStore:
         """
         shape = STORE_TABLES.get(table)
         if shape is not None:
-            rows = rows.select(
-                pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in shape.polars.items()
-            )
+            rows = _shaped(table, rows)
         if table in DAY_TABLES:
             if set(match) != {shape.day}:
                 raise ValueError(f"{table}: days are replaced by its column {shape.day}, not by {', '.join(match)}")
             days = match[shape.day]
-            self._replace_files(table, sorted(set(days if isinstance(days, list | tuple | set) else [days])), rows)
+            self._replace_files(table, sorted(set(days if isinstance(days, list | tuple | set) else [days])), [rows])
             return
         for attempt in range(COMMIT_ATTEMPTS):
             try:
@@ -239,26 +237,35 @@ class WorkingStore:
                 self._refresh(table)
                 time.sleep(0.05 * 2**attempt)
 
-    def _replace_files(self, table: str, days: list[date], rows: pl.DataFrame) -> None:
-        """One commit adding a file of `rows` and removing the files that hold any of `days` (the new file also
-        gets their other days). Lost to another writer's commit, it is planned again on the newer snapshot."""
+    def _replace_files(self, table: str, days: list[date], parts: Iterable[pl.DataFrame]) -> None:
+        """One commit adding a file of each of `parts` (each written once, as it comes: one in memory at a time) and
+        removing the files that hold any of `days`; their other days go to a file of their own. Lost to another
+        writer's commit, the removals (and that file) are planned again on the newer snapshot."""
         day = DAY_TABLES[table].day
-        written: tuple[frozenset[str], AddAction | None] | None = None  # (the files it replaces, the new file)
+        added, only = [], None  # the new files; the one part's rows (kept in memory below)
+        for n, rows in enumerate(parts):
+            if n == 0 and self.delta(table) is None:  # once the first part is made (and checked)
+                self._create(table)
+            only = rows if n == 0 else None
+            if (action := self._put(table, rows)) is not None:
+                added.append(action)
+        carried: tuple[frozenset[str], AddAction | None] | None = None  # (the files it replaces, their other days)
         for attempt in range(COMMIT_ATTEMPTS):
             snapshot = self.delta(table) or self._create(table)
             touched = _touching(self._data_files(table, snapshot), days)
             plan = frozenset(touched["path"])
-            if written is None or written[0] != plan:
-                if written is not None and written[1] is not None:
-                    self._delete_file(table, written[1].path)
-                carried = [
+            if carried is None or carried[0] != plan:
+                if carried is not None and carried[1] is not None:
+                    self._delete_file(table, carried[1].path)
+                others = [
                     self._scan_paths(table, [path]).filter(~pl.col(day).is_in(days)).collect()
                     for path in _partly(touched, days)
                 ]
-                kept = pl.concat([rows, *carried]).sort(day, maintain_order=True) if carried else rows
-                written = (plan, self._put(table, kept))
+                kept = pl.concat(others).sort(day, maintain_order=True) if others else None
+                carried = (plan, None if kept is None else self._put(table, kept))
             now = int(time.time() * 1000)
-            actions = [RemoveAction(path, True, now) for path in sorted(plan)] + ([written[1]] if written[1] else [])
+            removed = [RemoveAction(path, True, now) for path in sorted(plan)]
+            actions = removed + added + ([carried[1]] if carried[1] else [])
             if not actions:
                 return
             base = snapshot.version()
@@ -275,8 +282,8 @@ class WorkingStore:
                 continue
             self._refresh(table)
             if table in KEPT_IN_MEMORY:
-                if self.delta(table).version() == base + 1:  # only our commit came between
-                    _last_written[self.table_uri(table)] = (base + 1, frozenset(days), rows)
+                if only is not None and self.delta(table).version() == base + 1:  # only our commit came between
+                    _last_written[self.table_uri(table)] = (base + 1, frozenset(days), only)
                 else:
                     _last_written.pop(self.table_uri(table), None)
             return
@@ -449,13 +456,14 @@ class WorkingStore:
 
     def replace_days(self, table: str, days: Sequence[date], rows: pl.DataFrame) -> None:
         """Replace `days` of the day-keyed `table` with `rows` (which hold no other day): one Delta commit."""
-        day_column = STORE_TABLES[table].day
+        self.replace_days_in_parts(table, days, [rows])
+
+    def replace_days_in_parts(self, table: str, days: Sequence[date], parts: Iterable[pl.DataFrame]) -> None:
+        """`replace_days` with the rows in `parts`, each its own file, written as it comes (e.g. from a generator
+        making one customer shard at a time): one Delta commit."""
         days = sorted(set(days))
-        outside = rows.filter(~pl.col(day_column).is_in(days))
-        if not outside.is_empty():
-            raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
         if days:
-            self.write(table, rows, {day_column: days})
+            self._replace_files(table, days, (_shaped(table, _within(table, days, rows)) for rows in parts))
 
     def keep_newest(self, table: str, keep: int, within_days: int = 0) -> list[date]:
         """Drop every day of the day-keyed `table` but the newest `keep` (0 keeps all) and those less than
@@ -613,17 +621,21 @@ class WorkingStore:
         rows = self.read("feature_sources", pl.col("as_of").is_between(since, before, closed="left"))
         return list(rows.sort("as_of", descending=True).iter_rows())
 
-    def customers_ordering(self, ranges: Sequence[tuple[date, date]]) -> pl.DataFrame:
-        """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`."""
+    def customers_ordering(self, ranges: Sequence[tuple[date | None, date]]) -> pl.DataFrame:
+        """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`
+        (first None: every day up to last); streamed, so only the distinct ids are held."""
         snapshot = self.delta("orders")
         if snapshot is None or not ranges:
             return pl.DataFrame(schema={"customer_id": pl.String})
-        within = pl.any_horizontal(pl.col("order_day").is_between(first, last) for first, last in ranges)
-        return self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique().collect()
+        day = pl.col("order_day")
+        within = pl.any_horizontal(day.is_between(first, last) if first else day <= last for first, last in ranges)
+        ids = self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique()
+        return ids.collect(engine="streaming")
 
-    def replace_feature_version(self, as_of: date, features: pl.DataFrame, orders_state: str) -> None:
-        """Write the feature version `as_of`, then (last: it marks the version made) the state of its orders."""
-        self.replace_days("customer_features", [as_of], features)
+    def replace_feature_version(self, as_of: date, parts: Iterable[pl.DataFrame], orders_state: str) -> None:
+        """Write the feature version `as_of` (its rows in `parts`, e.g. one per customer shard, as they come), then
+        (last: it marks the version made) the state of its orders."""
+        self.replace_days_in_parts("customer_features", [as_of], parts)
         source = pl.DataFrame({"as_of": [as_of], "orders_state": [orders_state]})
         self.write("feature_sources", source, {"as_of": as_of})
 
@@ -721,6 +733,21 @@ class WorkingStore:
 
 #: table URI -> (Delta version, days, frame) of the rows this process wrote last, for the tables in KEPT_IN_MEMORY
 _last_written: dict[str, tuple[int, frozenset[date], pl.DataFrame]] = {}
+
+
+def _shaped(table: str, rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` with the columns of store table `table`, cast to its registry types (missing ones null)."""
+    shape = STORE_TABLES[table].polars
+    return rows.select(pl.col(c).cast(t) if c in rows.columns else pl.lit(None, t).alias(c) for c, t in shape.items())
+
+
+def _within(table: str, days: list[date], rows: pl.DataFrame) -> pl.DataFrame:
+    """`rows` of the day-keyed `table`, refused when one is of a day outside `days`."""
+    day_column = STORE_TABLES[table].day
+    outside = rows.filter(~pl.col(day_column).is_in(days))
+    if not outside.is_empty():
+        raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
+    return rows
 
 
 def _touching(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
