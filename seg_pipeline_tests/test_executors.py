@@ -139,7 +139,7 @@ def _step_pids(home: Path) -> tuple[dg.DagsterRun, dict[str, int]]:
 def _env(published, tmp_path: Path, **extra: str) -> dict[str, str]:
     """The CLI's settings of the `published` fixture (same landing data and cadence) on fresh output paths."""
     settings = make_settings(tmp_path, Path(published[0].landing_dir), SEG_RETRAIN_EVERY_DAYS="1")
-    return {**cli_env(settings, tmp_path / "home"), "SEG_RETRAIN_EVERY_DAYS": "1", **extra}
+    return {**cli_env(settings, tmp_path / "home"), **extra}
 
 
 def test_a_multiprocess_run_in_three_customer_shards_equals_the_in_process_one(published, tmp_path):

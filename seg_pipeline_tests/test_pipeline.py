@@ -69,6 +69,7 @@ def cli_env(settings, home: Path) -> dict[str, str]:
         "SEG_WAREHOUSE_PATH": settings.warehouse_path,
         "SEG_PARTITION_START": settings.partition_start,
         "SEG_CUSTOMER_SHARDS": str(settings.customer_shards),
+        "SEG_RETRAIN_EVERY_DAYS": str(settings.retrain_every_days),
         "DAGSTER_HOME": str(home),
     }
 
