@@ -9,6 +9,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from seg_pipeline.core.shards import shard_of
 from seg_pipeline.defs.ingestion import ingestion_assets, rows_accounted_for, snapshot_size
 from seg_pipeline.defs.partitions import daily_partitions
 from seg_pipeline.defs.resources import build_resources
@@ -240,6 +241,27 @@ def test_an_order_id_accepted_on_another_day_is_quarantined_across_batches_and_r
     ]
     accepted = store.frame("select order_id from orders order by order_id")["order_id"].to_list()
     assert accepted == ["a", "b", "c", "x", "y"]
+
+
+def test_ingestion_in_customer_shards_stores_each_batch_as_a_file_per_shard(tmp_path, landing, monkeypatch):
+    """SEG_CUSTOMER_SHARDS = 3: each batch's accepted orders and profiles are three files, each of one shard's
+    customers (named so), holding exactly the rows an unsharded ingest accepts."""
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 200_000)  # several batches
+    stores = {n: WorkingStore(tmp_path / f"store-{n}") for n in (1, 3)}
+    for n, store in stores.items():
+        for kind in ("orders", "profiles"):
+            ingest.ingest(store, str(landing), kind, END, run_id="r", currency="USD", shards=n)
+    for table in ("orders", "profiles"):
+        snapshot = stores[3].delta(table)
+        files = pl.DataFrame(snapshot.get_add_actions(flatten=True))["path"].to_list()
+        tags = pl.Series(files).str.extract(r"-shard(\d)of3-").cast(pl.UInt32)
+        assert tags.null_count() == 0 and len(files) % 3 == 0 and len(files) >= (6 if table == "orders" else 3)
+        for path, tag in zip(files, tags, strict=True):
+            assert (shard_of(pl.read_parquet(Path(stores[3].table_uri(table)) / path)["customer_id"], 3) == tag).all()
+        rows = {n: store.read_parts(table, ["*"]) for n, store in stores.items()}
+        assert rows[3].sort(rows[3].columns).equals(rows[1].sort(rows[1].columns))
+    quarantined = [store.frame("select count(*) n from quarantine_orders")["n"][0] for store in stores.values()]
+    assert quarantined[0] == quarantined[1] > 0
 
 
 def test_a_great_expectations_failure_leaves_its_batch_stale(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 from deltalake import write_deltalake
 
+from seg_pipeline.core.shards import CustomerShard, shard_of, split_by_shard
 from seg_pipeline.storage.store import PART_TABLES, WorkingStore
 
 D1, D2 = date(2026, 1, 1), date(2026, 1, 2)
@@ -101,6 +102,53 @@ def test_read_parts_keeps_only_the_semi_join_keys(store: WorkingStore) -> None:
     )
     assert sorted(only.rows()) == [("c2", D1), ("c2", D2)]
     assert store.read_parts("orders", ["order_id"], until=date(2025, 1, 1)).is_empty()
+
+
+def _shard_files(store: WorkingStore, table: str) -> dict[str, pl.Series]:
+    """Each committed file of `table` (by name) and the customer ids it holds."""
+    folder = Path(store.table_uri(table))
+    return {
+        Path(uri).name: pl.read_parquet(folder / Path(uri).name)["customer_id"]
+        for uri in store.delta(table).file_uris()
+    }
+
+
+def test_rows_stored_in_customer_shards_are_a_tagged_file_per_shard_that_a_shard_read_alone_opens(store) -> None:
+    days = [date(2026, 1, d) for d in range(1, 6)]
+    rows = orders(*days, n=40)
+    store.replace_days_in_parts("orders", days, split_by_shard(rows, 3), shards=3)
+    files = _shard_files(store, "orders")
+    assert len(files) == 3
+    for name, ids in files.items():  # each file holds one shard's customers and says which
+        [k] = shard_of(ids, 3).unique().to_list()
+        assert f"-shard{k}of3-" in name
+    whole = store.read_parts("orders", ["*"]).sort("order_id")
+    for name in list(files):  # a shard's read opens only its own file: the others may be gone
+        k = int(name.split("-shard")[1][0])
+        others = [other for other in files if other != name]
+        hidden = {other: Path(store.table_uri("orders"), other).rename(Path(store.uri, other)) for other in others}
+        mine = store.read_parts("orders", ["*"], shard=CustomerShard(k, 3)).sort("order_id")
+        assert mine.equals(whole.filter(shard_of(whole["customer_id"], 3) == k))
+        for other, moved in hidden.items():
+            moved.rename(Path(store.table_uri("orders"), other))
+
+
+def test_a_day_replaced_in_a_sharded_batch_keeps_every_other_day_in_its_shard_file(store) -> None:
+    days = [date(2026, 1, d) for d in range(1, 6)]
+    store.replace_days_in_parts("orders", days, split_by_shard(orders(*days, n=40), 3), shards=3)
+    store.replace_days("orders", [days[2]], orders(days[2], n=7, tag="b"))  # untagged: any customer's rows
+    files = _shard_files(store, "orders")
+    tagged = {name: ids for name, ids in files.items() if "-shard" in name}
+    assert len(files) == 4 and len(tagged) == 3  # the batch's other days carried over, one file per shard
+    for name, ids in tagged.items():
+        assert shard_of(ids, 3).unique().to_list() == [int(name.split("-shard")[1][0])]
+    whole = store.read_parts("orders", ["*"])
+    assert whole.group_by("order_day").len().sort("order_day")["len"].to_list() == [40, 40, 7, 40, 40]
+    for shards in (3, 4):  # tagged for another count or untagged: hashed, never lost or doubled
+        parts = [store.read_parts("orders", ["*"], shard=CustomerShard(k, shards)) for k in range(shards)]
+        assert pl.concat(parts).sort("order_id").equals(whole.sort("order_id"))
+        for k, part in enumerate(parts):
+            assert (shard_of(part["customer_id"], shards) == k).all()
 
 
 def test_a_moved_store_still_reads_its_tables(store: WorkingStore, tmp_path) -> None:

@@ -76,6 +76,29 @@ def shard_expr(shards: int, column: str = "customer_id") -> pl.Expr:
     return pl.col(column).map_batches(lambda ids: shard_of(ids, shards), return_dtype=pl.UInt32).alias("shard")
 
 
+@dataclass(frozen=True)
+class CustomerShard:
+    """Shard `index` of `count`: the customers whose ``shard_of`` among `count` shards is `index`."""
+
+    index: int
+    count: int
+
+    def holds(self, column: str = "customer_id") -> pl.Expr:
+        """Whether a row's customer is in this shard."""
+        return shard_expr(self.count, column) == self.index
+
+
+def split_by_shard(rows: pl.DataFrame, shards: int, column: str = "customer_id") -> list[pl.DataFrame]:
+    """The rows of each shard 0 .. `shards` - 1 (in their order), each distinct id hashed once."""
+    ids = rows.get_column(column).unique()
+    if ids.null_count():
+        raise ValueError(f"{column}: a row without a customer has no shard")
+    of = ids.to_frame().with_columns(shard_of(ids, shards))
+    parts = rows.join(of, on=column, how="left", maintain_order="left").partition_by("shard", as_dict=True)
+    empty = rows.clear()
+    return [parts[(k,)].drop("shard") if (k,) in parts else empty for k in range(shards)]
+
+
 def value_counts(values: pl.Series) -> pl.DataFrame:
     """(value, count) of the non-null `values`, ascending by value: one shard's summary of a column."""
     known = values.drop_nulls()

@@ -92,6 +92,7 @@ def _run_ingest(
             run_id=context.run.run_id,
             currency=settings.currency,
             force_days=partition_days if force else (),
+            shards=settings.customer_shards,
         )
         counts = ingest.day_counts(working, kind, report.days)
         try:

@@ -43,11 +43,11 @@ def _population_asset(common: dict, shards: int) -> dg.AssetsDefinition:
     @dg.asset(deps=["churn_model", "cluster_model", "customer_features"], **common)
     def segments_population(context: dg.AssetExecutionContext, settings: PipelineSettings, store: StoreResource):
         """What every customer shard of a version scores with (BG/NBD, spend model, reasons' reference, propensity
-        model, RFM and tier cuts, from a few columns of every customer), and each shard's customers: staged."""
+        model, RFM and tier cuts, from a few columns of every customer): staged."""
         from seg_pipeline.services import segments
 
         def stage(working: WorkingStore, as_of: date):
-            return segments.stage_population(working, settings, as_of, shards)
+            return segments.stage_population(working, settings, as_of)
 
         base = _stage_each(context, store, stage)
         return dg.MaterializeResult(metadata={"segment_version": base.segment_version, "shards": shards,

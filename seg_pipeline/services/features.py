@@ -2,8 +2,9 @@
 
 Features are per customer, so the feature table of a set of customers is those customers' rows of the whole table.
 With `SEG_CUSTOMER_SHARDS` above 1 the step makes them shard by shard (`core.shards.shard_of`): each shard reads
-only its customers' orders and profiles, and its rows are stored as a file of the version as soon as they are
-made, so the step holds one shard's orders and features at a time, not the whole base's (README "Customer shards").
+only its customers' orders and profiles (from the files ingestion stored of that shard), and its rows are stored as
+a file of the version, tagged as that shard's, as soon as they are made, so the step holds one shard's orders and
+features at a time, not the whole base's (README "Customer shards").
 """
 
 from collections.abc import Iterator
@@ -14,8 +15,8 @@ import polars as pl
 
 from seg_pipeline import __version__
 from seg_pipeline.core.features import changed_day_ranges, compute_customer_features, roll_forward
-from seg_pipeline.core.shards import shard_of
-from seg_pipeline.services.inputs import customers_at, features_at, orders_until, profiles_at
+from seg_pipeline.core.shards import CustomerShard
+from seg_pipeline.services.inputs import features_at, orders_until, profiles_at
 from seg_pipeline.storage.store import WorkingStore
 
 #: a version at most this many days old is rolled forward; an older one would touch most customers anyway
@@ -54,13 +55,13 @@ def store_features(store: WorkingStore, as_of: date, shards: int = 1) -> Feature
 
     def parts() -> Iterator[pl.DataFrame]:
         nonlocal customers
-        for members in _shards(store, as_of, shards):
-            part = _features(store, as_of, members, previous_as_of, touched)
+        for shard in [CustomerShard(k, shards) for k in range(shards)] if shards > 1 else [None]:
+            part = _features(store, as_of, shard, previous_as_of, touched)
             customers += part.height
             heads.append(part.head(5))
             yield part
 
-    store.replace_feature_version(as_of, parts(), state)
+    store.replace_feature_version(as_of, parts(), state, shards)
     how = "from all orders" if touched is None else (
         f"rolled forward from {previous_as_of}, {touched.height:,} customers recomputed"
     )  # fmt: skip
@@ -68,28 +69,17 @@ def store_features(store: WorkingStore, as_of: date, shards: int = 1) -> Feature
     return FeatureVersion(customers, head, how + (f", in {shards} customer shards" if shards > 1 else ""))
 
 
-def _shards(store: WorkingStore, as_of: date, shards: int) -> Iterator[pl.DataFrame | None]:
-    """The customer_id of each shard of the version `as_of` (None: every customer, for one shard)."""
-    if shards == 1:
-        yield None
-        return
-    customers = customers_at(store, as_of)
-    member_of = shard_of(customers, shards)
-    for k in range(shards):
-        yield customers.filter(member_of == k).to_frame()
-
-
 def _features(
     store: WorkingStore,
     as_of: date,
-    customers: pl.DataFrame | None,
+    shard: CustomerShard | None,
     previous_as_of: date | None,
     touched: pl.DataFrame | None,
 ) -> pl.DataFrame:
-    """The feature rows at `as_of` of `customers` (None: all), rolled forward from `previous_as_of` when given."""
-    profiles = profiles_at(store, as_of, customers)
+    """The feature rows at `as_of` of customer `shard` (None: all), rolled forward from `previous_as_of` when given."""
+    profiles = profiles_at(store, as_of, shard=shard)
     if previous_as_of is None:
-        return compute_customer_features(orders_until(store, as_of, customers), profiles, as_of)
-    changed = touched if customers is None else touched.join(customers, on="customer_id", how="semi")
-    previous = features_at(store, previous_as_of, customers)
-    return roll_forward(previous, previous_as_of, orders_until(store, as_of, changed), profiles, as_of)
+        return compute_customer_features(orders_until(store, as_of, shard=shard), profiles, as_of)
+    changed = touched if shard is None else touched.filter(shard.holds())
+    previous = features_at(store, previous_as_of, shard=shard)
+    return roll_forward(previous, previous_as_of, orders_until(store, as_of, changed, shard), profiles, as_of)

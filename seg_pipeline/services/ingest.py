@@ -117,13 +117,15 @@ def ingest(
     run_id: str,
     currency: str,
     force_days: Iterable[date] = (),
+    shards: int = 1,
 ) -> IngestReport:
     """Bring the store up to date with the landing directory as of `until`.
 
     Ingests every landed day <= `until` that is new or changed, plus `force_days` even when
     unchanged. A file that cannot be read fails only its own day: the report lists the error
     and the other days are ingested. Days without files are empty, not errors. Each file is
-    hashed at most once.
+    hashed at most once. With `shards` above 1 (SEG_CUSTOMER_SHARDS) each batch's accepted rows
+    are stored in a file per customer shard, so a shard step reads only its customers' rows.
     """
     report = IngestReport(kind)
     scanned, known_prints, stale = _landed(store, landing_dir, kind, until)
@@ -145,7 +147,8 @@ def ingest(
             continue
         raw = pl.concat(frames, how="vertical_relaxed").filter(~pl.col(DAY_COLUMN[kind]).is_in(list(failed_days)))
         prints = {file.name: known_prints.get(file.name) for file in batch_files} | hashed.result()
-        _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency, accepted=accepted)
+        _write_batch(store, kind, raw, batch_files, prints, report, run_id=run_id, currency=currency,
+                     accepted=accepted, shards=shards)  # fmt: skip
     return report
 
 
@@ -174,6 +177,7 @@ def _write_batch(
     run_id: str,
     currency: str,
     accepted: _AcceptedOrders | None,
+    shards: int,
 ) -> None:
     day_col = DAY_COLUMN[kind]
     days = sorted({f.day for f in files})
@@ -207,7 +211,7 @@ def _write_batch(
         schema=schemas.LANDING_FILES.polars,
     )
     with store.replace_day_batch(
-        kind, days, raw=raw_rows, accepted=result.accepted, quarantined=quarantined, files=file_rows
+        kind, days, raw=raw_rows, accepted=result.accepted, quarantined=quarantined, files=file_rows, shards=shards
     ):
         # great-expectations validated the batch while its rows were written: counting its results waits for
         # that run, so a failure of it leaves the batch's days stale (no landing_files rows)

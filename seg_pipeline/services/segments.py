@@ -30,7 +30,7 @@ from seg_pipeline.core.segments import (
     version_id,
     version_of,
 )
-from seg_pipeline.core.shards import shard_asset, shard_of
+from seg_pipeline.core.shards import CustomerShard, shard_asset
 from seg_pipeline.services.inputs import features_at, profiles_at
 from seg_pipeline.services.prediction_checks import window_checks
 from seg_pipeline.settings import PipelineSettings
@@ -78,9 +78,9 @@ def build_version(
     return version.segments, _version_row(store, version, as_of, run_id, entries), version.seconds
 
 
-def stage_population(store: WorkingStore, settings: PipelineSettings, as_of: date, shards: int) -> Population:
-    """Stage what the `shards` shard steps of version `as_of` score with (`core.segments.population`, from a few
-    columns of every customer), the predictions' window checks, and each shard's customer_ids."""
+def stage_population(store: WorkingStore, settings: PipelineSettings, as_of: date) -> Population:
+    """Stage what the shard steps of version `as_of` score with (`core.segments.population`, from a few columns of
+    every customer) and the predictions' window checks."""
     entries = models_in_force(store, as_of)
     features = features_at(store, as_of, columns=POPULATION_COLUMNS)
     previous_as_of = store.previous_version(as_of)
@@ -96,9 +96,6 @@ def stage_population(store: WorkingStore, settings: PipelineSettings, as_of: dat
         checks = checked.result()
     staging = Staging(store)
     staging.put(f"{as_of}/population", (base, checks))
-    member_of = shard_of(features["customer_id"], shards)
-    for k in range(shards):
-        staging.put(_members(as_of, k, shards), features["customer_id"].filter(member_of == k))
     return base
 
 
@@ -114,9 +111,8 @@ def stage_shard(store: WorkingStore, settings: PipelineSettings, as_of: date, sh
             f"segments_population of {as_of} was made from other inputs (version {base.segment_version}, now "
             f"{current}): materialize segments_population and its shards for {as_of} again"
         )
-    members = staging.get(_members(as_of, shard, shards), f"the customers of shard {shard} of {shards} of {as_of} "
-                          "are not staged: materialize segments_population for it first")  # fmt: skip
-    scored = score_shard(as_of, features_at(store, as_of, members.to_frame()), entries, policy(settings), base)
+    features = features_at(store, as_of, shard=CustomerShard(shard, shards))
+    scored = score_shard(as_of, features, entries, policy(settings), base)
     staging.put(_scored(as_of, shard, shards), scored)
     return scored
 
@@ -152,10 +148,6 @@ def drop_staged(store: WorkingStore, as_of: date) -> None:
 def _population(staging: Staging, as_of: date) -> tuple[Population, dict]:
     return staging.get(f"{as_of}/population", f"nothing is staged for version {as_of}: materialize "
                        "segments_population for it first")  # fmt: skip
-
-
-def _members(as_of: date, shard: int, shards: int) -> str:
-    return f"{as_of}/members_{shard}_of_{shards}"
 
 
 def _scored(as_of: date, shard: int, shards: int) -> str:

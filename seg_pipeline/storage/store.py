@@ -53,6 +53,7 @@ from pyarrow.fs import FileSelector, FileType, PyFileSystem
 
 from seg_pipeline.core import schemas
 from seg_pipeline.core.schemas import Column, Kind, Table
+from seg_pipeline.core.shards import CustomerShard, split_by_shard
 
 #: rows per Parquet row group: several per day of a large table, so both cores read at once
 PART_ROW_GROUP = 131_072
@@ -78,8 +79,11 @@ COMMIT_ATTEMPTS = 6
 #: how the day-keyed tables' files are written (Polars): zstd level 1 (a fifth smaller than lz4, as fast)
 PARQUET = {"compression": "zstd", "compression_level": 1, "row_group_size": PART_ROW_GROUP}
 _WRITER = WriterProperties(compression="ZSTD", compression_level=1, max_row_group_size=PART_ROW_GROUP)
-#: a day-keyed table's data files: path (relative to the table), first and last day (null: no statistics), rows
-_FILES = {"path": pl.String, "first": pl.Date, "last": pl.Date, "rows": pl.Int64}
+#: a day-keyed table's data files: path (relative to the table), first and last day (null: no statistics), rows,
+#: and the customer shard (index of count) whose rows alone it holds (null: any customer's), from its name
+_FILES = {"path": pl.String, "first": pl.Date, "last": pl.Date, "rows": pl.Int64, "shard": pl.Int64, "shards": pl.Int64}
+#: a file of one customer shard's rows is named `<first day>-shard<index>of<count>-<uuid>.parquet`
+_SHARD_TAG = r"-shard(\d+)of(\d+)-"
 
 _DUCKDB_TYPES = {
     pl.String: "varchar", pl.Date: "date", pl.Int64: "bigint", pl.Int32: "integer", pl.Int8: "tinyint",
@@ -237,35 +241,32 @@ class WorkingStore:
                 self._refresh(table)
                 time.sleep(0.05 * 2**attempt)
 
-    def _replace_files(self, table: str, days: list[date], parts: Iterable[pl.DataFrame]) -> None:
-        """One commit adding a file of each of `parts` (each written once, as it comes: one in memory at a time) and
-        removing the files that hold any of `days`; their other days go to a file of their own. Lost to another
-        writer's commit, the removals (and that file) are planned again on the newer snapshot."""
-        day = DAY_TABLES[table].day
+    def _replace_files(
+        self, table: str, days: list[date], parts: Iterable[pl.DataFrame], shards: int = 1
+    ) -> None:
+        """One commit adding a file of each of `parts` (each written once, as it comes: one in memory at a time;
+        with `shards` above 1, part k tagged as shard k's) and removing the files that hold any of `days`; their other
+        days go to files of their own (one per shard tag). Lost to another writer's commit, the removals (and
+        those files) are planned again on the newer snapshot."""
         added, only = [], None  # the new files; the one part's rows (kept in memory below)
         for n, rows in enumerate(parts):
             if n == 0 and self.delta(table) is None:  # once the first part is made (and checked)
                 self._create(table)
             only = rows if n == 0 else None
-            if (action := self._put(table, rows)) is not None:
+            if (action := self._put(table, rows, CustomerShard(n, shards) if shards > 1 else None)) is not None:
                 added.append(action)
-        carried: tuple[frozenset[str], AddAction | None] | None = None  # (the files it replaces, their other days)
+        carried: tuple[frozenset[str], list[AddAction]] | None = None  # (the files it replaces, their other days)
         for attempt in range(COMMIT_ATTEMPTS):
             snapshot = self.delta(table) or self._create(table)
             touched = _touching(self._data_files(table, snapshot), days)
             plan = frozenset(touched["path"])
             if carried is None or carried[0] != plan:
-                if carried is not None and carried[1] is not None:
-                    self._delete_file(table, carried[1].path)
-                others = [
-                    self._scan_paths(table, [path]).filter(~pl.col(day).is_in(days)).collect()
-                    for path in _partly(touched, days)
-                ]
-                kept = pl.concat(others).sort(day, maintain_order=True) if others else None
-                carried = (plan, None if kept is None else self._put(table, kept))
+                for action in carried[1] if carried is not None else []:
+                    self._delete_file(table, action.path)
+                carried = (plan, self._carry(table, _partly(touched, days), days))
             now = int(time.time() * 1000)
             removed = [RemoveAction(path, True, now) for path in sorted(plan)]
-            actions = removed + added + ([carried[1]] if carried[1] else [])
+            actions = removed + added + carried[1]
             if not actions:
                 return
             base = snapshot.version()
@@ -288,6 +289,17 @@ class WorkingStore:
                     _last_written.pop(self.table_uri(table), None)
             return
 
+    def _carry(self, table: str, files: pl.DataFrame, days: list[date]) -> list[AddAction]:
+        """New files of the rows of `files` (see `_FILES`) of days other than `days`, one per shard tag."""
+        day = DAY_TABLES[table].day
+        carried = []
+        for (shard, shards), group in files.group_by("shard", "shards", maintain_order=True):
+            others = self._scan_paths(table, group["path"].to_list()).filter(~pl.col(day).is_in(days))
+            kept = others.collect().sort(day, maintain_order=True)
+            if (action := self._put(table, kept, CustomerShard(shard, shards) if shards else None)) is not None:
+                carried.append(action)
+        return carried
+
     def _create(self, table: str) -> DeltaTable:
         """Create the day-keyed `table`, empty, with its registry schema (unless another writer just did)."""
         try:
@@ -297,13 +309,15 @@ class WorkingStore:
             pass
         return self.delta(table)
 
-    def _put(self, table: str, rows: pl.DataFrame) -> AddAction | None:
-        """Write `rows` of the day-keyed `table` as a new Parquet file in its folder; the file's add action."""
+    def _put(self, table: str, rows: pl.DataFrame, shard: CustomerShard | None = None) -> AddAction | None:
+        """Write `rows` of the day-keyed `table` (of customer `shard` only, when given: its name says so) as a new
+        Parquet file in its folder; the file's add action."""
         if rows.is_empty():
             return None
         day = DAY_TABLES[table].day
         first, last = rows[day].min(), rows[day].max()
-        name = f"{first.isoformat()}-{uuid.uuid4().hex}.parquet"
+        tag = f"-shard{shard.index}of{shard.count}" if shard else ""
+        name = f"{first.isoformat()}{tag}-{uuid.uuid4().hex}.parquet"
         if self.local:
             path = Path(self.table_uri(table)) / name
             with self.owner_only():
@@ -338,6 +352,7 @@ class WorkingStore:
             "path",
             *(pl.col(c).alias(e) if c in actions.columns else pl.lit(None, pl.Date).alias(e) for e, c in ends.items()),
             pl.col("num_records").alias("rows"),
+            *(pl.col("path").str.extract(_SHARD_TAG, n).alias(name) for n, name in ((1, "shard"), (2, "shards"))),
         ).cast(_FILES)
 
     def _scan_paths(self, table: str, paths: Sequence[str]) -> pl.LazyFrame:
@@ -350,14 +365,29 @@ class WorkingStore:
         return pl.scan_parquet(uris).select(shape.names)  # each file has the registry's columns
 
     def _scan_days(
-        self, table: str, snapshot: DeltaTable, within: Sequence[tuple[date | None, date | None]] = ()
+        self,
+        table: str,
+        snapshot: DeltaTable,
+        within: Sequence[tuple[date | None, date | None]] = (),
+        shard: CustomerShard | None = None,
     ) -> pl.LazyFrame:
         """The rows of the files of `snapshot` whose days can fall within one of the (first, last) ranges (None:
-        open), or of every file; rows of other days in those files are not filtered out."""
+        open), or of every file; rows of other days in those files are not filtered out.
+
+        `shard`: only that customer shard's rows. Files tagged as another shard of the same count are skipped;
+        files tagged as this shard are read whole; the rows of untagged files (or of another count) are hashed.
+        """
         files = self._data_files(table, snapshot)
         if within:
             files = files.filter(pl.any_horizontal(_overlaps_range(first, last) for first, last in within))
-        return self._scan_paths(table, files["path"].to_list())
+        if shard is None:
+            return self._scan_paths(table, files["path"].to_list())
+        tagged = (pl.col("shards") == shard.count).fill_null(False)
+        mine = files.filter(tagged & (pl.col("shard") == shard.index))["path"].to_list()
+        mixed = files.filter(~tagged)["path"].to_list()
+        if not mixed:
+            return self._scan_paths(table, mine)
+        return pl.concat([self._scan_paths(table, mine), self._scan_paths(table, mixed).filter(shard.holds())])
 
     def scan(self, table: str) -> pl.LazyFrame:
         """`table` as of its current snapshot; a store table never written is empty with its registry schema."""
@@ -458,12 +488,16 @@ class WorkingStore:
         """Replace `days` of the day-keyed `table` with `rows` (which hold no other day): one Delta commit."""
         self.replace_days_in_parts(table, days, [rows])
 
-    def replace_days_in_parts(self, table: str, days: Sequence[date], parts: Iterable[pl.DataFrame]) -> None:
+    def replace_days_in_parts(
+        self, table: str, days: Sequence[date], parts: Iterable[pl.DataFrame], shards: int = 1
+    ) -> None:
         """`replace_days` with the rows in `parts`, each its own file, written as it comes (e.g. from a generator
-        making one customer shard at a time): one Delta commit."""
+        making one customer shard at a time): one Delta commit. With `shards` above 1, part k holds the rows of customer
+        shard k of `shards` only (`core.shards.split_by_shard`), and its file is tagged so: reads of one shard
+        (`read_parts(shard=)`) skip the other shards' files."""
         days = sorted(set(days))
         if days:
-            self._replace_files(table, days, (_shaped(table, _within(table, days, rows)) for rows in parts))
+            self._replace_files(table, days, (_shaped(table, _within(table, days, rows)) for rows in parts), shards)
 
     def keep_newest(self, table: str, keep: int, within_days: int = 0) -> list[date]:
         """Drop every day of the day-keyed `table` but the newest `keep` (0 keeps all) and those less than
@@ -493,18 +527,22 @@ class WorkingStore:
         until: date | None = None,
         day: date | None = None,
         semi: pl.DataFrame | None = None,
+        shard: CustomerShard | None = None,
     ) -> pl.DataFrame:
         """`columns` of part table `table` (every day, the days <= `until`, or the one `day`).
 
         `semi`: a one-column frame (e.g. a customer sample); keep only rows whose value in that column occurs in it.
+        `shard`: only that customer shard's rows, read from its own files where the table has them (`_scan_days`).
         """
         day_column, schema = PART_TABLES[table]
         snapshot = self.delta(table)
         if snapshot is None:
             return pl.DataFrame(schema=schema if list(columns) == ["*"] else {c: schema[c] for c in columns})
         rows = self._kept(table, snapshot, until, day)
+        if rows is not None and shard is not None:
+            rows = rows.filter(shard.holds())
         if rows is None:
-            rows = self._scan_days(table, snapshot, [(day, day or until)])
+            rows = self._scan_days(table, snapshot, [(day, day or until)], shard)
         if until is not None:
             rows = rows.filter(pl.col(day_column) <= until)
         if day is not None:
@@ -584,8 +622,10 @@ class WorkingStore:
         accepted: pl.DataFrame,
         quarantined: pl.DataFrame,
         files: pl.DataFrame,
+        shards: int = 1,
     ) -> Iterator[None]:
-        """Replace `days` of `kind` in its raw, accepted and quarantine tables, then in `landing_files`.
+        """Replace `days` of `kind` in its raw, accepted and quarantine tables, then in `landing_files`; with
+        `shards` above 1 the accepted rows go in a file per customer shard (`replace_days_in_parts`).
 
         The rows are written on entering the block (a commit per table), the `landing_files` rows when it ends
         without an error. Until then the days are stale: a crash or an error in between makes the next run
@@ -593,7 +633,8 @@ class WorkingStore:
         """
         raw_table, accepted_table, quarantine_table = schemas.INGESTED[kind]
         self.replace_days(raw_table.name, days, raw)
-        self.replace_days(accepted_table.name, days, accepted)
+        parts = split_by_shard(accepted, shards) if shards > 1 else [accepted]
+        self.replace_days_in_parts(accepted_table.name, days, parts, shards)
         self.replace_days(quarantine_table.name, days, quarantined)
         yield
         self.write("landing_files", files, {"kind": kind, "day": list(days)})
@@ -632,10 +673,12 @@ class WorkingStore:
         ids = self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique()
         return ids.collect(engine="streaming")
 
-    def replace_feature_version(self, as_of: date, parts: Iterable[pl.DataFrame], orders_state: str) -> None:
-        """Write the feature version `as_of` (its rows in `parts`, e.g. one per customer shard, as they come), then
-        (last: it marks the version made) the state of its orders."""
-        self.replace_days_in_parts("customer_features", [as_of], parts)
+    def replace_feature_version(
+        self, as_of: date, parts: Iterable[pl.DataFrame], orders_state: str, shards: int = 1
+    ) -> None:
+        """Write the feature version `as_of` (its rows in `parts`: one per customer shard, as they come, with
+        `shards` above 1), then (last: it marks the version made) the state of its orders."""
+        self.replace_days_in_parts("customer_features", [as_of], parts, shards)
         source = pl.DataFrame({"as_of": [as_of], "orders_state": [orders_state]})
         self.write("feature_sources", source, {"as_of": as_of})
 
@@ -762,8 +805,8 @@ def _touching(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
     )
 
 
-def _partly(files: pl.DataFrame, days: list[date]) -> list[str]:
-    """The paths of `files` that can hold a day other than `days` (their other days are carried over)."""
+def _partly(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
+    """The `files` that can hold a day other than `days` (their other days are carried over)."""
     wanted = set(days)
 
     def covered(first: date | None, last: date | None) -> bool:
@@ -773,7 +816,8 @@ def _partly(files: pl.DataFrame, days: list[date]) -> list[str]:
             and all(first + timedelta(days=n) in wanted for n in range((last - first).days + 1))
         )
 
-    return [path for path, first, last in files.select("path", "first", "last").iter_rows() if not covered(first, last)]
+    partly = [not covered(first, last) for first, last in files.select("first", "last").iter_rows()]
+    return files.filter(pl.Series(partly, dtype=pl.Boolean))
 
 
 def _overlaps_range(first: date | None, last: date | None) -> pl.Expr:
