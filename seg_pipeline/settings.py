@@ -97,9 +97,11 @@ SETTINGS_DOC: dict[str, tuple[str, str]] = {
     ),
     "SEG_CUSTOMER_SHARDS": (
         "1",
-        "customer shards: above 1, customer_features is made one shard at a time (the memory of one shard), and a "
-        "population step, one step per shard (in parallel under the multiprocess, celery or k8s executor) and a "
-        f"publish step make each version, the same as in one step; at most {MAX_SHARDS}, see Customer shards",
+        "customer shards: above 1, ingestion stores each batch's accepted orders and profiles as a file per shard, "
+        "one step per shard makes customer_features from its own files and customer_features commits them, and a "
+        "population step, one step per shard and a publish step make each version (the shard steps in parallel under "
+        "the multiprocess, celery or k8s executor), the same as in one step; at most "
+        f"{MAX_SHARDS}, see Customer shards",
     ),
     "SEG_EXECUTOR_CONFIG": (
         "(none)",

@@ -78,9 +78,12 @@ def test_memory_is_sampled_per_process_and_a_step_run_in_its_own_process_gets_th
     assert peaks["own"] > 300 > peaks["in_run"]
 
 
-def test_the_steps_of_a_sharded_version_count_as_the_segments_stage(tmp_path) -> None:
+def test_the_steps_of_a_sharded_version_count_as_the_features_and_segments_stages(tmp_path) -> None:
     env = {"SEG_LANDING_DIR": str(tmp_path), "SEG_WAREHOUSE_PATH": str(tmp_path / "segments.duckdb")}
     stages = bench._step_stages({**env, "SEG_CUSTOMER_SHARDS": "3"})
     assert {step for step, stage in stages.items() if stage == "segments"} == {
         "customer_segments", "segments_population", "segments_shard_0", "segments_shard_1", "segments_shard_2"
+    }  # fmt: skip
+    assert {step for step, stage in stages.items() if stage == "features"} == {
+        "customer_features", "features_shard_0", "features_shard_1", "features_shard_2"
     }  # fmt: skip

@@ -243,9 +243,11 @@ def test_a_failing_shard_is_retried_alone_and_the_ui_reexecutes_only_it_once_it_
     shutil.rmtree(taken)  # before its retry (TRANSIENT_RETRY waits 5 s)
     assert first.wait(timeout=300) == 0, first.stderr.read()
     [one] = instance.get_runs(dg.RunsFilter(tags={"dagster/partition": str(day_one)}))
-    assert _steps(instance, one.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY) == {"segments_shard_1": 1}
+    # TRANSIENT_RETRY's jitter may start the first retry before the path is freed: then a second retry succeeds
+    [(retried, retries)] = _steps(instance, one.run_id, dg.DagsterEventType.STEP_UP_FOR_RETRY).items()
+    assert retried == "segments_shard_1" and retries in (1, 2)
     started = _steps(instance, one.run_id, *STARTS)
-    assert {step: n for step, n in started.items() if n > 1} == {"segments_shard_1": 2}  # the others ran once
+    assert {step: n for step, n in started.items() if n > 1} == {"segments_shard_1": retries + 1}  # the others once
 
     taken = _taken(settings, END)
     failed = cli(env, "materialize", "--as-of", str(END))

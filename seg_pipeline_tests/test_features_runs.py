@@ -22,7 +22,7 @@ def features_run(settings, instance, day) -> str:
     """Materialize ingestion and features for partition `day`; how the features were computed."""
     partitions = daily_partitions(settings.partition_start)
     result = dg.materialize(
-        [*ingestion_assets(partitions), *feature_assets(partitions)],
+        [*ingestion_assets(partitions), *feature_assets(partitions, settings.customer_shards)],
         partition_key=day.isoformat(),
         resources=build_resources(settings),
         instance=instance,
@@ -93,6 +93,47 @@ def test_features_made_shard_by_shard_equal_the_whole_table_and_roll_forward_acr
     for path in files.filter(pl.col("min.as_of") == END)["path"]:
         ids = pl.read_parquet(Path(store.table_uri("customer_features")) / path)["customer_id"]
         assert ids.is_sorted() and shard_of(ids, 3).n_unique() == 1  # each of one shard's customers only
+
+
+def test_customer_features_commits_only_shards_made_from_the_orders_stored_now(tmp_path, landing, instance):
+    """The commit step refuses in one line, without retries, a shard not staged, made from other orders, or whose
+    file is gone; the shard steps' files then stay out of the table."""
+    settings = make_settings(tmp_path, landing, SEG_CUSTOMER_SHARDS="2")
+    partitions = daily_partitions(settings.partition_start)
+    assets = [*ingestion_assets(partitions), *feature_assets(partitions, 2)]
+
+    def run(*keys: str) -> dg.ExecuteInProcessResult:
+        selection = dg.AssetSelection.assets(*keys).required_multi_asset_neighbors()
+        return dg.materialize(assets, selection=selection, partition_key=END.isoformat(),
+                              resources=build_resources(settings), instance=instance, raise_on_error=False)  # fmt: skip
+
+    def refusal(result: dg.ExecuteInProcessResult) -> str:
+        [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        return failure.step_failure_data.error.message.strip()
+
+    assert run("orders", "profiles").success
+    assert refusal(run("customer_features")).endswith(
+        f"shard 0 of 2 of the features of {END} is not staged: materialize features_shard_0 for it first"
+    )
+    assert run("features_shard_0", "features_shard_1").success
+    store = WorkingStore(settings.store_uri)
+    assert store.read_parts("customer_features", ["customer_id"]).is_empty()  # made, not committed
+    path = Path(settings.landing_dir) / "orders" / f"{END}.csv"
+    pl.read_csv(path, infer_schema=False).with_columns(pl.lit("1.5").alias("amount")).write_csv(path)
+    assert run("orders").success  # the orders the shards were made from are replaced
+    assert refusal(run("customer_features")).endswith(
+        f"features_shard_0 of {END} cannot be committed (it was made from other orders than stored now): "
+        f"materialize the feature shards of {END} again"
+    )
+    assert run("features_shard_0", "features_shard_1").success
+    for made in Path(store.table_uri("customer_features")).glob("*-shard1of2-*.parquet"):
+        made.unlink()  # e.g. deleted by a VACUUM long after the shard step
+    assert refusal(run("customer_features")).endswith(
+        f"features_shard_1 of {END} cannot be committed (its file is gone): materialize the feature shards of "
+        f"{END} again"
+    )
+    assert run("features_shard_1", "customer_features").success
+    assert_equals_full_computation(settings, END)
 
 
 def _touched(settings, previous_as_of, as_of) -> int:

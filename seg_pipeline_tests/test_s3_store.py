@@ -15,6 +15,7 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 
 from seg_pipeline.launch.runs import materialize_as_of
+from seg_pipeline.storage.staging import Staging, StagingMissing
 from seg_pipeline.storage.store import WorkingStore
 from seg_pipeline_tests.conftest import END, make_settings
 
@@ -60,12 +61,16 @@ def _segments(path: str) -> list[tuple]:
         return con.execute("select * from customer_segments order by as_of, customer_id").fetchall()
 
 
-def test_a_run_with_the_store_on_s3_publishes_what_a_local_store_does(s3, published, small_landing, tmp_path):
-    local, _ = published  # the same two versions, made with the store on a local path
+def test_a_run_in_customer_shards_with_the_store_on_s3_publishes_what_a_local_store_does(
+    s3, published, small_landing, tmp_path
+):
+    """In two shards, so the shard-tagged files, the uncommitted feature shards and the staging are on S3 too."""
+    local, _ = published  # the same two versions, made in one piece with the store on a local path
     landing = Path(shutil.copytree(small_landing, tmp_path / "landing"))
     settings = make_settings(
-        tmp_path, landing, SEG_RETRAIN_EVERY_DAYS="1", SEG_STORE_URI=f"s3://{BUCKET}/seg/store"
-    )
+        tmp_path, landing, SEG_RETRAIN_EVERY_DAYS="1", SEG_STORE_URI=f"s3://{BUCKET}/seg/store",
+        SEG_CUSTOMER_SHARDS="2",
+    )  # fmt: skip
     assert settings.store_uri == f"s3://{BUCKET}/seg/store"
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
@@ -81,4 +86,18 @@ def test_a_run_with_the_store_on_s3_publishes_what_a_local_store_does(s3, publis
     assert store.version_summary(END)["customers"] == len([r for r in on_s3 if r[0] == END])
     assert sorted(p.name for p in Path(settings.warehouse_path).parent.iterdir() if "store" in p.name) == []
     objects = boto3.client("s3", endpoint_url=s3, region_name="us-east-1").list_objects_v2(Bucket=BUCKET)
-    assert objects["KeyCount"] > 0 and all(o["Key"].startswith("seg/store/") for o in objects["Contents"])
+    keys = [o["Key"] for o in objects["Contents"]]
+    assert objects["KeyCount"] > 0 and all(key.startswith("seg/store/") for key in keys)
+    for table in ("orders", "profiles", "customer_features"):  # stored by shard; the staging is gone once published
+        assert {f"shard{k}of2" for k in (0, 1)} <= {key.split("-")[3] for key in keys if f"/{table}/20" in key}
+    assert not [key for key in keys if "/_staging/" in key]
+
+
+def test_what_sharded_steps_stage_round_trips_through_s3(s3):
+    store = WorkingStore(f"s3://{BUCKET}/seg/store")
+    staging = Staging(store)
+    staging.put("2026-06-30/population", {"rows": list(range(1000))})
+    assert staging.get("2026-06-30/population", "missing") == {"rows": list(range(1000))}
+    staging.drop("2026-06-30")
+    with pytest.raises(StagingMissing, match="^not staged$"):
+        staging.get("2026-06-30/population", "not staged")

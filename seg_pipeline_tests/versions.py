@@ -37,7 +37,7 @@ def rows(table: Table, day: date, customers: int, **values: object) -> pl.DataFr
 
 def add_version(store: WorkingStore, day: date, customers: int = 1_000) -> None:
     """Version `day` of the per-customer tables, its segment_versions row and its mart row."""
-    store.replace_feature_version(day, [rows(CUSTOMER_FEATURES, day, customers)], f"orders-{day}")
+    store.replace_feature_version(day, rows(CUSTOMER_FEATURES, day, customers), f"orders-{day}")
     store.replace_segment_version(
         day,
         rows(CUSTOMER_SEGMENTS, day, customers, segment_version=f"v{day}", rfm_segment="Champions"),

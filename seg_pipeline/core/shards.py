@@ -45,6 +45,11 @@ def shard_asset(shard: int) -> str:
     return f"segments_shard_{shard}"
 
 
+def feature_shard_asset(shard: int) -> str:
+    """The name of the Dagster asset (and step) that makes the features of customer shard `shard`."""
+    return f"features_shard_{shard}"
+
+
 def jump_hash(keys: np.ndarray, buckets: int) -> np.ndarray:
     """Lamping & Veach's jump consistent hash of each uint64 key into [0, buckets), as int64.
 

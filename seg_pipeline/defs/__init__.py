@@ -32,7 +32,7 @@ def build_definitions(settings: PipelineSettings) -> dg.Definitions:
     marts = load_sql_models(sql_dir)
     assets = [
         *ingestion_assets(partitions),
-        *feature_assets(partitions),
+        *feature_assets(partitions, settings.customer_shards),
         *model_assets(partitions, settings.customer_shards),
         *mart_assets(partitions, sql_dir, {"churn_horizon_days": settings.churn_horizon_days}, marts),
         *warehouse_assets(partitions, marts),

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from seg_pipeline.core.segments import PREDICTIONS
-from seg_pipeline.core.shards import shard_asset
+from seg_pipeline.core.shards import feature_shard_asset, shard_asset
 from seg_pipeline.settings import RETRAIN_EVERY_DAYS, PipelineSettings  # RETRAIN_EVERY_DAYS: the runs' default
 from seg_pipeline.storage.landing import COLUMNS
 from seg_pipeline.storage.sql_models import load_sql_models
@@ -349,10 +349,11 @@ def _meminfo_kb(field: str) -> int:
 
 
 def _step_stages(env: dict) -> dict[str, str]:
-    """STEP_STAGES and, for the settings in `env` (the materialize process's): as "segments", the population and
+    """STEP_STAGES and, for the settings in `env` (the materialize process's): as "features" and "segments", the
     shard steps of a sharded version; as "marts", the SQL models."""
     settings = PipelineSettings.from_env(env)
-    shards = {shard_asset(k): "segments" for k in range(settings.customer_shards)}
+    shards = {name(k): stage for k in range(settings.customer_shards)
+              for name, stage in ((feature_shard_asset, "features"), (shard_asset, "segments"))}  # fmt: skip
     marts = {model.name: "marts" for model in load_sql_models(Path(settings.sql_dir))}
     return {**STEP_STAGES, **shards, **marts}
 

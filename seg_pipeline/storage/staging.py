@@ -36,8 +36,7 @@ class Staging:
         data = pickle.dumps(value, protocol=5)
         path = f"{FOLDER}/{name}.pkl"
         if not self.store.local:
-            with self.store.filesystem().open_output_stream(path) as out:
-                out.write(data)
+            self.store.put_object(path, data)
             return
         target = Path(self.store.uri) / path
         with self.store.owner_only():

@@ -245,16 +245,30 @@ class WorkingStore:
         self, table: str, days: list[date], parts: Iterable[pl.DataFrame], shards: int = 1
     ) -> None:
         """One commit adding a file of each of `parts` (each written once, as it comes: one in memory at a time;
-        with `shards` above 1, part k tagged as shard k's) and removing the files that hold any of `days`; their other
-        days go to files of their own (one per shard tag). Lost to another writer's commit, the removals (and
-        those files) are planned again on the newer snapshot."""
+        with `shards` above 1, part k tagged as shard k's) in place of the files that hold any of `days`."""
         added, only = [], None  # the new files; the one part's rows (kept in memory below)
         for n, rows in enumerate(parts):
-            if n == 0 and self.delta(table) is None:  # once the first part is made (and checked)
-                self._create(table)
             only = rows if n == 0 else None
-            if (action := self._put(table, rows, CustomerShard(n, shards) if shards > 1 else None)) is not None:
+            if (action := self.put_file(table, rows, CustomerShard(n, shards) if shards > 1 else None)) is not None:
                 added.append(action)
+        self.replace_days_with_files(table, days, added, only)
+
+    def put_file(self, table: str, rows: pl.DataFrame, shard: CustomerShard | None = None) -> AddAction | None:
+        """Write `rows` of the day-keyed `table` (of customer `shard` only, when given) as a new Parquet file of it
+        that no commit names yet (`replace_days_with_files` does; VACUUM deletes it if none ever does)."""
+        if not rows.is_empty() and self.delta(table) is None:  # once there are rows (made and checked)
+            self._create(table)
+        return self._put(table, rows, shard)
+
+    def replace_days_with_files(
+        self, table: str, days: Sequence[date], added: Sequence[AddAction], only: pl.DataFrame | None = None
+    ) -> None:
+        """One commit adding the files `added` (`put_file`, of no other day) and removing the files that hold any of
+        `days`; their other days go to files of their own (one per shard tag). Lost to another writer's commit, the
+        removals (and those files) are planned again on the newer snapshot. `only`: the rows of the one file added,
+        kept in memory for the next read of a table in KEPT_IN_MEMORY."""
+        days = sorted(set(days))
+        added = list(added)
         carried: tuple[frozenset[str], list[AddAction]] | None = None  # (the files it replaces, their other days)
         for attempt in range(COMMIT_ATTEMPTS):
             snapshot = self.delta(table) or self._create(table)
@@ -330,12 +344,26 @@ class WorkingStore:
                  "nullCount": {day: rows[day].null_count()}}  # fmt: skip
         return AddAction(name, size, {}, int(time.time() * 1000), True, json.dumps(stats))
 
+    def has_file(self, table: str, path: str) -> bool:
+        """Whether the data file `path` (relative to `table`, as its log names it) is there."""
+        if self.local:
+            return (Path(self.table_uri(table)) / unquote(path)).is_file()
+        return self.filesystem().get_file_info(f"{table}/{unquote(path)}").type == FileType.File
+
     def _delete_file(self, table: str, path: str) -> None:
         """Delete a file written for a commit that was then planned again (no commit names it)."""
         if self.local:
             (Path(self.table_uri(table)) / unquote(path)).unlink(missing_ok=True)
         else:
             self.filesystem().delete_file(f"{table}/{unquote(path)}")
+
+    def put_object(self, path: str, data: bytes) -> None:
+        """Write `data` as the object `path` (relative to the store) of an object store, whole or not at all."""
+        # delta-rs' own stream (the handler's `_handler`): pyarrow's wrapper of it hands its `write` a pyarrow
+        # Buffer, which it refuses (deltalake 1.x; test_s3_store covers it)
+        stream = DeltaStorageHandler(self.uri)._handler.open_output_stream(path, None)
+        stream.write(data)
+        stream.close()
 
     def filesystem(self) -> PyFileSystem:
         """The store's object storage, as delta-rs reaches it (its credentials from the environment)."""
@@ -662,23 +690,37 @@ class WorkingStore:
         rows = self.read("feature_sources", pl.col("as_of").is_between(since, before, closed="left"))
         return list(rows.sort("as_of", descending=True).iter_rows())
 
-    def customers_ordering(self, ranges: Sequence[tuple[date | None, date]]) -> pl.DataFrame:
+    def customers_ordering(
+        self, ranges: Sequence[tuple[date | None, date]], shard: CustomerShard | None = None
+    ) -> pl.DataFrame:
         """The distinct customer_id of the accepted orders whose order_day is in any of the (first, last) `ranges`
-        (first None: every day up to last); streamed, so only the distinct ids are held."""
+        (first None: every day up to last), of customer `shard` only when given; streamed, so only the distinct
+        ids are held."""
         snapshot = self.delta("orders")
         if snapshot is None or not ranges:
             return pl.DataFrame(schema={"customer_id": pl.String})
         day = pl.col("order_day")
         within = pl.any_horizontal(day.is_between(first, last) if first else day <= last for first, last in ranges)
-        ids = self._scan_days("orders", snapshot, ranges).filter(within).select("customer_id").unique()
+        ids = self._scan_days("orders", snapshot, ranges, shard).filter(within).select("customer_id").unique()
         return ids.collect(engine="streaming")
 
-    def replace_feature_version(
-        self, as_of: date, parts: Iterable[pl.DataFrame], orders_state: str, shards: int = 1
-    ) -> None:
-        """Write the feature version `as_of` (its rows in `parts`: one per customer shard, as they come, with
-        `shards` above 1), then (last: it marks the version made) the state of its orders."""
-        self.replace_days_in_parts("customer_features", [as_of], parts, shards)
+    def replace_feature_version(self, as_of: date, rows: pl.DataFrame, orders_state: str) -> None:
+        """Write the feature version `as_of`, then (last: it marks the version made) the state of its orders."""
+        self.replace_days("customer_features", [as_of], rows)
+        self._made_features(as_of, orders_state)
+
+    def put_feature_shard(self, as_of: date, rows: pl.DataFrame, shard: CustomerShard) -> AddAction | None:
+        """Write customer `shard`'s rows of the feature version `as_of` as a file no commit names yet."""
+        table = "customer_features"
+        return self.put_file(table, _shaped(table, _within(table, [as_of], rows)), shard)
+
+    def commit_feature_shards(self, as_of: date, files: Sequence[AddAction], orders_state: str) -> None:
+        """Make the files of every shard (`put_feature_shard`) the feature version `as_of` in one commit, then (last)
+        record the state of its orders."""
+        self.replace_days_with_files("customer_features", [as_of], files)
+        self._made_features(as_of, orders_state)
+
+    def _made_features(self, as_of: date, orders_state: str) -> None:
         source = pl.DataFrame({"as_of": [as_of], "orders_state": [orders_state]})
         self.write("feature_sources", source, {"as_of": as_of})
 
