@@ -45,8 +45,9 @@ def executor_definition(kind: str) -> dg.ExecutorDefinition:
         ) from None
 
 
-def executor_config(kind: str, path: str) -> dict[str, Any]:
-    """The `execution: config:` block of the YAML file at `path`, valid for executor `kind` ({} when no file)."""
+def executor_config(kind: str, path: str, definition: dg.ExecutorDefinition | None = None) -> dict[str, Any]:
+    """The `execution: config:` block of the YAML file at `path`, valid for executor `kind` (its `definition`, if
+    already at hand); {} when no file."""
     if not path:
         return {}
     where = f"SEG_EXECUTOR_CONFIG: {path}"
@@ -58,7 +59,8 @@ def executor_config(kind: str, path: str) -> dict[str, Any]:
     config = execution.get("config") if isinstance(execution, dict) else None
     if not isinstance(config, dict):
         raise SettingsError(f"{where}: expected a mapping under `execution: config:` (the executor's config)")
-    result = validate_config(executor_definition(kind).config_schema.config_type, config)
+    definition = definition or executor_definition(kind)
+    result = validate_config(definition.config_schema.config_type, config)
     if not result.success:
         first = " ".join(result.errors[0].message.split()).split(" Expected: ")[0]
         raise SettingsError(f"{where}: not a valid config of the {kind} executor: {first}")
@@ -68,5 +70,5 @@ def executor_config(kind: str, path: str) -> dict[str, Any]:
 def build_executor(settings: PipelineSettings) -> dg.ExecutorDefinition:
     """The executor of every job of the code location, configured by SEG_EXECUTOR_CONFIG when it is set."""
     definition = executor_definition(settings.executor)
-    config = executor_config(settings.executor, settings.executor_config)
+    config = executor_config(settings.executor, settings.executor_config, definition)
     return definition.configured(config) if config else definition
