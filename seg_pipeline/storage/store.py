@@ -554,27 +554,23 @@ class WorkingStore:
         *,
         until: date | None = None,
         day: date | None = None,
-        days: Sequence[date] | None = None,
         semi: pl.DataFrame | None = None,
         shard: CustomerShard | None = None,
     ) -> pl.DataFrame:
-        """`columns` of part table `table` (every day, the days <= `until`, the one `day`, or the `days`).
+        """`columns` of part table `table` (every day, the days <= `until`, or the one `day`).
 
         `semi`: a one-column frame (e.g. a customer sample); keep only rows whose value in that column occurs in it.
         `shard`: only that customer shard's rows, read from its own files where the table has them (`_scan_days`).
         """
         day_column, schema = PART_TABLES[table]
         snapshot = self.delta(table)
-        if snapshot is None or (days is not None and not days):
+        if snapshot is None:
             return pl.DataFrame(schema=schema if list(columns) == ["*"] else {c: schema[c] for c in columns})
-        rows = None if days is not None else self._kept(table, snapshot, until, day)
+        rows = self._kept(table, snapshot, until, day)
         if rows is not None and shard is not None:
             rows = rows.filter(shard.holds())
         if rows is None:
-            within = [(d, d) for d in days] if days is not None else [(day, day or until)]
-            rows = self._scan_days(table, snapshot, within, shard)
-        if days is not None:
-            rows = rows.filter(pl.col(day_column).is_in(list(days)))
+            rows = self._scan_days(table, snapshot, [(day, day or until)], shard)
         if until is not None:
             rows = rows.filter(pl.col(day_column) <= until)
         if day is not None:
