@@ -121,8 +121,7 @@ def _make(store: WorkingStore, as_of: date, shard: CustomerShard | None) -> tupl
 
 def _described(made: list[_Made], shards: int = 1) -> FeatureVersion:
     """The `FeatureVersion` of the shards (or the one table) `made`."""
-    heads = [part.head for part in made]
-    head = pl.concat(heads).sort("customer_id").head(5) if heads else pl.DataFrame()
+    head = pl.concat([part.head for part in made]).sort("customer_id").head(5)
     sources = {part.previous_as_of for part in made}
     if sources == {None}:
         how = "from all orders"

@@ -519,13 +519,13 @@ class WorkingStore:
     def replace_days_in_parts(
         self, table: str, days: Sequence[date], parts: Iterable[pl.DataFrame], shards: int = 1
     ) -> None:
-        """`replace_days` with the rows in `parts`, each its own file, written as it comes (e.g. from a generator
-        making one customer shard at a time): one Delta commit. With `shards` above 1, part k holds the rows of customer
+        """`replace_days` with the rows in `parts`, each its own file, written as it comes (one in memory at a
+        time when `parts` is a generator): one Delta commit. With `shards` above 1, part k holds the rows of customer
         shard k of `shards` only (`core.shards.split_by_shard`), and its file is tagged so: reads of one shard
         (`read_parts(shard=)`) skip the other shards' files."""
         days = sorted(set(days))
         if days:
-            self._replace_files(table, days, (_shaped(table, _within(table, days, rows)) for rows in parts), shards)
+            self._replace_files(table, days, (_within(table, days, rows) for rows in parts), shards)
 
     def keep_newest(self, table: str, keep: int, within_days: int = 0) -> list[date]:
         """Drop every day of the day-keyed `table` but the newest `keep` (0 keeps all) and those less than
@@ -712,7 +712,7 @@ class WorkingStore:
     def put_feature_shard(self, as_of: date, rows: pl.DataFrame, shard: CustomerShard) -> AddAction | None:
         """Write customer `shard`'s rows of the feature version `as_of` as a file no commit names yet."""
         table = "customer_features"
-        return self.put_file(table, _shaped(table, _within(table, [as_of], rows)), shard)
+        return self.put_file(table, _within(table, [as_of], rows), shard)
 
     def commit_feature_shards(self, as_of: date, files: Sequence[AddAction], orders_state: str) -> None:
         """Make the files of every shard (`put_feature_shard`) the feature version `as_of` in one commit, then (last)
@@ -827,12 +827,13 @@ def _shaped(table: str, rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def _within(table: str, days: list[date], rows: pl.DataFrame) -> pl.DataFrame:
-    """`rows` of the day-keyed `table`, refused when one is of a day outside `days`."""
+    """`rows` of the day-keyed `table` in its registry shape (`_shaped`), refused when one is of a day outside
+    `days`."""
     day_column = STORE_TABLES[table].day
     outside = rows.filter(~pl.col(day_column).is_in(days))
     if not outside.is_empty():
         raise ValueError(f"{table}: rows of {outside[day_column][0]} are outside the days being replaced")
-    return rows
+    return _shaped(table, rows)
 
 
 def _touching(files: pl.DataFrame, days: list[date]) -> pl.DataFrame:
